@@ -1,0 +1,43 @@
+# Two commands: `make run` and `make test`. Everything else they need, they install.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export CONNECTOR_HOME ?= $(CURDIR)/.connector
+
+.PHONY: setup run test lint typecheck bench soak clean sandbox
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the daemon on the demo flows, with an embedded Postgres under .connector/
+run: setup
+	$(VENV)/bin/connector run --config config/demo.yaml
+
+## test: lint, types, then the whole suite against a throwaway Postgres
+test: setup lint typecheck
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check connector triggers actions tests bench
+	$(VENV)/bin/ruff format --check connector triggers actions tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+bench: setup
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+soak: setup
+	$(PY) -m pytest -m slow tests
+
+sandbox: setup
+	$(VENV)/bin/connector sandbox --port 8525 --seed demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""SendPulse actions, one module each, named as imperative verbs."""

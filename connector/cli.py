@@ -1,0 +1,208 @@
+"""The command line: the only place that parses argv.
+
+Exit codes: 0 success, 1 a runtime failure, 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from connector import __version__
+from connector import logging as connector_logging
+from connector.errors import ConfigError, ConfigInvalid
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+DEFAULT_CONFIG = "config/flows.yaml"
+
+log = structlog.get_logger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="connector",
+        description=(
+            "A self-hosted sync worker for SendPulse: polls accounts for trigger events and "
+            "delivers them to the actions your YAML flows name."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"connector {__version__}")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env LOG_LEVEL)")
+    parser.add_argument("--log-format", choices=["json", "console"], help="(env LOG_FORMAT)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the worker daemon on a flow file")
+    run.add_argument(
+        "--config",
+        "-c",
+        default=os.environ.get("CONNECTOR_CONFIG", DEFAULT_CONFIG),
+        help=f"flow file (env CONNECTOR_CONFIG, default {DEFAULT_CONFIG})",
+    )
+
+    check = commands.add_parser("check", help="validate a flow file and list what it defines")
+    check.add_argument("config", help="flow file to validate")
+    check.add_argument("--json", action="store_true", help="print problems as JSON lines")
+
+    commands.add_parser("schema", help="print the flow file JSON Schema (for editors)")
+
+    db = commands.add_parser("db", help="database migrations")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_commands.add_parser("migrate", help="apply pending migrations")
+    db_commands.add_parser("status", help="show applied and pending migrations")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        connector_logging.configure(level=args.log_level, fmt=args.log_format)
+        handler = _HANDLERS[args.command]
+        return handler(args)
+    except ConfigInvalid as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _print_problems(exc: ConfigInvalid) -> None:
+    count = len(exc.problems)
+    print(f"{count} problem{'s' if count != 1 else ''} found:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from connector.config import load_file
+
+    try:
+        config = load_file(args.config)
+    except ConfigInvalid as exc:
+        if args.json:
+            for problem in exc.problems:
+                print(json.dumps(problem.__dict__))
+            return EXIT_CONFIG
+        raise
+    console = Console()
+    connections = Table(title="Connections")
+    for column in ("name", "provider", "base url", "rate limit", "auth"):
+        connections.add_column(column)
+    for name, conn in config.connections.items():
+        auth = "api key" if conn.api_key is not None else "client credentials"
+        connections.add_row(name, conn.provider, str(conn.base_url), str(conn.rate_limit), auth)
+    flows = Table(title="Flows")
+    for column in ("name", "trigger", "connection", "every", "start", "actions"):
+        flows.add_column(column)
+    for flow in config.flows:
+        flows.add_row(
+            flow.name,
+            flow.trigger.type,
+            flow.trigger.connection or "-",
+            _fmt_duration(flow.every.total_seconds()),
+            str(flow.start),
+            ", ".join(a.type for a in flow.actions),
+        )
+    console.print(connections)
+    console.print(flows)
+    console.print(
+        f"[green]{args.config} is valid[/green]: "
+        f"{len(config.connections)} connections, {len(config.flows)} flows"
+    )
+    return EXIT_OK
+
+
+def _fmt_duration(seconds: float) -> str:
+    from datetime import timedelta
+
+    from connector.units import format_duration
+
+    return format_duration(timedelta(seconds=seconds))
+
+
+def _cmd_schema(_args: argparse.Namespace) -> int:
+    from connector.config import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    return asyncio.run(_db(args.db_command))
+
+
+async def _db(action: str) -> int:
+    from connector.db import migrate as migrations
+    from connector.db.pool import connect, ensure_database, locate
+
+    location = locate()
+    try:
+        await ensure_database(location.dsn)
+        conn = await connect(location.dsn)
+        try:
+            if action == "migrate":
+                applied = await migrations.migrate(conn)
+                if applied:
+                    for migration in applied:
+                        print(f"applied {migration.version:04d}_{migration.name}")
+                else:
+                    print("nothing to apply; the schema is current")
+            else:
+                _print_status(await migrations.status(conn))
+        finally:
+            await conn.close()
+    finally:
+        if location.embedded is not None and location.embedded.started_here:
+            location.embedded.stop()
+    return EXIT_OK
+
+
+def _print_status(rows: list[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Migrations")
+    for column in ("version", "name", "applied at"):
+        table.add_column(column)
+    for row in rows:
+        applied = row.applied_at.isoformat(timespec="seconds") if row.applied_at else "pending"
+        table.add_row(f"{row.version:04d}", row.name, applied)
+    Console().print(table)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from connector.config import load_file
+    from connector.daemon import run
+
+    config = load_file(args.config)
+    return asyncio.run(run(config))
+
+
+_HANDLERS = {
+    "run": _cmd_run,
+    "check": _cmd_check,
+    "schema": _cmd_schema,
+    "db": _cmd_db,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

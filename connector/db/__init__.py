@@ -1,0 +1,1 @@
+"""The database: asyncpg pool, embedded Postgres, migrations and named queries."""

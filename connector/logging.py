@@ -1,0 +1,149 @@
+"""structlog setup: JSON lines off a TTY, a console renderer on one, secrets redacted.
+
+Configured once, from the CLI. stdlib loggers (aiohttp, apscheduler, asyncpg) are routed
+through the same processors so every line has one shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+REDACTED = "[redacted]"
+
+# Keys whose values are secrets whatever they hold.
+_SECRET_KEY = re.compile(
+    r"(secret|password|passwd|token|api_?key|authorization|private_?key|credential|hmac|"
+    r"signature|client_secret|access_token|refresh_token|cookie)",
+    re.IGNORECASE,
+)
+# Values that look like bearer headers or our own webhook secrets, wherever they appear.
+_SECRET_VALUE = re.compile(r"(Bearer\s+[A-Za-z0-9._~+/=-]+|whsec_[A-Za-z0-9+/=]+)")
+
+_secret_values: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a configured secret so that it is scrubbed from every log line."""
+    # Very short values would redact ordinary words; they are not worth protecting this way.
+    if value and len(value) >= 6:
+        _secret_values.add(value)
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    for value in values:
+        register_secret(value)
+
+
+def scrub(text: str) -> str:
+    """Remove every registered secret and secret-looking token from ``text``."""
+    for secret in sorted(_secret_values, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return _SECRET_VALUE.sub(REDACTED, text)
+
+
+def _redact_value(key: str | None, value: Any) -> Any:
+    if key is not None and _SECRET_KEY.search(key) and value not in (None, "", REDACTED):
+        return REDACTED
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(None, v) for v in value]
+    if isinstance(value, BaseException):
+        return scrub(repr(value))
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: secret-named keys and known secret values become ``[redacted]``."""
+    for key in list(event_dict):
+        if key == "event":
+            event_dict[key] = scrub(str(event_dict[key]))
+            continue
+        event_dict[key] = _redact_value(key, event_dict[key])
+    return event_dict
+
+
+def _scrub_rendered(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    # Tracebacks are rendered into the "exception" key after redact_secrets ran.
+    if "exception" in event_dict and isinstance(event_dict["exception"], str):
+        event_dict["exception"] = scrub(event_dict["exception"])
+    return event_dict
+
+
+def configure(
+    *,
+    level: str | None = None,
+    fmt: str | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and the stdlib root logger.
+
+    ``fmt`` is ``json`` or ``console``; by default JSON unless ``stream`` is a TTY.
+    ``LOG_FORMAT`` and ``LOG_LEVEL`` override the defaults.
+    """
+    stream = stream or sys.stderr
+    level_name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    numeric_level = logging.getLevelNamesMapping().get(level_name)
+    if numeric_level is None:
+        from connector.errors import ConfigError
+
+        raise ConfigError(
+            f"LOG_LEVEL={level_name!r} is not a level; use DEBUG, INFO, WARNING or ERROR"
+        )
+    chosen = (fmt or os.environ.get("LOG_FORMAT") or "").lower()
+    if chosen not in ("", "json", "console"):
+        from connector.errors import ConfigError
+
+        raise ConfigError(f"LOG_FORMAT={chosen!r} is not a format; use json or console")
+    if not chosen:
+        chosen = "console" if stream.isatty() else "json"
+
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    renderer: Any
+    if chosen == "json":
+        renderer = structlog.processors.JSONRenderer()
+        final: list[Any] = [
+            structlog.processors.format_exc_info,
+            _scrub_rendered,
+            renderer,
+        ]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        final = [renderer]
+
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric_level)
+    # aiohttp's access log is one line per request: useful on the web server at DEBUG only.
+    logging.getLogger("aiohttp.access").setLevel(max(numeric_level, logging.WARNING))
+    logging.getLogger("apscheduler").setLevel(max(numeric_level, logging.WARNING))

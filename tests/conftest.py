@@ -1,0 +1,124 @@
+"""Shared fixtures: a real, throwaway Postgres for the whole session.
+
+With ``TEST_DATABASE_URL`` set, tests use that server; otherwise a private cluster is started
+in a temporary folder from the machine's PostgreSQL binaries and stopped at the end. Each test
+that asks for ``database`` gets a fresh database cloned from a migrated template.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from connector.db import migrate as migrations
+from connector.db.embedded import EmbeddedPostgres
+from connector.db.pool import ensure_database
+
+TEMPLATE = "connector_template"
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+class PostgresServer:
+    """The session's server: a DSN to its ``postgres`` database and, if ours, the cluster."""
+
+    def __init__(self, dsn: str, embedded: EmbeddedPostgres | None) -> None:
+        self.dsn = dsn
+        self.embedded = embedded
+
+    def dsn_for(self, name: str) -> str:
+        return with_database(self.dsn, name)
+
+
+async def _prepare_template(server: PostgresServer) -> None:
+    admin = await asyncpg.connect(server.dsn_for("postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(server.dsn_for(TEMPLATE))
+    try:
+        await migrations.migrate(conn)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        server = PostgresServer(url, None)
+        asyncio.run(_prepare_template(server))
+        yield server
+        return
+    root = Path(tempfile.mkdtemp(prefix="connector-pg-"))
+    os.chmod(root, 0o755)  # noqa: S103 - the postgres user must reach its data folder
+    embedded = EmbeddedPostgres(root)
+    dsn = embedded.start()
+    server = PostgresServer(with_database(dsn, "postgres"), embedded)
+    try:
+        asyncio.run(ensure_database(server.dsn_for("postgres")))
+        asyncio.run(_prepare_template(server))
+        yield server
+    finally:
+        embedded.stop(mode="immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def database(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test; yields its DSN."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_server.dsn_for("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    finally:
+        await admin.close()
+    try:
+        yield postgres_server.dsn_for(name)
+    finally:
+        admin = await asyncpg.connect(postgres_server.dsn_for("postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def empty_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A fresh database with no schema at all; yields its DSN."""
+    name = f"empty_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_server.dsn_for("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield postgres_server.dsn_for(name)
+    finally:
+        admin = await asyncpg.connect(postgres_server.dsn_for("postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def db_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=10)
+    try:
+        yield pool
+    finally:
+        await pool.close()

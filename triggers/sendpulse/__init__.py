@@ -1,0 +1,1 @@
+"""SendPulse triggers, one module each, named in the past tense."""
