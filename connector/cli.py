@@ -89,7 +89,6 @@ def _print_problems(exc: ConfigInvalid) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from connector.config import load_file
@@ -102,7 +101,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 print(json.dumps(problem.__dict__))
             return EXIT_CONFIG
         raise
-    console = Console()
+    console = _console()
     connections = Table(title="Connections")
     for column in ("name", "provider", "base url", "rate limit", "auth"):
         connections.add_column(column)
@@ -128,6 +127,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
         f"{len(config.connections)} connections, {len(config.flows)} flows"
     )
     return EXIT_OK
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # Off a terminal rich assumes 80 columns and cuts names short; piped output stays whole.
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -176,7 +182,6 @@ async def _db(action: str) -> int:
 
 
 def _print_status(rows: list[Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="Migrations")
@@ -185,7 +190,7 @@ def _print_status(rows: list[Any]) -> None:
     for row in rows:
         applied = row.applied_at.isoformat(timespec="seconds") if row.applied_at else "pending"
         table.add_row(f"{row.version:04d}", row.name, applied)
-    Console().print(table)
+    _console().print(table)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -438,7 +438,8 @@ def _check_flow(
         problems += found
         if params is not None:
             aparams.append(params)
-        new_actions.append(spec)
+        # The raw params may hold secrets in plain text; the validated ones mask them.
+        new_actions.append(ActionSpec(type=spec.type, name=spec.name, connection=spec.connection))
     flow = flow.model_copy(update={"actions": new_actions})
     return flow, problems, tparams, aparams
 

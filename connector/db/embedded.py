@@ -12,10 +12,14 @@ socket is. A process stops the server on exit only if it started it.
 from __future__ import annotations
 
 import fcntl
+import grp
+import hashlib
 import os
 import pwd
 import shutil
+import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,6 +106,53 @@ def _chown_to_postgres(path: Path) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def _postgres_can_enter(path: Path) -> bool:
+    """Whether the ``postgres`` user may traverse every existing folder above ``path``."""
+    try:
+        entry = pwd.getpwnam("postgres")
+    except KeyError:
+        return True
+    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if "postgres" in g.gr_mem}
+    for folder in [path, *path.parents]:
+        if not folder.exists():
+            continue
+        info = folder.stat()
+        if info.st_uid == entry.pw_uid:
+            allowed = bool(info.st_mode & stat.S_IXUSR)
+        elif info.st_gid in groups:
+            allowed = bool(info.st_mode & stat.S_IXGRP)
+        else:
+            allowed = bool(info.st_mode & stat.S_IXOTH)
+        if not allowed:
+            return False
+    return True
+
+
+def _reachable(root: Path) -> Path:
+    """``root``, or a stand-in the ``postgres`` user can reach, linked from ``root``.
+
+    As root, the server runs as ``postgres``, which cannot enter a checkout under a private
+    folder such as ``/root``. Then the cluster lives in the system temp folder, under a name
+    derived from ``root``, and ``root`` becomes a symlink to it so every process finds it.
+    """
+    if root.is_symlink() or not _run_as_postgres() or _postgres_can_enter(root.parent):
+        return root.resolve() if root.is_symlink() else root
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"connector-pg-{digest}"
+    target.mkdir(mode=0o755, exist_ok=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root.symlink_to(target, target_is_directory=True)
+    except FileExistsError:
+        pass
+    log.warning(
+        "embedded_postgres_relocated",
+        reason="the postgres user cannot enter the project folder",
+        root=str(target),
+    )
+    return target
+
+
 @dataclass
 class EmbeddedPostgres:
     """One private cluster under ``root`` (data in ``root/data``, socket in ``root/run``)."""
@@ -157,12 +208,13 @@ class EmbeddedPostgres:
 
         The database itself is created by :func:`connector.db.pool.ensure_database`.
         """
+        binaries = find_binaries()
+        self.root = _reachable(self.root)
         if len(str(self.socket_dir)) + len("/.s.PGSQL.5432") > _MAX_SOCKET_PATH:
             raise ConfigError(
                 f"the embedded database folder {self.root} is too deep for a unix socket "
                 "path; move the checkout to a shorter path or set DATABASE_URL"
             )
-        binaries = find_binaries()
         with self._lock():
             if self.running_pid() is None:
                 self._init(binaries)

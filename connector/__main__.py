@@ -1,0 +1,7 @@
+"""``python -m connector`` is the same as the ``connector`` command."""
+
+import sys
+
+from connector.cli import main
+
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""The CLI as a process: exit codes, check output, run and stop."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import Daemon, cli_env, run_cli
+
+
+def test_check_valid_demo_file_exits_0_and_lists_flows() -> None:
+    result = run_cli("check", "config/demo.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "demo-new-subscribers" in result.stdout
+    assert "is valid" in result.stdout
+
+
+def test_check_invalid_file_exits_2_with_every_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "connections:\n"
+        "  main: {client_id: a, client_secret: b, rate_limit: fast}\n"
+        "flows:\n"
+        "  - name: one\n"
+        "    trigger: {type: sendpulse.nothing, connection: main}\n"
+        "    actions: [{type: log}]\n"
+    )
+    result = run_cli("check", str(bad))
+    assert result.returncode == 2
+    assert "2 problems found" in result.stderr
+    assert f"{bad}:2:" in result.stderr
+    assert "unknown trigger type 'sendpulse.nothing'" in result.stderr
+    as_json = run_cli("check", "--json", str(bad))
+    problems = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert as_json.returncode == 2
+    assert {p["path"] for p in problems} == {"connections.main.rate_limit", "flows[0].trigger.type"}
+
+
+def test_check_missing_file_exits_2(tmp_path: Path) -> None:
+    result = run_cli("check", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert "file not found" in result.stderr
+
+
+def test_no_command_prints_help_and_exits_2() -> None:
+    result = run_cli()
+    assert result.returncode == 2
+    assert "usage: connector" in result.stdout
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("connector ")
+
+
+def test_schema_is_json_with_flows() -> None:
+    result = run_cli("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert "flows" in schema["properties"]
+
+
+def test_run_migrates_then_exits_0_on_sigterm(database: str, tmp_path: Path) -> None:
+    daemon = Daemon(
+        ["run", "--config", "config/demo.yaml"],
+        cli_env(DATABASE_URL=database),
+        tmp_path / "run.log",
+    )
+    try:
+        daemon.wait_for('"worker_started"')
+        sent = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = daemon.proc.wait(timeout=5)
+        assert time.monotonic() - sent < 5
+    finally:
+        daemon.stop()
+    assert code == 0
+    events = [
+        json.loads(line)["event"] for line in daemon.output().splitlines() if line.startswith("{")
+    ]
+    assert "database_ready" in events
+    assert events[-1] == "worker_stopped"
+    status = run_cli("db", "status", env=cli_env(DATABASE_URL=database))
+    assert status.returncode == 0
+    assert "pending" not in status.stdout
+    assert "0001" in status.stdout
+
+
+def test_run_with_invalid_config_exits_2_before_touching_the_database(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("flows: [{name: x}]\n")
+    result = run_cli(
+        "run", "--config", str(bad), env=cli_env(DATABASE_URL="postgresql://nobody@127.0.0.1:1/x")
+    )
+    assert result.returncode == 2
+    assert "'trigger' is required" in result.stderr
+
+
+def test_bad_database_url_is_a_clear_error() -> None:
+    result = run_cli("db", "status", env=cli_env(DATABASE_URL="mysql://x"))
+    assert result.returncode == 2
+    assert "DATABASE_URL must start with postgresql://" in result.stderr
+
+
+def test_embedded_database_is_shared_and_survives_restarts(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = cli_env(CONNECTOR_HOME=str(home))
+    first = Daemon(["run", "--config", "config/demo.yaml"], env, tmp_path / "first.log")
+    try:
+        first.wait_for('"worker_started"')
+        assert '"embedded_postgres_started"' in first.output()
+        # A second process on the same folder reuses the running server and leaves it running.
+        status = run_cli("db", "status", env=env)
+        assert status.returncode == 0, status.stderr
+        assert "pending" not in status.stdout
+        assert (home / "postgres" / "data" / "postmaster.pid").exists()
+        first.proc.send_signal(signal.SIGINT)
+        assert first.proc.wait(timeout=30) == 0
+    finally:
+        first.stop()
+    # The process that started the server stopped it on exit.
+    assert not (home / "postgres" / "data" / "postmaster.pid").exists()
+    again = run_cli("db", "migrate", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to apply" in again.stdout
+    # As root the cluster may live outside tmp_path (see embedded._reachable); clean it too.
+    shutil.rmtree((home / "postgres").resolve(), ignore_errors=True)

@@ -1,0 +1,93 @@
+"""Logging: JSON lines off a TTY, secrets never in the output."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+import structlog
+
+from connector import logging as connector_logging
+from connector.config import parse
+from connector.errors import ConfigError
+
+SECRET = "sup3r-s3cret-client-value"
+
+
+@pytest.fixture
+def stream() -> io.StringIO:
+    out = io.StringIO()
+    connector_logging.configure(level="DEBUG", fmt="json", stream=out)
+    return out
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line]
+
+
+def test_json_lines_with_fixed_event_names(stream: io.StringIO) -> None:
+    structlog.get_logger("t").info("poll_finished", flow="welcome", events=3)
+    (line,) = lines(stream)
+    assert line["event"] == "poll_finished"
+    assert line["flow"] == "welcome"
+    assert line["events"] == 3
+    assert line["level"] == "info"
+    assert "timestamp" in line
+
+
+def test_secret_named_keys_are_redacted(stream: io.StringIO) -> None:
+    structlog.get_logger("t").info(
+        "token_refreshed", access_token="abc.def.ghi", client_secret="xyz-123", connection="main"
+    )
+    (line,) = lines(stream)
+    assert line["access_token"] == connector_logging.REDACTED
+    assert line["client_secret"] == connector_logging.REDACTED
+    assert line["connection"] == "main"
+
+
+def test_configured_secret_values_never_appear(stream: io.StringIO) -> None:
+    config_text = f"""
+connections:
+  main: {{client_id: abc, client_secret: "{SECRET}"}}
+"""
+    parse(config_text, "flows.yaml", {})
+    log = structlog.get_logger("t")
+    log.info("request_failed", detail=f"server said: bad credentials {SECRET}")
+    log.info("nested", data={"inner": [f"x{SECRET}y"]})
+    logging.getLogger("aiohttp.client").warning("stdlib line with %s inside", SECRET)
+    try:
+        raise RuntimeError(f"boom {SECRET}")
+    except RuntimeError:
+        log.exception("crashed")
+    output = stream.getvalue()
+    assert SECRET not in output
+    assert output.count(connector_logging.REDACTED) >= 4
+    assert "stdlib line with" in output
+
+
+def test_bearer_and_webhook_secrets_scrubbed_from_text(stream: io.StringIO) -> None:
+    structlog.get_logger("t").info(
+        "request_sent", header="Authorization: Bearer eyJhbGciOi.payload.sig", note="whsec_QUJD"
+    )
+    output = stream.getvalue()
+    assert "eyJhbGciOi" not in output
+    assert "whsec_QUJD" not in output
+
+
+def test_bad_level_and_format_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        connector_logging.configure(level="LOUD", stream=io.StringIO())
+    with pytest.raises(ConfigError, match="LOG_FORMAT"):
+        connector_logging.configure(fmt="xml", stream=io.StringIO())
+
+
+def test_console_format_is_chosen_explicitly() -> None:
+    out = io.StringIO()
+    connector_logging.configure(level="INFO", fmt="console", stream=out)
+    structlog.get_logger("t").info("worker_started", flows=2)
+    text = out.getvalue()
+    assert "worker_started" in text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text.splitlines()[0])
