@@ -23,9 +23,11 @@ run: setup
 test: setup lint typecheck
 	$(PY) -m pytest
 
+LINTED := connector triggers actions tests $(wildcard bench)
+
 lint: setup
-	$(VENV)/bin/ruff check connector triggers actions tests bench
-	$(VENV)/bin/ruff format --check connector triggers actions tests bench
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 typecheck: setup
 	$(VENV)/bin/mypy
