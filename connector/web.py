@@ -1,0 +1,88 @@
+"""The worker's HTTP server: health, readiness, metrics, and the routes other parts mount.
+
+Health says the process is alive. Readiness says it can do its job now: the database answers,
+the schema is current and the scheduler runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from connector import metrics
+from connector.db import migrate as migrations
+
+log = structlog.get_logger(__name__)
+
+READY_TIMEOUT = 2.0
+
+
+@dataclass
+class WebState:
+    """What the handlers read: the pool and a way to ask if the scheduler runs."""
+
+    pool: asyncpg.Pool
+    scheduler_running: Callable[[], bool]
+    extra_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+
+
+STATE = web.AppKey("state", WebState)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            async with state.pool.acquire() as conn:
+                current = await migrations.is_current(conn)
+        checks["database"] = "ok"
+        checks["migrations"] = "ok" if current else "pending"
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    checks["scheduler"] = "ok" if state.scheduler_running() else "stopped"
+    for name, check in state.extra_checks.items():
+        checks[name] = "ok" if check() else "failing"
+    ready = all(value == "ok" for value in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics_handler(_request: web.Request) -> web.Response:
+    return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+def build_app(state: WebState, routes: Iterable[web.AbstractRouteDef] = ()) -> web.Application:
+    """The application: built-in routes plus those of auth and webhook intake."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app[STATE] = state
+    app.add_routes(
+        [
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            web.get("/metrics", metrics_handler),
+        ]
+    )
+    app.add_routes(list(routes))
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start serving ``app``; the caller owns the returned runner and cleans it up."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("web_server_started", host=host, port=port)
+    return runner
