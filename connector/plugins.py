@@ -8,8 +8,9 @@ and writes events; plugins only talk to the provider through the client they are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,6 +18,28 @@ from connector.errors import ConnectorError
 
 Strategy = Literal["watermark", "snapshot", "fingerprint"]
 Provider = Literal["sendpulse", "sendloop", "mailium"]
+# What a snapshot or fingerprint diff reports for one key.
+SnapshotChange = Literal["added", "removed", "changed"]
+Item = dict[str, Any]
+
+
+class ApiClient(Protocol):
+    """The part of a provider client that triggers use (see connector.providers)."""
+
+    requests_made: int
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any: ...
+
+    def iter_offset(
+        self, path: str, *, params: Mapping[str, Any] | None = None, limit: int = 100
+    ) -> AsyncIterator[Item]: ...
 
 
 class PluginParams(BaseModel):
@@ -40,6 +63,53 @@ class Trigger:
     # The fields of ``event`` that action templates may use.
     payload_fields: ClassVar[frozenset[str]] = frozenset()
     summary: ClassVar[str] = ""
+    # The item field that identifies an item (documentation; ``key_of`` reads it).
+    item_key: ClassVar[str] = "id"
+    # The API calls one poll makes, for the catalogue.
+    api_calls: ClassVar[tuple[str, ...]] = ()
+    # Snapshot/fingerprint triggers: which kinds of change become events.
+    emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"added"})
+    # Watermark triggers: positions are timestamps (capped at the poll's start) or ids.
+    time_ordered: ClassVar[bool] = False
+    # Watermark triggers: how far below the cursor each poll looks again, in position units.
+    overlap: ClassVar[float] = 0.0
+
+    def __init__(self, params: PluginParams) -> None:
+        self.params = params
+
+    def poll(self, client: ApiClient, since: float | None) -> AsyncIterator[Item]:
+        """Yield the items to consider; watermark triggers may stop below ``since``."""
+        raise NotImplementedError
+
+    def key_of(self, item: Item) -> str:
+        return str(item[self.item_key])
+
+    def position_of(self, item: Item) -> float:
+        """Watermark triggers: the item's id, or its timestamp in epoch seconds."""
+        raise NotImplementedError
+
+    def fingerprint_of(self, item: Item) -> str:
+        """Snapshot/fingerprint triggers: a hash of the watched fields ("" watches none)."""
+        return ""
+
+    def payload_of(self, item: Item) -> dict[str, Any]:
+        """The event payload for an item that was found (new, added or changed)."""
+        return dict(item)
+
+    def removed_payload(self, key: str) -> dict[str, Any]:
+        """The event payload for a key that is gone (only the key is known then)."""
+        return {self.item_key: key}
+
+    def changed_payload(self, payload: dict[str, Any], previous: str | None) -> dict[str, Any]:
+        """Fingerprint triggers: add what the item was (``previous`` is its old fingerprint)."""
+        return payload
+
+    def wants(self, kind: SnapshotChange | Literal["new"], payload: Mapping[str, Any]) -> bool:
+        """A filter on the changes found (``to:`` and the like)."""
+        return True
+
+    def occurred_at(self, item: Item) -> datetime | None:
+        return None
 
 
 class Action:

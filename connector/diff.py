@@ -1,0 +1,236 @@
+"""Finding what changed: stable event ids, fingerprints, the watermark and the snapshot diff.
+
+Watermark: the cursor is the highest ``(position, key)`` seen, where a position is a number
+(an id, or a timestamp in epoch seconds). Each poll asks from ``position - overlap`` and keeps,
+beside the position, the keys seen inside that overlap window, so an item that shows up late
+(with a position already passed) is still emitted once, and one seen before is never emitted
+again. The position is capped at the poll's start time for time-ordered triggers, so a clock
+ahead of ours cannot make the cursor skip items that are yet to appear.
+
+Snapshot: the whole list is streamed as ``(key, fingerprint, payload)`` rows into a temporary
+table with COPY, a page at a time; added, removed and changed keys come out of one full join
+against ``snapshot_items`` in SQL, and only those deltas are written back. Python holds one
+page, never the list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import asyncpg
+
+from connector.db.queries import q
+
+ChangeKind = Literal["new", "added", "removed", "changed"]
+_SEP = "\x1f"
+
+
+def event_id(flow: str, trigger: str, item_key: str, change: str) -> str:
+    """The stable id of one change: the same change seen twice is the same event."""
+    raw = _SEP.join((flow, trigger, item_key, change)).encode("utf-8")
+    return hashlib.sha256(raw).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def fingerprint(item: Mapping[str, Any], fields: Iterable[str]) -> str:
+    """A hash of the watched fields of one item; an absent field counts as null."""
+    watched = {name: item.get(name) for name in fields}
+    return hashlib.blake2b(canonical_json(watched).encode("utf-8"), digest_size=12).hexdigest()
+
+
+# -- watermark -----------------------------------------------------------------------------
+
+
+@dataclass
+class Watermark:
+    """The highest position seen, and the keys seen within ``overlap`` below it."""
+
+    position: float | None = None
+    seen: dict[str, float] = field(default_factory=dict)
+
+    def since(self, overlap: float) -> float | None:
+        """Where the next query starts: the position minus the overlap window."""
+        return None if self.position is None else self.position - overlap
+
+    def to_json(self) -> dict[str, Any]:
+        return {"position": self.position, "seen": self.seen}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Watermark:
+        if not isinstance(data, dict):
+            return cls()
+        position = data.get("position")
+        seen = data.get("seen") or {}
+        return cls(
+            position=None if position is None else float(position),
+            seen={str(k): float(v) for k, v in seen.items()},
+        )
+
+
+@dataclass
+class WatermarkStep:
+    """What one poll found: the keys to emit and the cursor to store with them."""
+
+    new_keys: list[str]
+    cursor: Watermark
+
+
+class WatermarkTracker:
+    """Feeds one poll's items through a watermark without holding more than the window."""
+
+    def __init__(self, previous: Watermark, overlap: float, cap: float | None) -> None:
+        self.previous = previous
+        self.overlap = overlap
+        self.cap = cap
+        self.since = previous.since(overlap)
+        self.highest = previous.position
+        self.seen = dict(previous.seen)
+        self.new_keys: list[str] = []
+        self.items_seen = 0
+
+    def offer(self, key: str, position: float) -> bool:
+        """Record one item; True when it is new (never seen, and inside the window)."""
+        self.items_seen += 1
+        if self.since is not None and position < self.since:
+            # Older than the window: handled by an earlier poll (or too late to tell).
+            return False
+        if key in self.seen:
+            return False
+        self.seen[key] = position
+        self.new_keys.append(key)
+        if self.highest is None or position > self.highest:
+            self.highest = position
+        return True
+
+    def finish(self) -> WatermarkStep:
+        position = self.highest
+        if position is not None and self.cap is not None and position > self.cap:
+            position = self.cap
+        if self.previous.position is not None and (
+            position is None or position < self.previous.position
+        ):
+            position = self.previous.position
+        floor = None if position is None else position - self.overlap
+        # Keys at or above the floor of the next window must be remembered; anything at or
+        # above the cursor itself is kept too (items dated after the cap).
+        seen = {k: p for k, p in self.seen.items() if floor is None or p >= floor}
+        return WatermarkStep(self.new_keys, Watermark(position, seen))
+
+
+def apply_watermark(
+    previous: Watermark, items: Iterable[tuple[str, float]], overlap: float, cap: float | None
+) -> WatermarkStep:
+    """Run a batch of ``(key, position)`` items through the watermark (for tests and tools)."""
+    tracker = WatermarkTracker(previous, overlap, cap)
+    for key, position in items:
+        tracker.offer(key, position)
+    return tracker.finish()
+
+
+# -- snapshot ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One row of a snapshot diff."""
+
+    kind: Literal["added", "removed", "changed"]
+    item_key: str
+    fingerprint: str | None
+    previous: str | None
+    payload: dict[str, Any] | None
+
+
+class SnapshotLoader:
+    """Streams one poll's list into a session-local temporary table, a page at a time."""
+
+    def __init__(self, conn: asyncpg.Connection, page_size: int = 5000) -> None:
+        self.conn = conn
+        self.page_size = page_size
+        self.rows: list[tuple[str, str, str | None]] = []
+        self.count = 0
+
+    async def open(self) -> None:
+        await self.conn.execute(q("snapshot_incoming_create"))
+        await self.conn.execute(q("snapshot_incoming_truncate"))
+
+    async def add(self, key: str, fp: str, payload: str | None) -> None:
+        self.rows.append((key, fp, payload))
+        self.count += 1
+        if len(self.rows) >= self.page_size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.rows:
+            await self.conn.copy_records_to_table(
+                "snapshot_incoming",
+                records=self.rows,
+                columns=["item_key", "fingerprint", "payload"],
+            )
+            self.rows = []
+
+    async def close(self) -> None:
+        await self.flush()
+        # Temporary tables are never auto-analysed; without statistics the planner picks a
+        # nested loop for the full join, which is hopeless at a million rows.
+        await self.conn.execute(q("snapshot_incoming_analyze"))
+
+    async def discard(self) -> None:
+        self.rows = []
+        await self.conn.execute(q("snapshot_incoming_drop"))
+
+
+async def snapshot_baseline(conn: asyncpg.Connection, flow: str) -> int:
+    """Replace the stored snapshot by the incoming list (a first run or a new baseline)."""
+    await conn.execute(q("snapshot_clear"), flow)
+    status = await conn.execute(q("snapshot_insert_all"), flow)
+    return int(status.split()[-1])
+
+
+async def snapshot_diff(conn: asyncpg.Connection, flow: str) -> int:
+    """Compute the delta into ``snapshot_delta`` and apply it; returns the number of rows.
+
+    Must run inside the transaction that also records the events: the snapshot moves only
+    together with them.
+    """
+    await conn.execute(q("snapshot_delta_create"))
+    await conn.execute(q("snapshot_delta_truncate"))
+    status = await conn.execute(q("snapshot_delta_fill"), flow)
+    await conn.execute(q("snapshot_apply_removed"), flow)
+    await conn.execute(q("snapshot_apply_added"), flow)
+    await conn.execute(q("snapshot_apply_changed"), flow)
+    return int(status.split()[-1])
+
+
+def _delta(record: asyncpg.Record) -> Delta:
+    payload = record["payload"]
+    return Delta(
+        kind=record["kind"],
+        item_key=record["item_key"],
+        fingerprint=record["fingerprint"],
+        previous=record["previous"],
+        payload=None if payload is None else json.loads(payload),
+    )
+
+
+async def iter_deltas(conn: asyncpg.Connection, batch: int = 1000) -> AsyncIterator[list[Delta]]:
+    """Yield the delta rows in key order, a batch at a time (inside the diff's transaction)."""
+    after = ""
+    while True:
+        rows = await conn.fetch(q("snapshot_delta_page"), after, batch)
+        if not rows:
+            return
+        yield [_delta(r) for r in rows]
+        after = rows[-1]["item_key"]
+
+
+async def first_incoming(conn: asyncpg.Connection, limit: int) -> list[Delta]:
+    """Up to ``limit`` rows of the incoming list as ``added`` deltas (for ``start: all``)."""
+    return [_delta(r) for r in await conn.fetch(q("snapshot_incoming_read"), limit)]
