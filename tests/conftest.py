@@ -122,3 +122,12 @@ async def db_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[object]:
+    """A running SendPulse sandbox on loopback (`start_sandbox()` defaults); yields its handle."""
+    from connector.sandbox.testing import start_sandbox
+
+    async with start_sandbox() as sb:
+        yield sb

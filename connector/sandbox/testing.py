@@ -1,0 +1,94 @@
+"""`start_sandbox`: the sandbox on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+
+from connector.sandbox.app import create_app
+from connector.sandbox.clock import Clock
+from connector.sandbox.faults import Faults
+from connector.sandbox.limits import RequestRecord
+from connector.sandbox.state import Settings, State
+
+DEFAULT_CLIENT_ID = "sandbox-client"
+DEFAULT_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - a published test credential
+
+
+class Sandbox:
+    """A running sandbox: its address, its credentials and handles to change it."""
+
+    def __init__(self, state: State, base_url: str) -> None:
+        self.state = state
+        self.base_url = base_url
+        self.client_id = DEFAULT_CLIENT_ID
+        self.client_secret = DEFAULT_CLIENT_SECRET
+
+    @property
+    def clock(self) -> Clock:
+        return self.state.clock
+
+    @property
+    def faults(self) -> Faults:
+        return self.state.faults
+
+    def add_client(self, client_id: str, client_secret: str) -> None:
+        self.state.auth.add_client(client_id, client_secret)
+
+    def requests(self, client_id: str | None = None) -> list[RequestRecord]:
+        return self.state.limits.requests(client_id)
+
+    def revoke_tokens(self, client_id: str | None = None) -> int:
+        return self.state.auth.revoke(client_id)
+
+    def configure(self, **settings: Any) -> None:
+        self.state.configure(**settings)
+
+
+@asynccontextmanager
+async def start_sandbox(
+    *,
+    rate_limit: float | None = 10.0,
+    token_ttl: float = 3600,
+    seed: str | None = None,
+    latency: float = 0.0,
+    jitter: float = 0.0,
+    per_minute: int | None = None,
+    frozen_clock: bool = False,
+    port: int | None = None,
+    **settings: Any,
+) -> AsyncIterator[Sandbox]:
+    """Run a sandbox on 127.0.0.1 for the `async with` block; yields its `Sandbox` handle.
+
+    `frozen_clock=True` stops the clock's wall-time drift so that only `clock.advance` moves
+    it (token expiry, rate-limit windows, campaign progress).
+    """
+    state = State(
+        Clock(frozen=frozen_clock),
+        Settings(
+            rate_limit=rate_limit,
+            per_minute=per_minute,
+            token_ttl=token_ttl,
+            latency=latency,
+            jitter=jitter,
+            **settings,
+        ),
+    )
+    state.auth.add_client(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+    if seed:
+        from connector.sandbox.seed import apply_seed
+
+        apply_seed(state, seed)
+    app = create_app(state)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port or 0)
+    await site.start()
+    bound = runner.addresses[0][1]
+    try:
+        yield Sandbox(state, f"http://127.0.0.1:{bound}")
+    finally:
+        await runner.cleanup()
