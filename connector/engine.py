@@ -1,0 +1,384 @@
+"""One poll of one flow: lease, poll, diff, and one transaction that makes it all true at once.
+
+Whatever happens between the fetch and the commit, the next poll finds the same changes and
+gives them the same event ids: the events, their deliveries, the new cursor (or snapshot) and
+the ``poll_runs`` row are written in one transaction, after checking that the connection's
+lease is still ours. A poll that fails (or a worker that dies) leaves the state as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import asyncpg
+import structlog
+
+from connector import leases
+from connector.config import Flow
+from connector.db.queries import q
+from connector.diff import (
+    Delta,
+    SnapshotLoader,
+    Watermark,
+    WatermarkTracker,
+    canonical_json,
+    event_id,
+    first_incoming,
+    iter_deltas,
+    snapshot_baseline,
+    snapshot_diff,
+)
+from connector.errors import ConnectorError, FatalError, RetriableError
+from connector.events import NewEvent, record_events
+from connector.plugins import ApiClient, PluginParams, Trigger
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+DEFAULT_LEASE_TTL = timedelta(minutes=5)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def state_key(trigger_type: str, params: PluginParams) -> str:
+    """Identifies what a flow watches; when it changes, the flow starts a new baseline."""
+    raw = canonical_json({"type": trigger_type, "params": params.model_dump(mode="json")})
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+def _json(value: Any) -> Any:
+    # asyncpg hands jsonb over as text unless a codec is set on the pool, which we do not own.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass
+class PollResult:
+    """What one poll did (the figures of its ``poll_finished`` line)."""
+
+    status: Literal["ok", "skipped", "failed"]
+    requests: int = 0
+    items_seen: int = 0
+    events_created: int = 0
+    held_back: int = 0
+    baseline: bool = False
+    error: str | None = None
+    cursor: Any = None
+
+
+@dataclass
+class _Run:
+    flow: Flow
+    trigger: Trigger
+    client: ApiClient
+    conn: asyncpg.Connection
+    worker: str
+    clock: Clock
+    lease_ttl: timedelta
+    resource: str
+    started: datetime
+    state_key: str
+    fresh: bool
+    previous_cursor: Any
+    last_error: str | None
+    renewed_at: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.renewed_at = self.started
+
+    async def heartbeat(self) -> None:
+        """Renew the lease during long fetches, so a big list can take longer than its TTL."""
+        now = self.clock()
+        if now - self.renewed_at >= self.lease_ttl / 3:
+            await leases.renew(self.conn, self.resource, self.worker, now, self.lease_ttl)
+            self.renewed_at = now
+
+    def occurrence_change(self, kind: str, fingerprint: str | None, count: int) -> str:
+        return f"{kind}:{fingerprint or ''}:{count}"
+
+
+async def poll_flow(
+    flow: Flow,
+    params: PluginParams,
+    *,
+    client: ApiClient,
+    pool: asyncpg.Pool,
+    worker: str,
+    clock: Clock = utc_now,
+    trigger: type[Trigger] | None = None,
+    lease_ttl: timedelta = DEFAULT_LEASE_TTL,
+) -> PollResult:
+    """Poll one flow once and commit what changed; safe to call from any worker at any time."""
+    if trigger is None:
+        from triggers import TRIGGERS
+
+        trigger = TRIGGERS.get(flow.trigger.type)
+        if trigger is None:
+            raise FatalError(TRIGGERS.unknown_message(flow.trigger.type))
+    connection = flow.trigger.connection
+    resource = leases.connection_resource(connection, flow.name)
+    bound = log.bind(flow=flow.name, trigger=trigger.key, connection=connection, worker=worker)
+    started = clock()
+    async with pool.acquire() as conn:
+        if not await leases.acquire(conn, resource, worker, started, lease_ttl):
+            held = await leases.holder(conn, resource)
+            bound.info("poll_skipped", reason="lease_held", holder=held[0] if held else None)
+            return PollResult(status="skipped")
+        try:
+            state = await conn.fetchrow(q("flow_state_get"), flow.name)
+            key = state_key(trigger.key, params)
+            fresh = state is None or state["state_key"] != key or not state["baseline_done"]
+            run = _Run(
+                flow=flow,
+                trigger=trigger(params),
+                client=client,
+                conn=conn,
+                worker=worker,
+                clock=clock,
+                lease_ttl=lease_ttl,
+                resource=resource,
+                started=started,
+                state_key=key,
+                fresh=fresh,
+                previous_cursor=None if state is None or fresh else _json(state["cursor"]),
+                last_error=None if state is None else state["last_error"],
+            )
+            return await _poll(run, bound)
+        finally:
+            await leases.release(conn, resource, worker)
+
+
+async def _poll(run: _Run, bound: Any) -> PollResult:
+    before = run.client.requests_made
+    try:
+        if run.trigger.strategy == "watermark":
+            result = await _poll_watermark(run, before)
+        else:
+            result = await _poll_snapshot(run, before)
+    except (FatalError, RetriableError) as exc:
+        result = await _record_failure(run, before, exc, bound)
+    duration_ms = round((run.clock() - run.started).total_seconds() * 1000)
+    bound.info(
+        "poll_finished",
+        status=result.status,
+        requests=result.requests,
+        items_seen=result.items_seen,
+        events_created=result.events_created,
+        held_back=result.held_back,
+        baseline=result.baseline,
+        duration_ms=duration_ms,
+        error=result.error,
+    )
+    if result.held_back:
+        bound.info("first_run_held_back", held_back=result.held_back, emitted=result.events_created)
+    if result.status == "ok" and run.last_error is not None:
+        bound.info("trigger_recovered", previous_error=run.last_error)
+    return result
+
+
+async def _record_failure(run: _Run, before: int, exc: ConnectorError, bound: Any) -> PollResult:
+    message = f"{type(exc).__name__}: {exc}"
+    requests = run.client.requests_made - before
+    flow = run.flow
+    async with run.conn.transaction():
+        await run.conn.execute(
+            q("flow_state_set_error"),
+            flow.name,
+            flow.trigger.connection,
+            run.trigger.key,
+            run.state_key,
+            message,
+        )
+        await _insert_poll_run(run, requests, 0, 0, message)
+    if message != run.last_error:
+        # Once per change of state, not once per poll: a broken flow must not flood the log.
+        bound.warning("trigger_failed", error=message, retriable=isinstance(exc, RetriableError))
+    return PollResult(status="failed", requests=requests, error=message)
+
+
+async def _insert_poll_run(
+    run: _Run, requests: int, items: int, created: int, error: str | None
+) -> None:
+    await run.conn.execute(
+        q("poll_run_insert"),
+        run.flow.name,
+        run.flow.trigger.connection,
+        run.worker,
+        run.started,
+        run.clock(),
+        requests,
+        items,
+        created,
+        error,
+    )
+
+
+async def _save_state(run: _Run, cursor: Any) -> None:
+    await run.conn.execute(
+        q("flow_state_save"),
+        run.flow.name,
+        run.flow.trigger.connection,
+        run.trigger.key,
+        run.state_key,
+        canonical_json(cursor),
+        True,
+        None,
+    )
+
+
+# -- watermark -----------------------------------------------------------------------------
+
+
+async def _poll_watermark(run: _Run, before: int) -> PollResult:
+    flow, trigger = run.flow, run.trigger
+    cursor = Watermark.from_json(run.previous_cursor)
+    emit = not run.fresh or flow.start != "now"
+    capped = run.fresh and flow.start == "all"
+    if run.fresh and isinstance(flow.start, datetime):
+        if not trigger.time_ordered:
+            raise FatalError(f"{trigger.key} is ordered by id; a start timestamp cannot apply")
+        cursor = Watermark(position=flow.start.timestamp())
+        capped = False
+    cap = run.started.timestamp() if trigger.time_ordered else None
+    tracker = WatermarkTracker(cursor, trigger.overlap, cap)
+    found: list[tuple[float, int, dict[str, Any]]] = []
+    new_count = 0
+    async for item in trigger.poll(run.client, tracker.since):
+        await run.heartbeat()
+        position = trigger.position_of(item)
+        if not tracker.offer(trigger.key_of(item), position) or not emit:
+            continue
+        new_count += 1
+        entry = (position, new_count, item)
+        if capped:
+            # start: all keeps only the newest max_first_run_events, in a bounded heap.
+            if len(found) < flow.max_first_run_events:
+                heapq.heappush(found, entry)
+            else:
+                heapq.heappushpop(found, entry)
+        else:
+            found.append(entry)
+    step = tracker.finish()
+    if step.cursor.position is None and trigger.time_ordered:
+        # Nothing seen yet: start from now, never from the beginning of time.
+        step.cursor.position = cap
+    events = []
+    for _, _, item in sorted(found, key=lambda e: (e[0], e[1])):
+        payload = trigger.payload_of(item)
+        if trigger.wants("new", payload):
+            key = trigger.key_of(item)
+            events.append(
+                NewEvent(
+                    id=event_id(flow.name, trigger.key, key, "new"),
+                    item_key=key,
+                    payload=payload,
+                    occurred_at=trigger.occurred_at(item),
+                )
+            )
+    requests = run.client.requests_made - before
+    async with run.conn.transaction():
+        await leases.check_for_commit(run.conn, run.resource, run.worker, run.clock())
+        created = await record_events(run.conn, flow, events)
+        await _save_state(run, step.cursor.to_json())
+        await _insert_poll_run(run, requests, tracker.items_seen, created, None)
+    return PollResult(
+        status="ok",
+        requests=requests,
+        items_seen=tracker.items_seen,
+        events_created=created,
+        held_back=max(0, new_count - len(found)) if capped else 0,
+        baseline=run.fresh,
+        cursor=step.cursor.to_json(),
+    )
+
+
+# -- snapshot and fingerprint --------------------------------------------------------------
+
+
+async def _poll_snapshot(run: _Run, before: int) -> PollResult:
+    flow, trigger = run.flow, run.trigger
+    loader = SnapshotLoader(run.conn)
+    await loader.open()
+    try:
+        async for item in trigger.poll(run.client, None):
+            await run.heartbeat()
+            payload = canonical_json(trigger.payload_of(item))
+            await loader.add(trigger.key_of(item), trigger.fingerprint_of(item), payload)
+        await loader.close()
+        requests = run.client.requests_made - before
+        held_back = 0
+        async with run.conn.transaction():
+            await leases.check_for_commit(run.conn, run.resource, run.worker, run.clock())
+            if run.fresh:
+                await snapshot_baseline(run.conn, flow.name)
+                created = 0
+                if flow.start == "all":
+                    rows = await first_incoming(run.conn, flow.max_first_run_events)
+                    created = await _record_deltas(run, rows)
+                    held_back = max(0, loader.count - len(rows))
+            else:
+                await snapshot_diff(run.conn, flow.name)
+                created = 0
+                async for batch in iter_deltas(run.conn):
+                    created += await _record_deltas(run, batch)
+            cursor = {"items": loader.count, "at": run.started.isoformat()}
+            await _save_state(run, cursor)
+            await _insert_poll_run(run, requests, loader.count, created, None)
+    finally:
+        # Drop the page of rows a large list leaves behind on this pooled connection.
+        await loader.discard()
+    return PollResult(
+        status="ok",
+        requests=requests,
+        items_seen=loader.count,
+        events_created=created,
+        held_back=held_back,
+        baseline=run.fresh,
+        cursor=cursor,
+    )
+
+
+async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
+    trigger, flow = run.trigger, run.flow
+    chosen: list[tuple[Delta, dict[str, Any]]] = []
+    for delta in deltas:
+        if delta.kind not in trigger.emits:
+            continue
+        if delta.kind == "removed":
+            payload = trigger.removed_payload(delta.item_key)
+        else:
+            payload = dict(delta.payload or {})
+            if delta.kind == "changed":
+                payload = trigger.changed_payload(payload, delta.previous)
+        if trigger.wants(delta.kind, payload):
+            chosen.append((delta, payload))
+    if not chosen:
+        return 0
+    # Number the occurrences: joining, leaving and joining again are three events.
+    counts = {
+        r["item_key"]: r["n"]
+        for r in await run.conn.fetch(
+            q("event_counts_for_keys"), flow.name, [d.item_key for d, _ in chosen]
+        )
+    }
+    events = [
+        NewEvent(
+            id=event_id(
+                flow.name,
+                trigger.key,
+                delta.item_key,
+                run.occurrence_change(delta.kind, delta.fingerprint, counts.get(delta.item_key, 0)),
+            ),
+            item_key=delta.item_key,
+            payload=payload,
+        )
+        for delta, payload in chosen
+    ]
+    return await record_events(run.conn, flow, events)
