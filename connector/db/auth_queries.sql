@@ -1,0 +1,48 @@
+-- Connections, tokens and OAuth states: the provider layer's queries.
+
+-- name: connection_ensure
+INSERT INTO connections (id, provider) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING;
+
+-- name: connection_upsert_config
+-- A config connection whose credentials changed is active again: the operator fixed them.
+INSERT INTO connections (id, provider, source, scopes, credentials)
+VALUES ($1, $2, 'config', $3, $4)
+ON CONFLICT (id) DO UPDATE
+   SET provider = EXCLUDED.provider,
+       scopes = EXCLUDED.scopes,
+       credentials = EXCLUDED.credentials,
+       status = CASE WHEN $5 THEN 'active' ELSE connections.status END,
+       status_reason = CASE WHEN $5 THEN NULL ELSE connections.status_reason END,
+       updated_at = now();
+
+-- name: connection_get
+SELECT id, provider, source, status, install_id, account_id, scopes, credentials, status_reason
+  FROM connections WHERE id = $1;
+
+-- name: connection_mark_needs_reauth
+UPDATE connections SET status = 'needs_reauth', status_reason = $2, updated_at = now()
+ WHERE id = $1 AND status = 'active'
+RETURNING id;
+
+-- name: token_lock
+-- Serialises token refreshes of one connection across processes, until the transaction ends.
+SELECT pg_advisory_xact_lock(hashtext('connector.token'), hashtext($1));
+
+-- name: token_get
+SELECT c.status, t.access_token, t.refresh_token, t.expires_at, t.version
+  FROM connections c LEFT JOIN tokens t ON t.connection_id = c.id
+ WHERE c.id = $1;
+
+-- name: token_store
+INSERT INTO tokens (connection_id, access_token, refresh_token, expires_at, refreshed_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (connection_id) DO UPDATE
+   SET access_token = EXCLUDED.access_token,
+       refresh_token = EXCLUDED.refresh_token,
+       expires_at = EXCLUDED.expires_at,
+       refreshed_at = EXCLUDED.refreshed_at,
+       version = tokens.version + 1
+RETURNING version;
+
+-- name: token_delete
+DELETE FROM tokens WHERE connection_id = $1;

@@ -1,0 +1,228 @@
+"""The SendPulse client against the sandbox: paging, rate limit, retries, error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+import pytest
+from cryptography.fernet import Fernet
+
+from connector.errors import RetriableError
+from connector.providers.errors import (
+    MalformedResponse,
+    NotFound,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
+from connector.providers.registry import ProviderClients
+from connector.providers.retry import RetryPolicy
+from connector.providers.testing import (
+    FakeClock,
+    RecordingSleep,
+    max_in_window,
+    sandbox_config,
+)
+from connector.sandbox.testing import Sandbox, start_sandbox
+
+
+@pytest.fixture
+async def sb() -> AsyncIterator[Sandbox]:
+    async with start_sandbox(rate_limit=10.0) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def clients(
+    sb: Sandbox,
+    http: aiohttp.ClientSession,
+    pool: asyncpg.Pool,
+    *,
+    sleep: RecordingSleep | None = None,
+    retry: RetryPolicy | None = None,
+    **extra: object,
+) -> ProviderClients:
+    config = sandbox_config(sb.base_url, sb.client_id, sb.client_secret, extra=extra)
+    return ProviderClients(
+        session=http,
+        pool=pool,
+        config=config,
+        secret_key=Fernet.generate_key(),
+        now=FakeClock().now,
+        sleep=sleep or RecordingSleep(),
+        retry=retry,
+    )
+
+
+def api_calls(sb: Sandbox, path: str) -> list[int]:
+    return [r.status for r in sb.requests() if r.path == path]
+
+
+async def test_typed_calls_and_offset_paging(
+    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    client = clients(sb, http, db_pool).sendpulse("main")
+    list_id = await client.create_mailing_list("Leads")
+    emails = [f"user{i}@example.com" for i in range(5)]
+    await client.add_subscribers(list_id, [{"email": e, "variables": {"n": 1}} for e in emails])
+    books = await client.mailing_lists()
+    assert [b.name for b in books] == ["Leads"]
+    assert (await client.mailing_list(list_id)).id == list_id  # a one-element array reply
+    before = client.requests_made
+    rows = [row async for row in client.iter_offset(f"/addressbooks/{list_id}/emails", limit=2)]
+    assert sorted(r["email"] for r in rows) == emails
+    assert client.requests_made - before == 3  # 2 + 2 + a short page of 1
+    assert await client.subscriber_total(list_id) == 5
+    one = await client.subscriber(list_id, emails[0])
+    assert one.email == emails[0]
+    offsets = [r.query for r in sb.requests() if r.path == f"/addressbooks/{list_id}/emails"]
+    assert any("offset=4" in query for query in offsets)
+
+
+async def test_one_client_per_connection_shared_by_callers(
+    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    providers = clients(sb, http, db_pool)
+    assert providers.sendpulse("main") is providers.sendpulse("main")
+
+
+async def test_rate_limit_is_never_exceeded_under_concurrency(
+    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    providers = clients(sb, http, db_pool, rate_limit="8/s")
+    await providers.sendpulse("main").request("GET", "/addressbooks")
+
+    async def caller(n: int) -> None:
+        # Three "flows" asking for the connection's client independently.
+        client = providers.sendpulse("main")
+        for _ in range(n):
+            await client.request("GET", "/addressbooks")
+
+    await asyncio.gather(caller(9), caller(9), caller(9))
+    records = sb.requests(sb.client_id)
+    assert len([r for r in records if r.status == 200]) == 29  # 28 calls + 1 token call
+    assert all(r.status == 200 for r in records)
+    assert max_in_window(records, 1.0) <= 8
+    assert max_in_window(sb.requests(), 1.0, ok_only=False) <= 8
+
+
+async def test_500s_are_retried_with_backoff_then_succeed(
+    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    sleep = RecordingSleep()
+    client = clients(sb, http, db_pool, sleep=sleep).sendpulse("main")
+    await client.request("GET", "/addressbooks")
+    sb.faults.script("500", 3, path_prefix="/addressbooks")
+    assert await client.request("GET", "/addressbooks") == []
+    assert api_calls(sb, "/addressbooks") == [200, 500, 500, 500, 200]
+    assert len(sleep.delays) == 3
+    # full jitter: each delay lies within its exponential ceiling
+    for attempt, delay in enumerate(sleep.delays, start=1):
+        assert 0 <= delay <= min(30.0, 0.5 * 2 ** (attempt - 1))
+
+
+async def test_retry_after_is_honoured(
+    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    sleep = RecordingSleep()
+    client = clients(sb, http, db_pool, sleep=sleep).sendpulse("main")
+    await client.request("GET", "/addressbooks")
+    sb.faults.script("429", 2, path_prefix="/addressbooks", retry_after=7)
+    await client.request("GET", "/addressbooks")
+    assert len(sleep.delays) == 2
+    assert all(delay >= 7 for delay in sleep.delays)
+
+
+async def test_a_429_storm_gives_up_after_the_bounded_attempts(
+    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    sleep = RecordingSleep()
+    client = clients(sb, http, db_pool, sleep=sleep).sendpulse("main")
+    await client.request("GET", "/addressbooks")
+    sb.faults.script("429", 50, path_prefix="/addressbooks")
+    with pytest.raises(RateLimited) as caught:
+        await client.request("GET", "/addressbooks")
+    assert caught.value.error_code == 2020202020
+    assert api_calls(sb, "/addressbooks").count(429) == 5
+    assert len(sleep.delays) == 4
+
+
+async def test_total_time_budget_stops_retries(
+    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    ticks = iter(range(0, 10_000, 50))  # every look at the clock: 50 s later
+    policy = RetryPolicy(attempts=10, budget=120.0, monotonic=lambda: float(next(ticks)))
+    client = clients(sb, http, db_pool, retry=policy).sendpulse("main")
+    await client.request("GET", "/addressbooks")
+    sb.faults.script("500", 20, path_prefix="/addressbooks")
+    with pytest.raises(ServerError):
+        await client.request("GET", "/addressbooks")
+    assert 2 <= api_calls(sb, "/addressbooks").count(500) <= 3
+
+
+@pytest.mark.parametrize("kind", ["malformed", "drop"])
+async def test_malformed_bodies_and_dropped_connections_are_retried(
+    kind: str, sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    sleep = RecordingSleep()
+    client = clients(sb, http, db_pool, sleep=sleep).sendpulse("main")
+    await client.request("GET", "/addressbooks")
+    sb.faults.script(kind, 2, path_prefix="/addressbooks")
+    assert await client.request("GET", "/addressbooks") == []
+    failed = 0 if kind == "drop" else 200  # a dropped call is logged with status 0
+    assert api_calls(sb, "/addressbooks") == [200, failed, failed, 200]
+    # aiohttp itself resends once when a reused keep-alive connection drops, so a drop
+    # may cost one of our retries or none.
+    assert 1 <= len(sleep.delays) <= 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"), [("malformed", MalformedResponse), ("drop", TransportError)]
+)
+async def test_persistent_faults_end_as_retriable_errors_not_crashes(
+    kind: str,
+    error: type[RetriableError],
+    sb: Sandbox,
+    http: aiohttp.ClientSession,
+    db_pool: asyncpg.Pool,
+) -> None:
+    client = clients(sb, http, db_pool).sendpulse("main")
+    await client.request("GET", "/addressbooks")
+    sb.faults.script(kind, 10, path_prefix="/addressbooks")
+    with pytest.raises(error):
+        await client.request("GET", "/addressbooks")
+
+
+async def test_a_hanging_request_times_out_and_is_retried(
+    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    sleep = RecordingSleep()
+    client = clients(sb, http, db_pool, sleep=sleep, timeout="300ms").sendpulse("main")
+    await client.request("GET", "/addressbooks")
+    sb.faults.script("hang", 1, path_prefix="/addressbooks", hang_seconds=5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await client.request("GET", "/addressbooks") == []
+    assert loop.time() - started < 3
+    assert len(sleep.delays) == 1
+
+
+async def test_a_4xx_fails_at_once_with_its_code_and_meaning(
+    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    sleep = RecordingSleep()
+    client = clients(sb, http, db_pool, sleep=sleep).sendpulse("main")
+    with pytest.raises(NotFound) as caught:
+        await client.mailing_list(999_999)
+    assert caught.value.error_code == 213
+    assert caught.value.meaning == "mailing list not found"
+    assert api_calls(sb, "/addressbooks/999999") == [404]
+    assert sleep.delays == []
