@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from connector.plugins import Action, PluginParams
+import structlog
+
+from connector.plugins import Action, ActionContext, ActionResult, PluginParams, StoredEvent
+
+log = structlog.get_logger("connector.actions.log")
 
 
 class Params(PluginParams):
@@ -17,3 +21,17 @@ class Log(Action):
     key: ClassVar[str] = "log"
     Params = Params
     summary = "log the event"
+
+    async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
+        """Write one ``event_logged`` line with the payload."""
+        level = getattr(params, "level", "info")
+        getattr(log, level)(
+            "event_logged",
+            flow=event.flow,
+            trigger=event.trigger,
+            event_id=event.id,
+            item_key=event.item_key,
+            delivery_id=ctx.delivery_id,
+            payload=event.payload,
+        )
+        return ActionResult(summary=f"logged {event.item_key}")

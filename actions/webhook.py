@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import ClassVar
+import email.utils
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+import aiohttp
+from pydantic import Field, SecretStr, field_validator
 
-from connector.plugins import Action, PluginParams
+from connector.egress import refused_by_egress
+from connector.errors import FatalError, RetriableError
+from connector.plugins import Action, ActionContext, ActionResult, PluginParams, StoredEvent
+from connector.signing import sign_headers
+from connector.templates import is_template
 from connector.units import Duration
+
+RESPONSE_LIMIT = 300
+# Ours to set: a user's extra header must not replace the signature or the body's type.
+RESERVED_HEADERS = frozenset(
+    {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "host"}
+)
 
 
 class Params(PluginParams):
-    url: AnyHttpUrl
-    # Several secrets are accepted while one is being rotated; the first signs.
+    # A template (``https://x/{{ event.id }}``) is checked once rendered.
+    url: str
+    # Several secrets sign at once while one is being rotated; each signature is sent.
     secret: SecretStr | list[SecretStr]
     timeout: Duration = timedelta(seconds=15)
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if is_template(value):
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an http:// or https:// URL with a host")
+        return value
 
     @field_validator("secret")
     @classmethod
@@ -32,6 +57,78 @@ class Params(PluginParams):
                 )
         return value
 
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is set by the connector")
+        return value
+
+    def secret_values(self) -> list[str]:
+        secrets = self.secret if isinstance(self.secret, list) else [self.secret]
+        return [s.get_secret_value() for s in secrets]
+
+
+class WebhookRetriable(RetriableError):
+    """The receiver answered with a status that may change (429, 5xx, other 4xx, 3xx)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None,
+        detail: str | None,
+        retry_after: float | None,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class WebhookGone(FatalError):
+    """The receiver answered 410 Gone: it wants no more deliveries."""
+
+    def __init__(self, message: str, *, status_code: int, detail: str | None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.detail = detail
+
+
+def body_for(event: StoredEvent) -> bytes:
+    """The JSON body: the event's type, time and ids, and its payload under ``data``."""
+    when = event.occurred_at or event.created_at
+    document = {
+        "type": event.trigger,
+        "timestamp": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "flow": event.flow,
+        "event_id": event.id,
+        "item_key": event.item_key,
+        "data": event.payload,
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """``Retry-After`` as seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _snippet(text: str) -> str:
+    text = text.strip().replace("\n", " ")
+    return text if len(text) <= RESPONSE_LIMIT else text[:RESPONSE_LIMIT] + "…"
+
 
 class Webhook(Action):
     """POST the event to a URL, signed, with the delivery id as ``webhook-id``."""
@@ -39,3 +136,63 @@ class Webhook(Action):
     key: ClassVar[str] = "webhook"
     Params = Params
     summary = "POST the event as signed JSON"
+
+    async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
+        """POST once; 2xx delivered, 410 fatal, anything else retried."""
+        assert isinstance(params, Params)  # noqa: S101 - the dispatcher validated them
+        parts = urlsplit(params.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise FatalError(f"the rendered url {params.url!r} is not an http(s) URL")
+        body = body_for(event)
+        now = ctx.clock()
+        headers = {
+            **params.headers,
+            **sign_headers(params.secret_values(), ctx.delivery_id, int(now.timestamp()), body),
+            "content-type": "application/json",
+            "user-agent": "sendpulse-connector",
+        }
+        target = f"{parts.hostname}{parts.path or '/'}"
+        timeout = aiohttp.ClientTimeout(total=params.timeout.total_seconds())
+        try:
+            async with ctx.http.post(
+                params.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
+                status = response.status
+                text = _snippet(await response.text(errors="replace"))
+                retry_after = response.headers.get("Retry-After")
+        except aiohttp.InvalidURL as exc:
+            raise FatalError(f"invalid url for {target}: {exc}") from None
+        # aiohttp's timeouts are ClientErrors too; they are named here first.
+        except TimeoutError:
+            raise WebhookRetriable(
+                f"POST {target} timed out after {params.timeout.total_seconds():g}s",
+                status_code=None,
+                detail=None,
+                retry_after=None,
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            refused = refused_by_egress(exc)
+            if refused is not None:
+                raise FatalError(str(refused)) from None
+            raise WebhookRetriable(
+                f"POST {target} failed: {type(exc).__name__}: {exc}",
+                status_code=None,
+                detail=None,
+                retry_after=None,
+            ) from None
+        if 200 <= status < 300:
+            return ActionResult(
+                summary=f"POST {target} → {status}", status_code=status, detail=text
+            )
+        if status == 410:
+            raise WebhookGone(f"POST {target} → 410 Gone", status_code=status, detail=text)
+        if 300 <= status < 400:
+            message = f"POST {target} → {status} (redirects are not followed)"
+        else:
+            message = f"POST {target} → {status}"
+        raise WebhookRetriable(
+            message,
+            status_code=status,
+            detail=text,
+            retry_after=retry_after_seconds(retry_after, now),
+        )

@@ -437,6 +437,12 @@ def _check_flow(
         )
         problems += found
         if params is not None:
+            from connector.templates import check_params
+
+            fields = trigger_cls.payload_fields if trigger_cls is not None else None
+            for loc, message in check_params(params, fields):
+                prefix = apath if loc and loc[0] in extras else (*apath, "params")
+                problems.append(located.problem((*prefix, *loc), message))
             aparams.append(params)
         # The raw params may hold secrets in plain text; the validated ones mask them.
         new_actions.append(ActionSpec(type=spec.type, name=spec.name, connection=spec.connection))

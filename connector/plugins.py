@@ -8,7 +8,8 @@ and writes events; plugins only talk to the provider through the client they are
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
@@ -112,8 +113,50 @@ class Trigger:
         return None
 
 
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as actions see it: where it came from and its payload."""
+
+    id: str
+    flow: str
+    trigger: str
+    item_key: str
+    payload: dict[str, Any]
+    occurred_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """A successful run: a one-line summary for the log, and what the far side answered."""
+
+    summary: str
+    status_code: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What one run of an action may use: its delivery's identity and ready clients."""
+
+    delivery_id: str
+    attempt: int
+    flow: str
+    action_index: int
+    connection_id: str | None
+    # The egress-guarded session (webhooks) and the provider clients (SendPulse actions).
+    http: Any
+    providers: Any
+    clock: Callable[[], datetime]
+
+
 class Action:
-    """Something done with an event: a webhook, a SendPulse call, a file line."""
+    """Something done with an event: a webhook, a SendPulse call, a file line.
+
+    ``run`` returns an :class:`ActionResult` or raises ``RetriableError`` (try again later,
+    honouring ``retry_after``) or ``FatalError`` (stop now). It must be safe to run twice
+    for the same delivery: the delivery id is the idempotency key.
+    """
 
     key: ClassVar[str]
     Params: ClassVar[type[PluginParams]] = NoParams
@@ -121,6 +164,10 @@ class Action:
     provider: ClassVar[Provider | None] = None
     scope: ClassVar[str | None] = None
     summary: ClassVar[str] = ""
+
+    async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
+        """Do this action for one event."""
+        raise NotImplementedError(f"{type(self).__name__} has no run()")
 
 
 class PluginAlreadyRegistered(ConnectorError):

@@ -1,0 +1,403 @@
+"""The dispatcher: turns stored deliveries into done work, at least once per delivery.
+
+A claim is one short transaction: due ``pending`` rows are locked with ``FOR UPDATE SKIP
+LOCKED`` and become ``running`` with a lease (owner, expiry) and the next attempt number.
+The action then runs outside any transaction, bounded by a budget shorter than the lease,
+and the outcome is written with ``WHERE id = $1 AND attempt = $2 AND state = 'running'``:
+a worker that lost its lease (it hung, and the rescuer gave the row to someone else) finishes
+nothing. Every attempt is written down; failures follow the flow's retry schedule, then the
+delivery is ``dead`` until replayed.
+
+Per flow: ``ordered`` runs one delivery at a time in the order they were recorded (a
+failing one holds back the rest), and ``concurrency`` caps how many run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from connector.config import Config, Flow
+from connector.db.queries import q
+from connector.errors import FatalError, RetriableError
+from connector.logging import scrub
+from connector.plugins import Action, ActionContext, ActionResult, StoredEvent
+from connector.retry import next_delay
+from connector.templates import context_for, render_params
+
+log = structlog.get_logger("connector.dispatch")
+
+DETAIL_LIMIT = 500
+WAKE_CHANNEL = "deliveries_due"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One claimed delivery and its event."""
+
+    id: uuid.UUID
+    event: StoredEvent
+    action_index: int
+    action_type: str
+    connection_id: str | None
+    attempt: int
+    schedule_offset: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, as written to the database and the log."""
+
+    state: str  # delivered | pending | dead
+    summary: str | None
+    error: str | None
+    status_code: int | None
+    detail: str | None
+    next_attempt_at: datetime | None
+
+
+def _truncate(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = scrub(text)
+    return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"
+
+
+def _payload(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    return dict(value) if isinstance(value, dict) else {"value": value}
+
+
+class Dispatcher:
+    """Claims due deliveries, runs their actions, records each attempt, retries or gives up."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        config: Config,
+        *,
+        http: Any,
+        providers: Any = None,
+        worker_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+        actions: Any = None,
+        batch_size: int = 100,
+        max_in_flight: int = 200,
+        lease: timedelta = timedelta(minutes=2),
+        idle_wait: float = 1.0,
+        rescue_every: timedelta = timedelta(seconds=15),
+    ) -> None:
+        if actions is None:
+            from actions import ACTIONS
+
+            actions = ACTIONS
+        self.pool = pool
+        self.config = config
+        self.http = http
+        self.providers = providers
+        self.worker_id = worker_id or default_worker_id()
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
+        self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
+        self.lease = lease
+        # An action must end well inside its lease, so only a hung or dead worker loses one.
+        self.budget = max(lease.total_seconds() - 10.0, lease.total_seconds() / 2)
+        self.idle_wait = idle_wait
+        self.rescue_every = rescue_every
+        self._actions: dict[str, Action] = {cls.key: cls() for cls in actions}
+        self._flows: dict[str, Flow] = {f.name: f for f in config.flows if f.enabled}
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set, then let the attempts in flight finish."""
+        listener = await self._listen()
+        next_rescue = self.clock()
+        log.info("dispatcher_started", worker=self.worker_id, flows=len(self._flows))
+        try:
+            while not stop.is_set():
+                if self.clock() >= next_rescue:
+                    await self.rescue()
+                    next_rescue = self.clock() + self.rescue_every
+                want = min(self.batch_size, self.max_in_flight - len(self._in_flight))
+                got = 0
+                if want > 0:
+                    claimed = await self.claim(want)
+                    got = len(claimed)
+                    for item in claimed:
+                        self._spawn(item)
+                if want > 0 and got == want:
+                    continue
+                await self._wait(stop)
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+        finally:
+            if listener is not None:
+                await self._unlisten(listener)
+            log.info("dispatcher_stopped", worker=self.worker_id)
+
+    async def run_once(self) -> int:
+        """Rescue expired leases, claim one batch and deliver it; returns how many ran."""
+        await self.rescue()
+        claimed = await self.claim(self.batch_size)
+        await asyncio.gather(*(self.deliver(item) for item in claimed))
+        return len(claimed)
+
+    def _spawn(self, item: Claimed) -> None:
+        task = asyncio.create_task(self.deliver(item), name=f"delivery-{item.id}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=self.idle_wait, return_when="FIRST_COMPLETED")
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self._wake.clear()
+        # Gather a few more finishes or inserts into the next claim.
+        await asyncio.sleep(0.005)
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        try:
+            conn = await self.pool.acquire()
+            await conn.add_listener(WAKE_CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("dispatcher_listen_failed", error=str(exc))
+            return None
+        return conn
+
+    async def _unlisten(self, conn: asyncpg.Connection) -> None:
+        try:
+            await conn.remove_listener(WAKE_CHANNEL, self._notified)
+        finally:
+            await self.pool.release(conn)
+
+    def _notified(self, *_args: Any) -> None:
+        self._wake.set()
+
+    # -- claim, rescue, finish ------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[Claimed]:
+        """Lease up to ``limit`` due deliveries to this worker."""
+        if not self._flows or limit <= 0:
+            return []
+        now = self.clock()
+        flows = list(self._flows.values())
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(q("dispatch_claim_lock"))
+            rows = await conn.fetch(
+                q("dispatch_claim"),
+                self.worker_id,
+                now,
+                now + self.lease,
+                limit,
+                [f.name for f in flows],
+                [1 if f.ordered else f.concurrency for f in flows],
+                [f.ordered for f in flows],
+            )
+        return [
+            Claimed(
+                id=row["id"],
+                event=StoredEvent(
+                    id=row["event_id"],
+                    flow=row["flow_name"],
+                    trigger=row["trigger_type"],
+                    item_key=row["item_key"],
+                    payload=_payload(row["payload"]),
+                    occurred_at=row["occurred_at"],
+                    created_at=row["event_created_at"],
+                ),
+                action_index=row["action_index"],
+                action_type=row["action_type"],
+                connection_id=row["connection_id"],
+                attempt=row["attempt"],
+                schedule_offset=row["schedule_offset"],
+            )
+            for row in sorted(rows, key=lambda r: r["seq"])
+        ]
+
+    async def rescue(self) -> int:
+        """Return deliveries whose lease expired to ``pending``; returns how many."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(q("dispatch_rescue_expired"), self.clock())
+        for row in rows:
+            log.warning(
+                "delivery_lease_expired",
+                delivery_id=str(row["id"]),
+                flow=row["flow_name"],
+                attempt=row["attempt"],
+            )
+        return len(rows)
+
+    async def deliver(self, item: Claimed) -> None:
+        """Run one claimed delivery and record how it went."""
+        started_at = self.clock()
+        started = time.monotonic()
+        outcome = await self._attempt(item)
+        duration_ms = int((time.monotonic() - started) * 1000)
+        outcome_name = {"delivered": "delivered", "pending": "retry", "dead": "dead"}
+        async with self.pool.acquire() as conn:
+            recorded = await conn.fetchval(
+                q("dispatch_finish"),
+                item.id,
+                item.attempt,
+                outcome.state,
+                outcome.next_attempt_at,
+                outcome.summary,
+                outcome.error,
+                self.clock(),
+                started_at,
+                duration_ms,
+                outcome_name[outcome.state],
+                outcome.status_code,
+                outcome.detail,
+            )
+        fields = {
+            "flow": item.event.flow,
+            "trigger": item.event.trigger,
+            "event_id": item.event.id,
+            "item_key": item.event.item_key,
+            "action": item.action_type,
+            "action_index": item.action_index,
+            "delivery_id": str(item.id),
+            "attempt": item.attempt,
+            "duration_ms": duration_ms,
+        }
+        if recorded is None:
+            # The lease ran out and the rescuer handed the row on: this result is not ours.
+            log.warning("delivery_lease_lost", outcome=outcome.state, **fields)
+        elif outcome.state == "delivered":
+            log.info(
+                "trigger_delivered",
+                summary=outcome.summary,
+                status_code=outcome.status_code,
+                **fields,
+            )
+        elif outcome.state == "pending" and outcome.next_attempt_at is not None:
+            log.warning(
+                "delivery_failed",
+                error=outcome.error,
+                status_code=outcome.status_code,
+                next_attempt_at=outcome.next_attempt_at.isoformat(timespec="seconds"),
+                **fields,
+            )
+        else:
+            log.error(
+                "delivery_dead",
+                error=outcome.error,
+                status_code=outcome.status_code,
+                **fields,
+            )
+
+    async def _attempt(self, item: Claimed) -> Outcome:
+        try:
+            async with asyncio.timeout(self.budget):
+                result = await self._run_action(item)
+        except FatalError as exc:
+            return self._dead(str(exc), exc)
+        except RetriableError as exc:
+            return self._retry(item, str(exc), exc, exc.retry_after)
+        except TimeoutError as exc:
+            return self._retry(item, f"the action took longer than {self.budget:g}s", exc, None)
+        except Exception as exc:
+            # A bug in an action must not lose the event: log it loudly and try again later.
+            log.exception("action_crashed", action=item.action_type, delivery_id=str(item.id))
+            return self._retry(item, f"{type(exc).__name__}: {exc}", exc, None)
+        return Outcome(
+            state="delivered",
+            summary=_truncate(result.summary),
+            error=None,
+            status_code=result.status_code,
+            detail=_truncate(result.detail),
+            next_attempt_at=None,
+        )
+
+    def _dead(self, error: str, exc: BaseException | None) -> Outcome:
+        return Outcome(
+            state="dead",
+            summary=None,
+            error=_truncate(error),
+            status_code=getattr(exc, "status_code", None),
+            detail=_truncate(getattr(exc, "detail", None) or error),
+            next_attempt_at=None,
+        )
+
+    def _retry(
+        self, item: Claimed, error: str, exc: BaseException, retry_after: float | None
+    ) -> Outcome:
+        flow = self._flows.get(item.event.flow)
+        schedule = flow.retry_schedule if flow is not None else []
+        made = max(1, item.attempt - item.schedule_offset)
+        delay = next_delay(schedule, made, retry_after=retry_after, rng=self.rng)
+        if delay is None:
+            dead = self._dead(f"gave up after {item.attempt} attempts: {error}", exc)
+            return dead
+        return Outcome(
+            state="pending",
+            summary=None,
+            error=_truncate(error),
+            status_code=getattr(exc, "status_code", None),
+            detail=_truncate(getattr(exc, "detail", None) or error),
+            next_attempt_at=self.clock() + delay,
+        )
+
+    async def _run_action(self, item: Claimed) -> ActionResult:
+        flow = self._flows.get(item.event.flow)
+        if flow is None:
+            raise FatalError(f"flow {item.event.flow!r} is not in the configuration")
+        specs = flow.actions
+        if item.action_index >= len(specs) or specs[item.action_index].type != item.action_type:
+            now_type = specs[item.action_index].type if item.action_index < len(specs) else None
+            raise FatalError(
+                f"the flow's action {item.action_index} is now {now_type!r}, "
+                f"not {item.action_type!r} as when the event was recorded"
+            )
+        action = self._actions.get(item.action_type)
+        if action is None:
+            raise FatalError(f"unknown action type {item.action_type!r}")
+        params = self.config.action_params[flow.name][item.action_index]
+        params = render_params(
+            params, context_for(item.event.payload, flow.name, item.event.trigger)
+        )
+        ctx = ActionContext(
+            delivery_id=str(item.id),
+            attempt=item.attempt,
+            flow=flow.name,
+            action_index=item.action_index,
+            connection_id=item.connection_id or specs[item.action_index].connection,
+            http=self.http,
+            providers=self.providers,
+            clock=self.clock,
+        )
+        return await action.run(ctx, item.event, params)
