@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from connector.egress import refused_by_egress
 from connector.errors import FatalError, RetriableError
@@ -41,7 +41,7 @@ class Params(PluginParams):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("url must be an http:// or https:// URL with a host")
-        return value
+        return str(AnyHttpUrl(value))
 
     @field_validator("secret")
     @classmethod
