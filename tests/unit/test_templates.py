@@ -1,0 +1,124 @@
+"""Templated action params: rendering, load-time checks, and the sandbox."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from pydantic import BaseModel
+
+from connector.config import parse
+from connector.errors import ConfigInvalid, FatalError
+from connector.templates import check_params, context_for, problems_in, render_params
+
+FIELDS = frozenset({"email", "variables", "mailing_list_id"})
+
+
+def config_with(action: str) -> str:
+    return textwrap.dedent(
+        """\
+        connections:
+          main: {client_id: id, client_secret: s3cret-value}
+        flows:
+          - name: f
+            trigger: {type: sendpulse.subscriber_added, params: {mailing_list_id: 1}}
+            actions:
+        """
+    ) + textwrap.indent(textwrap.dedent(action), "      ")
+
+
+WEBHOOK = """\
+- type: webhook
+  url: "https://example.com/hooks/{{ event.email | urlencode }}"
+  secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+  headers: {x-list: "{{ event.mailing_list_id }}", x-flow: "{{ flow.name }}"}
+"""
+
+
+def test_good_template_loads_and_renders() -> None:
+    config = parse(config_with(WEBHOOK), "flows.yaml", env={})
+    params = config.action_params["f"][0]
+    rendered = render_params(
+        params,
+        context_for({"email": "a b@x.io", "mailing_list_id": 7}, "f", "t"),
+    )
+    assert rendered.url == "https://example.com/hooks/a%20b%40x.io"  # type: ignore[attr-defined]
+    assert rendered.headers == {"x-list": "7", "x-flow": "f"}  # type: ignore[attr-defined]
+    # The loaded params still hold the template, for the next event.
+    assert "{{" in params.url  # type: ignore[attr-defined]
+
+
+def test_typo_fails_at_load_with_its_location() -> None:
+    bad = WEBHOOK.replace("event.email", "event.emial")
+    with pytest.raises(ConfigInvalid) as caught:
+        parse(config_with(bad), "flows.yaml", env={})
+    [problem] = caught.value.problems
+    assert problem.path == "flows[0].actions[0].url"
+    assert "event has no field 'emial'" in problem.message
+    assert "email" in problem.message
+    assert problem.line == 8
+
+
+def test_syntax_error_and_unknown_names_fail_at_load() -> None:
+    bad = WEBHOOK.replace("{{ flow.name }}", "{{ flow.name ").replace(
+        "{{ event.mailing_list_id }}", "{{ secrets.token }}"
+    )
+    with pytest.raises(ConfigInvalid) as caught:
+        parse(config_with(bad), "flows.yaml", env={})
+    messages = {p.path: p.message for p in caught.value.problems}
+    assert "does not compile" in messages["flows[0].actions[0].headers.x-flow"]
+    assert "only 'event' and 'flow'" in messages["flows[0].actions[0].headers.x-list"]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ event.__class__ }}",
+        "{{ event['__class__'] }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ event.email.__globals__ }}",
+        "{{ cycler.__init__.__globals__.os }}",
+        "{{ lipsum.__globals__ }}",
+    ],
+)
+def test_escape_attempts_are_refused_at_load(source: str) -> None:
+    assert problems_in(source, FIELDS)
+
+
+class Params(BaseModel):
+    text: str
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ event.email.__class__.__mro__ }}",
+        "{{ (event.email|attr('__class__')) }}",
+        "{{ event.update({'x': 1}) }}",
+        "{% set x = event.pop('email') %}{{ x }}",
+    ],
+)
+def test_escape_attempts_are_refused_by_the_sandbox_at_render(source: str) -> None:
+    payload = {"email": "a@b.c"}
+    with pytest.raises(FatalError, match="template in text failed"):
+        render_params(Params(text=source), context_for(payload, "f", "t"))
+    assert payload == {"email": "a@b.c"}
+
+
+def test_missing_field_at_render_is_fatal_not_empty() -> None:
+    with pytest.raises(FatalError, match=r"'phone' is undefined|has no attribute 'phone'"):
+        render_params(Params(text="{{ event.phone }}"), context_for({"email": "x"}, "f", "t"))
+
+
+def test_nested_fields_and_loops_render() -> None:
+    out = render_params(
+        Params(text="{% for k, v in event.variables | dictsort %}{{ k }}={{ v }};{% endfor %}"),
+        context_for({"variables": {"b": 2, "a": 1}}, "f", "t"),
+    )
+    assert out.text == "a=1;b=2;"
+    assert check_params(Params(text="{{ event.variables.city }}"), FIELDS) == []
+
+
+def test_plain_strings_are_left_alone() -> None:
+    params = Params(text="no template here")
+    assert render_params(params, {}) is params
