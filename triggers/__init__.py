@@ -1,11 +1,21 @@
 """The trigger registry: an explicit list, so the catalogue can be read off this file."""
 
 from connector.plugins import Registry, Trigger
+from triggers.sendpulse.mailing_list_created import MailingListCreated
 from triggers.sendpulse.subscriber_added import SubscriberAdded
+from triggers.sendpulse.subscriber_removed import SubscriberRemoved
+from triggers.sendpulse.subscriber_status_changed import SubscriberStatusChanged
+from triggers.sendpulse.subscriber_unsubscribed import SubscriberUnsubscribed
+from triggers.sendpulse.subscriber_variables_changed import SubscriberVariablesChanged
 
 TRIGGERS: Registry[type[Trigger]] = Registry(
     "trigger",
     [
         SubscriberAdded,
+        SubscriberRemoved,
+        SubscriberUnsubscribed,
+        SubscriberStatusChanged,
+        SubscriberVariablesChanged,
+        MailingListCreated,
     ],
 )

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import PositiveInt
+from connector.plugins import SnapshotChange, Strategy
+from triggers.sendpulse._subscribers import ListParams, SubscriberTrigger
 
-from connector.plugins import PluginParams, Strategy, Trigger
-
-
-class Params(PluginParams):
-    mailing_list_id: PositiveInt
+Params = ListParams
 
 
-class SubscriberAdded(Trigger):
+class SubscriberAdded(SubscriberTrigger):
     """An email that was not in the mailing list at the last poll and is now."""
 
     key: ClassVar[str] = "sendpulse.subscriber_added"
-    Params = Params
-    scope: ClassVar[str] = "emails"
+    Params = ListParams
     strategy: ClassVar[Strategy] = "snapshot"
-    payload_fields = frozenset({"email", "mailing_list_id", "status", "phone", "variables"})
+    emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"added"})
     summary = "a subscriber joined a mailing list"
+    api_calls = ("GET /addressbooks/{id}/emails (limit 100, every page)",)

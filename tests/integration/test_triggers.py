@@ -1,0 +1,300 @@
+"""Every SendPulse trigger against the sandbox, through the real client, on a real Postgres.
+
+For each trigger: the first run records a baseline and emits nothing; one change made in the
+sandbox gives exactly one event with the documented payload; a second poll with no change
+gives nothing and makes the fewest requests the API allows; ``start: all`` emits what exists,
+capped by ``max_first_run_events``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiolimiter import AsyncLimiter
+
+from connector.auth.tokens import StaticKey
+from connector.config import ActionSpec, Flow, TriggerSpec
+from connector.engine import PollResult, poll_flow
+from connector.plugins import PluginParams, Trigger
+from connector.providers.sendpulse import SendPulseClient
+from connector.sandbox.state import State
+from connector.sandbox.testing import Sandbox, start_sandbox
+from triggers import TRIGGERS
+
+
+class Harness:
+    """One sandbox account, one client, one flow: poll it and read back what was recorded."""
+
+    def __init__(self, sb: Sandbox, client: SendPulseClient, pool: asyncpg.Pool) -> None:
+        self.sb = sb
+        self.client = client
+        self.pool = pool
+
+    @property
+    def state(self) -> State:
+        return self.sb.state
+
+    def flow(self, key: str, params: dict[str, Any], **extra: Any) -> tuple[Flow, PluginParams]:
+        trigger = TRIGGERS.get(key)
+        assert trigger is not None
+        flow = Flow(
+            name="flow-" + key.split(".")[1],
+            trigger=TriggerSpec(type=key, connection="main", params=params),
+            actions=[ActionSpec(type="webhook", params={"url": "http://127.0.0.1:9/x"})],
+            **extra,
+        )
+        return flow, trigger.Params.model_validate(params)
+
+    async def poll(self, flow: Flow, params: PluginParams) -> PollResult:
+        return await poll_flow(
+            flow,
+            params,
+            client=self.client,
+            pool=self.pool,
+            worker="w1",
+            clock=self.sb.clock.datetime,
+        )
+
+    async def payloads(self, flow: Flow) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT payload FROM events WHERE flow_name = $1 ORDER BY created_at, id", flow.name
+        )
+        return [json.loads(r["payload"]) for r in rows]
+
+    def api_paths(self) -> list[str]:
+        return [r.path for r in self.sb.requests() if not r.path.startswith("/oauth")]
+
+
+@asynccontextmanager
+async def harness(pool: asyncpg.Pool, **sandbox: Any) -> AsyncIterator[Harness]:
+    async with start_sandbox(rate_limit=None, **sandbox) as sb, aiohttp.ClientSession() as http:
+        key = sb.state.auth.add_api_key(sb.client_id)
+        client = SendPulseClient(
+            connection_id="main",
+            session=http,
+            base_url=sb.base_url,
+            limiter=AsyncLimiter(1000, 1),
+            auth=StaticKey(connection_id="main", provider="sendpulse", key=key, pool=pool),
+        )
+        yield Harness(sb, client, pool)
+
+
+@pytest.fixture
+async def h(db_pool: asyncpg.Pool) -> AsyncIterator[Harness]:
+    async with harness(db_pool) as running:
+        yield running
+
+
+@dataclass
+class Case:
+    """One trigger's story: the account before, one change, and the event it must make."""
+
+    key: str
+    params: dict[str, Any]
+    setup: Callable[[State], None]
+    change: Callable[[State], None]
+    payload: dict[str, Any]
+    # Requests of a poll on an unchanged account (the setup's size is chosen to need this).
+    requests: int
+
+
+FEB_1 = datetime(2026, 2, 1, 9, 30, tzinfo=UTC).timestamp()
+
+
+def _book(state: State, n: int = 3, *, unsubscribed: int = 0) -> None:
+    book = state.add_book("Newsletter")
+    for i in range(n):
+        state.add_subscriber(book.id, f"s{i}@example.com", {"name": f"S{i}"})
+    for i in range(unsubscribed):
+        state.add_subscriber(book.id, f"u{i}@example.com", {}, status=4)
+
+
+CASES = [
+    Case(
+        "sendpulse.subscriber_added",
+        {"mailing_list_id": 1},
+        _book,
+        lambda s: s.add_subscriber(1, "New@Example.com", {"name": "Nia"}, phone="380501234567"),
+        {
+            "email": "new@example.com",
+            "mailing_list_id": 1,
+            "status": 1,
+            "status_explain": "Active",
+            "phone": "380501234567",
+            "variables": {"name": "Nia"},
+        },
+        1,
+    ),
+    Case(
+        "sendpulse.subscriber_removed",
+        {"mailing_list_id": 1},
+        _book,
+        lambda s: s.remove_subscriber(1, "s1@example.com"),
+        {"email": "s1@example.com", "mailing_list_id": 1},
+        1,
+    ),
+    Case(
+        "sendpulse.subscriber_unsubscribed",
+        {"mailing_list_id": 1},
+        lambda s: _book(s, unsubscribed=1),
+        lambda s: s.unsubscribe(1, "s2@example.com"),
+        {
+            "email": "s2@example.com",
+            "mailing_list_id": 1,
+            "status": 4,
+            "status_explain": "Unsubscribed",
+            "phone": None,
+            "variables": {"name": "S2"},
+        },
+        1,
+    ),
+    Case(
+        "sendpulse.subscriber_status_changed",
+        {"mailing_list_id": 1, "to": "unsubscribed"},
+        _book,
+        lambda s: (s.set_status(1, "s0@example.com", 2), s.unsubscribe(1, "s2@example.com")),
+        {
+            "email": "s2@example.com",
+            "mailing_list_id": 1,
+            "status": 4,
+            "status_explain": "Unsubscribed",
+            "phone": None,
+            "variables": {"name": "S2"},
+            "previous_status": 1,
+        },
+        1,
+    ),
+    Case(
+        "sendpulse.subscriber_variables_changed",
+        {"mailing_list_id": 1, "variables": ["name"]},
+        _book,
+        lambda s: (
+            s.set_variables(1, "s0@example.com", {"city": "Oslo"}),
+            s.set_variables(1, "s1@example.com", {"name": "Renamed"}),
+        ),
+        {
+            "email": "s1@example.com",
+            "mailing_list_id": 1,
+            "status": 1,
+            "status_explain": "Active",
+            "phone": None,
+            "variables": {"name": "Renamed"},
+        },
+        1,
+    ),
+    Case(
+        "sendpulse.mailing_list_created",
+        {},
+        lambda s: (_book(s), s.add_book("Old")),
+        lambda s: s.add_book("Brand new", created=FEB_1),
+        {
+            "id": 3,
+            "name": "Brand new",
+            "all_email_qty": 0,
+            "active_email_qty": 0,
+            "creationdate": "2026-02-01 09:30:00",
+            "status": 0,
+        },
+        1,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.key.split(".")[1])
+async def test_trigger_baseline_change_and_quiet_poll(h: Harness, case: Case) -> None:
+    case.setup(h.state)
+    flow, params = h.flow(case.key, case.params)
+    first = await h.poll(flow, params)
+    assert (first.status, first.baseline, first.events_created) == ("ok", True, 0), first.error
+    case.change(h.state)
+    second = await h.poll(flow, params)
+    assert second.status == "ok", second.error
+    assert await h.payloads(flow) == [case.payload]
+    before = len(h.api_paths())
+    third = await h.poll(flow, params)
+    assert third.events_created == 0
+    assert third.requests == case.requests == len(h.api_paths()) - before
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if TRIGGERS.get(c.key).strategy != "fingerprint"],  # type: ignore[union-attr]
+    ids=lambda c: c.key.split(".")[1],
+)
+async def test_trigger_start_all_is_capped(h: Harness, case: Case) -> None:
+    case.setup(h.state)
+    if case.key == "sendpulse.subscriber_removed":
+        pytest.skip("a removal has no 'all' to start from: the first run is a baseline")
+    flow, params = h.flow(case.key, case.params, start="all", max_first_run_events=1)
+    first = await h.poll(flow, params)
+    assert first.events_created == 1
+    assert first.held_back >= 1
+    assert (await h.poll(flow, params)).events_created == 0
+
+
+async def test_unsubscribed_asks_only_for_inactive_subscribers(h: Harness) -> None:
+    # 250 active and 3 unsubscribed: the full list is 3 pages, the inactive subset is 1.
+    _book(h.state, 250, unsubscribed=3)
+    unsub, unsub_params = h.flow("sendpulse.subscriber_unsubscribed", {"mailing_list_id": 1})
+    status, status_params = h.flow(
+        "sendpulse.subscriber_status_changed", {"mailing_list_id": 1, "to": 4}
+    )
+    await h.poll(unsub, unsub_params)
+    await h.poll(status, status_params)
+    h.state.unsubscribe(1, "s7@example.com")
+    cheap = await h.poll(unsub, unsub_params)
+    full = await h.poll(status, status_params)
+    assert (cheap.events_created, full.events_created) == (1, 1)
+    assert (cheap.requests, full.requests) == (1, 3)
+    queries = [r.query for r in h.sb.requests() if r.path.endswith("/emails")]
+    assert sum("not_active" in q for q in queries) == 2
+
+
+async def test_rejoining_subscriber_is_a_second_added_event(h: Harness) -> None:
+    _book(h.state)
+    flow, params = h.flow("sendpulse.subscriber_added", {"mailing_list_id": 1})
+    await h.poll(flow, params)
+    h.state.add_subscriber(1, "x@example.com")
+    await h.poll(flow, params)
+    h.state.remove_subscriber(1, "x@example.com")
+    await h.poll(flow, params)
+    h.state.add_subscriber(1, "x@example.com")
+    await h.poll(flow, params)
+    assert [p["email"] for p in await h.payloads(flow)] == ["x@example.com"] * 2
+
+
+async def test_equal_count_does_not_hide_a_swap(h: Harness) -> None:
+    # One leaves and one joins: the list's total is unchanged, both changes must show.
+    _book(h.state)
+    added, added_params = h.flow("sendpulse.subscriber_added", {"mailing_list_id": 1})
+    removed, removed_params = h.flow("sendpulse.subscriber_removed", {"mailing_list_id": 1})
+    await h.poll(added, added_params)
+    await h.poll(removed, removed_params)
+    h.state.remove_subscriber(1, "s0@example.com")
+    h.state.add_subscriber(1, "swap@example.com")
+    assert (await h.poll(added, added_params)).events_created == 1
+    assert (await h.poll(removed, removed_params)).events_created == 1
+
+
+async def test_unknown_list_is_a_recorded_fatal_error(h: Harness, db_pool: asyncpg.Pool) -> None:
+    flow, params = h.flow("sendpulse.subscriber_added", {"mailing_list_id": 99})
+    result = await h.poll(flow, params)
+    assert result.status == "failed"
+    assert "not found" in (result.error or "").lower()
+    assert await db_pool.fetchval("SELECT error FROM poll_runs") == result.error
+
+
+def test_every_trigger_declares_its_catalogue_entry() -> None:
+    for trigger in TRIGGERS:
+        assert trigger.key.startswith("sendpulse."), trigger.key
+        assert trigger.scope and trigger.strategy and trigger.api_calls, trigger.key
+        assert trigger.payload_fields, trigger.key
+        assert isinstance(trigger, type) and issubclass(trigger, Trigger)
