@@ -1,0 +1,137 @@
+"""The SSRF matrix: webhooks to non-public addresses never reach a local canary."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from connector.dispatch import Dispatcher
+from connector.egress import EgressPolicy, guarded_session
+from tests.integration.dispatch_support import (
+    FakeClock,
+    delivery,
+    flow_file,
+    insert_event,
+    webhook_flow,
+)
+
+
+class Canary:
+    """A server on loopback (IPv4 and, where possible, IPv6) counting what reaches it."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        self.port = 0
+
+
+@pytest.fixture
+async def canary() -> AsyncIterator[Canary]:
+    state = Canary()
+
+    async def handle(request: web.Request) -> web.Response:
+        state.hits.append(f"{request.host}{request.path}")
+        return web.Response(text="canary")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    state.port = runner.addresses[0][1]
+    if socket.has_ipv6:
+        try:
+            await web.TCPSite(runner, "::1", state.port).start()
+        except OSError:
+            pass
+    try:
+        yield state
+    finally:
+        await runner.cleanup()
+
+
+def targets(port: int) -> dict[str, str]:
+    return {
+        "loopback": f"http://127.0.0.1:{port}/",
+        "loopback6": f"http://[::1]:{port}/",
+        "name": f"http://localhost:{port}/",
+        "ten": f"http://10.0.0.1:{port}/",
+        "one72": f"http://172.16.0.1:{port}/",
+        "one92": f"http://192.168.0.1:{port}/",
+        "metadata": "http://169.254.169.254/latest/meta-data/",
+        "cgnat": f"http://100.64.0.1:{port}/",
+        "zero": f"http://0.0.0.0:{port}/",
+        "mapped": f"http://[::ffff:127.0.0.1]:{port}/",
+        "decimal": f"http://2130706433:{port}/",
+        "octal": f"http://0177.0.0.1:{port}/",
+        "hex": f"http://0x7f000001:{port}/",
+        "short": f"http://127.1:{port}/",
+    }
+
+
+async def deliver_all(
+    pool: asyncpg.Pool, urls: dict[str, str], allow: list[str]
+) -> dict[str, asyncpg.Record]:
+    config = flow_file("".join(webhook_flow(name, url) for name, url in urls.items()), allow=allow)
+    async with pool.acquire() as conn:
+        ids = {
+            name: (await insert_event(conn, name, f"ev-{name}", {"email": "x@y.z"}))[0]
+            for name in urls
+        }
+    async with guarded_session(EgressPolicy(allow)) as http:
+        worker = Dispatcher(pool, config, http=http, clock=FakeClock(), worker_id="ssrf")
+        assert await worker.run_once() == len(urls)
+    async with pool.acquire() as conn:
+        return {name: await delivery(conn, did) for name, did in ids.items()}
+
+
+async def test_nothing_reaches_the_canary_without_an_allow_list(
+    db_pool: asyncpg.Pool, canary: Canary
+) -> None:
+    rows = await deliver_all(db_pool, targets(canary.port), allow=[])
+    assert canary.hits == []
+    for name, row in rows.items():
+        # Refused before any connection: fatal at once, no retries that could race DNS.
+        assert row["state"] == "dead", name
+        assert row["attempt"] == 1
+        assert (
+            "refused to connect" in row["last_error"] or "not a canonical" in row["last_error"]
+        ), (name, row["last_error"])
+
+
+async def test_a_redirect_inward_is_not_followed(db_pool: asyncpg.Pool, canary: Canary) -> None:
+    async def redirect(_request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://127.0.0.1:{canary.port}/inside")
+
+    app = web.Application()
+    app.router.add_post("/", redirect)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    # 127.0.0.2 is allow-listed as "the public receiver"; it points inward.
+    await web.TCPSite(runner, "127.0.0.2", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        rows = await deliver_all(
+            db_pool, {"redirect": f"http://127.0.0.2:{port}/"}, allow=["127.0.0.2/32"]
+        )
+    finally:
+        await runner.cleanup()
+    assert canary.hits == []
+    row = rows["redirect"]
+    assert row["state"] == "pending" and "redirects are not followed" in row["last_error"]
+
+
+async def test_allow_list_opens_exactly_its_network(db_pool: asyncpg.Pool, canary: Canary) -> None:
+    urls = targets(canary.port)
+    rows = await deliver_all(db_pool, urls, allow=["127.0.0.1/32"])
+    delivered = sorted(name for name, row in rows.items() if row["state"] == "delivered")
+    # 127.0.0.1 in each of its spellings (URLs are normalised when the flow file loads,
+    # so 2130706433, 0177.0.0.1, 0x7f000001 and 127.1 all become 127.0.0.1); not ::1,
+    # not 0.0.0.0, not the private ranges.
+    assert delivered == ["decimal", "hex", "loopback", "mapped", "name", "octal", "short"]
+    assert len(canary.hits) == 7
+    assert rows["loopback6"]["state"] == "dead" and rows["zero"]["state"] == "dead"
