@@ -8,9 +8,10 @@ a record of the call in the request log. Control routes under `/_sandbox/` skip 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from yarl import URL
@@ -31,6 +32,7 @@ PUBLIC_PATHS = (
     "/market-service/oauth/authorize",
 )
 CONTROL_PREFIX = "/_sandbox/"
+TICK_SECONDS = 0.2
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _random = random.Random()  # noqa: S311 - latency jitter, not security
@@ -163,12 +165,31 @@ async def _fallback(request: web.Request) -> web.StreamResponse:
 
 def create_app(state: State) -> web.Application:
     """The sandbox as an aiohttp application over `state`."""
-    from connector.sandbox import routes_auth, routes_books, routes_control
+    from connector.sandbox import (
+        routes_auth,
+        routes_books,
+        routes_campaigns,
+        routes_channels,
+        routes_chatbots,
+        routes_control,
+        routes_crm,
+        routes_smtp,
+    )
 
     app = web.Application(middlewares=[gateway], client_max_size=64 * 1024 * 1024)
     app[STATE] = state
     app[STOPPING] = asyncio.Event()
-    for module in (routes_control, routes_auth, routes_books):
+    modules = (
+        routes_control,
+        routes_auth,
+        routes_books,
+        routes_campaigns,
+        routes_smtp,
+        routes_channels,
+        routes_crm,
+        routes_chatbots,
+    )
+    for module in modules:
         app.add_routes(module.routes)
     app.router.add_route("*", "/{tail:.*}", _fallback)
 
@@ -176,4 +197,21 @@ def create_app(state: State) -> web.Application:
         app[STOPPING].set()
 
     app.on_shutdown.append(_on_shutdown)
+    app.cleanup_ctx.append(_ticker)
     return app
+
+
+async def _ticker(app: web.Application) -> AsyncIterator[None]:
+    """Let wall time move campaigns along (and flush webhook batches) with no request."""
+    state = app[STATE]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            state.tick()
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

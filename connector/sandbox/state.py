@@ -8,9 +8,14 @@ from typing import Any
 
 from connector.sandbox.auth import Auth
 from connector.sandbox.books import ACTIVE, UNSUBSCRIBED, UNSUBSCRIBED_ALL, Book, Subscriber
-from connector.sandbox.clock import Clock
+from connector.sandbox.campaigns import SENDING, STATUS_WEBHOOK, Campaign, Campaigns
+from connector.sandbox.channels import Autoresponder, Channels, PushSubscription, PushWebsite
+from connector.sandbox.chatbots import Chatbots
+from connector.sandbox.clock import Clock, fmt_datetime
+from connector.sandbox.crm import Crm
 from connector.sandbox.faults import Faults
 from connector.sandbox.limits import Limits
+from connector.sandbox.smtp import Smtp
 
 
 @dataclass
@@ -43,7 +48,13 @@ class State:
         self.books: dict[int, Book] = {}
         self._next_book = 1
         self.blacklist: dict[str, str] = {}  # email -> comment, in insertion order
+        self.campaigns = Campaigns()
+        self.smtp = Smtp()
+        self.channels = Channels()
+        self.crm = Crm()
+        self.chatbots = Chatbots()
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.clock.on_advance(self.tick)
         # Other stores add their demo records through these (called with the state and an rng).
         self.seed_hooks: list[Callable[[State, Any], None]] = []
 
@@ -54,6 +65,24 @@ class State:
         """Hand one webhook-worthy event to whoever listens (the webhook hub)."""
         for listener in self.listeners:
             listener(event)
+
+    def tick(self) -> None:
+        """Move time-driven things (campaign statuses) to the clock's now, firing webhooks."""
+        settings = self.settings
+        moved = self.campaigns.tick(
+            self.now(), settings.campaign_review_seconds, settings.campaign_send_seconds
+        )
+        for campaign in moved:
+            self.emit(
+                {
+                    "event": "task_status_update",
+                    "task_id": campaign.id,
+                    "book_id": campaign.list_ids[0] if campaign.list_ids else None,
+                    "status": STATUS_WEBHOOK.get(campaign.status, str(campaign.status)),
+                    "status_explain": STATUS_WEBHOOK.get(campaign.status, ""),
+                    "timestamp": str(int(self.now())),
+                }
+            )
 
     def configure(self, **changes: Any) -> None:
         for name, value in changes.items():
@@ -80,7 +109,10 @@ class State:
         return sum(len(book) for book in self.books.values())
 
     def book_in_active_campaign(self, book_id: int) -> bool:
-        return False
+        self.tick()
+        return any(
+            c.status == SENDING and book_id in c.list_ids for c in self.campaigns.items.values()
+        )
 
     def delete_book(self, book_id: int) -> None:
         del self.books[book_id]
@@ -172,3 +204,85 @@ class State:
             if book.set_status(email, UNSUBSCRIBED_ALL) is not None:
                 count += 1
         return count
+
+    # -- campaigns and senders -----------------------------------------------------------
+    def add_sender(self, email: str, name: str = "Sandbox", *, active: bool = True) -> None:
+        self.campaigns.add_sender(email, name, self.now(), active=active)
+
+    def create_campaign(
+        self,
+        list_ids: list[int],
+        *,
+        subject: str = "Hello",
+        sender_email: str = "sender@example.com",
+        sender_name: str = "Sandbox",
+        body: str = "",
+        name: str | None = None,
+        template_id: int | None = None,
+        send_date: float | None = None,
+        is_test: bool = False,
+        draft: bool = False,
+        created: float | None = None,
+    ) -> Campaign:
+        """A campaign over the active subscribers of `list_ids` (no validation: see the API)."""
+        recipients = [
+            row.email
+            for book_id in list_ids
+            for row in self.books[book_id].iter_rows()
+            if row.status == ACTIVE
+        ]
+        campaign = self.campaigns.add(
+            name=name or subject,
+            sender_name=sender_name,
+            sender_email=sender_email,
+            subject=subject,
+            body=body,
+            template_id=template_id,
+            list_ids=list(list_ids),
+            created=self.now() if created is None else created,
+            send_date=send_date,
+            recipients=recipients,
+            is_test=is_test,
+            draft=draft,
+        )
+        self.tick()
+        return campaign
+
+    # -- web push and Automation 360 -----------------------------------------------------
+    def add_push_website(self, url: str, *, added: float | None = None) -> PushWebsite:
+        site = PushWebsite(self.channels.new_id(), url, self.now() if added is None else added)
+        self.channels.websites[site.id] = site
+        return site
+
+    def add_push_subscription(
+        self, website_id: int, *, city: str = "Berlin", subscribed: float | None = None
+    ) -> PushSubscription:
+        subscription = PushSubscription(
+            id=self.channels.new_id(),
+            website_id=website_id,
+            browser="Firefox",
+            lang="en",
+            os="Linux",
+            country_code="DE",
+            city=city,
+            variables=[],
+            subscribed=self.now() if subscribed is None else subscribed,
+        )
+        self.channels.subscriptions.append(subscription)
+        return subscription
+
+    def add_autoresponder(self, name: str, *, created: float | None = None) -> Autoresponder:
+        when = self.now() if created is None else created
+        item = Autoresponder(self.channels.new_id(), name, 1, when, when)
+        item.flows = [
+            {
+                "id": item.id * 10 + n,
+                "main_id": item.id,
+                "af_type": kind,
+                "created": fmt_datetime(when),
+                "last_send": None,
+            }
+            for n, kind in enumerate(("email", "sms"))
+        ]
+        self.channels.autoresponders[item.id] = item
+        return item

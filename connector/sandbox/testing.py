@@ -18,6 +18,15 @@ DEFAULT_CLIENT_ID = "sandbox-client"
 DEFAULT_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - a published test credential
 
 
+DEFAULT_SENDER = "sender@example.com"
+
+
+def prepare(state: State) -> None:
+    """What every sandbox starts with: the default API client and one active sender."""
+    state.auth.add_client(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+    state.add_sender(DEFAULT_SENDER, "Sandbox")
+
+
 class Sandbox:
     """A running sandbox: its address, its credentials and handles to change it."""
 
@@ -77,7 +86,7 @@ async def start_sandbox(
             **settings,
         ),
     )
-    state.auth.add_client(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+    prepare(state)
     if seed:
         from connector.sandbox.seed import apply_seed
 
