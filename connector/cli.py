@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_commands.add_parser("migrate", help="apply pending migrations")
     db_commands.add_parser("status", help="show applied and pending migrations")
+
+    from connector.delivery_cli import add_parsers as add_delivery_parsers
+
+    add_delivery_parsers(commands)
     return parser
 
 
@@ -201,11 +205,46 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(run(config))
 
 
+def _cmd_deliveries(args: argparse.Namespace) -> int:
+    from connector.delivery_cli import cmd_deliveries
+
+    return cmd_deliveries(args)
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    from connector.delivery_cli import cmd_events_show
+
+    return cmd_events_show(args)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from connector.delivery_cli import cmd_replay
+
+    return cmd_replay(args)
+
+
+def _cmd_verify_webhook(args: argparse.Namespace) -> int:
+    from connector.delivery_cli import cmd_verify_webhook
+
+    return cmd_verify_webhook(args)
+
+
+def _cmd_secret(args: argparse.Namespace) -> int:
+    from connector.delivery_cli import cmd_secret
+
+    return cmd_secret(args)
+
+
 _HANDLERS = {
     "run": _cmd_run,
     "check": _cmd_check,
     "schema": _cmd_schema,
     "db": _cmd_db,
+    "deliveries": _cmd_deliveries,
+    "events": _cmd_events,
+    "replay": _cmd_replay,
+    "verify-webhook": _cmd_verify_webhook,
+    "secret": _cmd_secret,
 }
 
 

@@ -1,0 +1,260 @@
+"""The CLI commands of the delivery log: ``deliveries``, ``events show``, ``replay``,
+``verify-webhook`` and ``secret webhook``. ``connector.cli`` parses; these do the work."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+
+from connector.errors import ConfigError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+T = TypeVar("T")
+
+
+def parse_since(text: str | None, now: datetime) -> datetime | None:
+    """``1h``/``30m``/``2d`` ago, or an ISO timestamp with a zone."""
+    if text is None:
+        return None
+    from connector.units import parse_duration
+
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r}: write a duration (30m, 1h, 2d) or a timestamp"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+async def _with_db(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    from connector.db.pool import connect, locate
+
+    location = locate()
+    try:
+        conn = await connect(location.dsn)
+        try:
+            return await work(conn)
+        except asyncpg.UndefinedTableError:
+            raise ConfigError(
+                "the database has no delivery tables yet; run: connector db migrate"
+            ) from None
+        finally:
+            await conn.close()
+    finally:
+        if location.embedded is not None and location.embedded.started_here:
+            location.embedded.stop()
+
+
+def _when(value: str | None) -> str:
+    return value.replace("T", " ")[:19] if value else "-"
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    from connector.delivery_log import list_deliveries
+
+    now = datetime.now(UTC)
+    since = parse_since(args.since, now)
+
+    async def work(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        return await list_deliveries(
+            conn,
+            flow=args.flow,
+            state=args.status,
+            since=since,
+            event_id=args.event,
+            limit=args.limit,
+        )
+
+    rows = asyncio.run(_with_db(work))
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Deliveries ({len(rows)} shown, newest first)")
+    for column in ("delivery", "event", "flow", "item", "action", "state", "tries", "when"):
+        table.add_column(column)
+    table.add_column("result", overflow="fold")
+    for row in rows:
+        state = row["state"]
+        when = {
+            "delivered": row["delivered_at"],
+            "pending": row["next_attempt_at"],
+        }.get(state, row["updated_at"])
+        style = {"delivered": "green", "dead": "red", "running": "cyan"}.get(state, "yellow")
+        table.add_row(
+            row["id"],
+            row["event_id"][:16],
+            row["flow_name"],
+            row["item_key"],
+            f"{row['action_index']}:{row['action_type']}",
+            f"[{style}]{state}[/{style}]",
+            str(row["attempt"]),
+            _when(when),
+            row["summary"] if state == "delivered" else (row["last_error"] or ""),
+        )
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_events_show(args: argparse.Namespace) -> int:
+    from connector.delivery_log import show_event
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any] | None:
+        return await show_event(conn, args.event_id)
+
+    shown = asyncio.run(_with_db(work))
+    if shown is None:
+        print(f"error: no event {args.event_id}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(shown, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"[bold]event {shown['id']}[/bold]  flow {shown['flow_name']}  "
+        f"trigger {shown['trigger_type']}  item {shown['item_key']}  "
+        f"source {shown['source']}  recorded {_when(shown['created_at'])}"
+    )
+    console.print_json(json.dumps(shown["payload"], ensure_ascii=False))
+    for delivery in shown["deliveries"]:
+        table = Table(
+            title=(
+                f"delivery {delivery['id']}  action {delivery['action_index']}:"
+                f"{delivery['action_type']}  {delivery['state']}"
+            )
+        )
+        for column in ("attempt", "started", "ms", "outcome", "status"):
+            table.add_column(column)
+        table.add_column("detail", overflow="fold")
+        for attempt in delivery["attempts"]:
+            table.add_row(
+                str(attempt["attempt"]),
+                _when(attempt["started_at"]),
+                str(attempt["duration_ms"]),
+                attempt["outcome"],
+                str(attempt["status_code"] or "-"),
+                attempt["detail"] or "",
+            )
+        console.print(table)
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from connector.delivery_log import Replayed, replay_dead, replay_delivery
+
+    now = datetime.now(UTC)
+    since = parse_since(args.since, now)
+
+    async def work(conn: asyncpg.Connection) -> list[Replayed]:
+        if args.delivery:
+            return [await replay_delivery(conn, args.delivery, now)]
+        return await replay_dead(conn, args.flow, now, since)
+
+    replayed = asyncio.run(_with_db(work))
+    for item in replayed:
+        print(f"replayed {item.id} (flow {item.flow_name}, event {item.event_id})")
+    if not replayed:
+        print("nothing to replay: no dead deliveries match")
+    return EXIT_OK
+
+
+def cmd_verify_webhook(args: argparse.Namespace) -> int:
+    from connector.signing import SignatureInvalid, verify
+
+    secrets = list(args.secret or [])
+    if not secrets and os.environ.get("WEBHOOK_SECRET"):
+        secrets = os.environ["WEBHOOK_SECRET"].split()
+    if not secrets:
+        raise ConfigError("give --secret (or set WEBHOOK_SECRET)")
+    headers: dict[str, str] = {}
+    for header in args.header or []:
+        name, sep, value = header.partition(":")
+        if not sep:
+            raise ConfigError(f"--header {header!r}: write it as 'name: value'")
+        headers[name.strip()] = value.strip()
+    body = Path(args.body).read_bytes() if args.body != "-" else sys.stdin.buffer.read()
+    now = datetime.fromtimestamp(int(args.now), UTC) if args.now is not None else datetime.now(UTC)
+    try:
+        msg_id = verify(secrets, headers, body, now=now, tolerance=args.tolerance)
+    except SignatureInvalid as exc:
+        print(f"invalid: {exc}")
+        return EXIT_FAILURE
+    print(f"valid: webhook-id {msg_id}")
+    return EXIT_OK
+
+
+def cmd_secret(args: argparse.Namespace) -> int:
+    from connector.signing import generate_secret
+
+    print(generate_secret())
+    return EXIT_OK
+
+
+def add_parsers(commands: Any) -> None:
+    """The subcommands' arguments (called from ``connector.cli._parser``)."""
+    from connector.delivery_log import STATES
+
+    deliveries = commands.add_parser("deliveries", help="list deliveries, newest first")
+    deliveries.add_argument("--flow", help="only this flow")
+    deliveries.add_argument("--status", choices=STATES, help="only deliveries in this state")
+    deliveries.add_argument("--since", help="created within (30m, 1h, 2d) or since a timestamp")
+    deliveries.add_argument("--event", help="only this event's deliveries")
+    deliveries.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    deliveries.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
+    events = commands.add_parser("events", help="look at stored events")
+    events_commands = events.add_subparsers(dest="events_command", metavar="ACTION", required=True)
+    show = events_commands.add_parser("show", help="an event's payload and every attempt")
+    show.add_argument("event_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="one JSON document")
+
+    replay = commands.add_parser(
+        "replay", help="send dead deliveries again, under the same delivery id"
+    )
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--delivery", metavar="ID", help="one delivery")
+    which.add_argument("--flow", help="every dead delivery of this flow")
+    replay.add_argument(
+        "--status", choices=["dead"], default="dead", help="only dead ones can be replayed"
+    )
+    replay.add_argument("--since", help="with --flow: died within (1h) or since a timestamp")
+
+    verify = commands.add_parser(
+        "verify-webhook", help="check a received webhook's Standard Webhooks signature"
+    )
+    verify.add_argument(
+        "--secret",
+        action="append",
+        help="whsec_ secret (repeat during rotation; env WEBHOOK_SECRET)",
+    )
+    verify.add_argument(
+        "--header", "-H", action="append", help="'webhook-id: ...' (repeat for each header)"
+    )
+    verify.add_argument("--body", default="-", help="file with the raw body ('-' = stdin)")
+    verify.add_argument("--tolerance", type=int, default=300, help="seconds either way (300)")
+    verify.add_argument("--now", help=argparse.SUPPRESS)
+
+    secret = commands.add_parser("secret", help="make secrets")
+    secret_commands = secret.add_subparsers(dest="secret_kind", metavar="KIND", required=True)
+    secret_commands.add_parser("webhook", help="print a fresh whsec_ webhook secret")

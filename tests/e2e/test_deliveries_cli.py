@@ -1,0 +1,177 @@
+"""The delivery-log commands as a real process against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from tests.e2e.conftest import cli_env, run_cli
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+async def cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = cli_env(DATABASE_URL=dsn, COLUMNS="250")
+    return await asyncio.to_thread(run_cli, *args, env=env)
+
+
+async def seed(dsn: str) -> dict[str, uuid.UUID]:
+    now = datetime.now(UTC)
+    ids = {name: uuid.uuid4() for name in ("dead", "delivered", "pending", "old_dead")}
+    conn = await asyncpg.connect(dsn)
+    try:
+        for name, event, state, attempt, created in [
+            ("dead", "ev-dead", "dead", 8, now - timedelta(minutes=5)),
+            ("delivered", "ev-ok", "delivered", 1, now - timedelta(minutes=4)),
+            ("pending", "ev-wait", "pending", 2, now - timedelta(minutes=3)),
+            ("old_dead", "ev-old", "dead", 8, now - timedelta(days=3)),
+        ]:
+            await conn.execute(
+                "INSERT INTO events (id, flow_name, trigger_type, item_key, payload, created_at)"
+                " VALUES ($1, 'hooks', 'sendpulse.subscriber_added', $2, $3::jsonb, $4)",
+                event,
+                f"{name}@example.com",
+                json.dumps({"email": f"{name}@example.com", "variables": {"n": 1}}),
+                created,
+            )
+            await conn.execute(
+                "INSERT INTO deliveries (id, event_id, flow_name, action_index, action_type,"
+                " state, attempt, created_at, updated_at, summary, last_error, delivered_at)"
+                " VALUES ($1, $2, 'hooks', 0, 'webhook', $3, $4, $5, $5, $6, $7, $8)",
+                ids[name],
+                event,
+                state,
+                attempt,
+                created,
+                "POST example.com/hook → 200" if state == "delivered" else None,
+                "POST example.com/hook → 503" if state != "delivered" else None,
+                created if state == "delivered" else None,
+            )
+        for n in (1, 2):
+            await conn.execute(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms,"
+                " outcome, status_code, detail) VALUES ($1, $2, $3, 12, $4, 503, 'down')",
+                ids["dead"],
+                n,
+                now - timedelta(minutes=5 - n),
+                "retry" if n == 1 else "dead",
+            )
+    finally:
+        await conn.close()
+    return ids
+
+
+def lines(out: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+async def test_deliveries_filters_and_formats(database: str) -> None:
+    ids = await seed(database)
+    everything = await cli(database, "deliveries", "--json")
+    assert everything.returncode == 0, everything.stderr
+    rows = lines(everything.stdout)
+    assert [r["event_id"] for r in rows] == ["ev-wait", "ev-ok", "ev-dead", "ev-old"]
+    dead = lines((await cli(database, "deliveries", "--status", "dead", "--json")).stdout)
+    assert {r["id"] for r in dead} == {str(ids["dead"]), str(ids["old_dead"])}
+    recent_dead = await cli(database, "deliveries", "--status", "dead", "--since", "1h", "--json")
+    assert [r["id"] for r in lines(recent_dead.stdout)] == [str(ids["dead"])]
+    by_event = lines((await cli(database, "deliveries", "--event", "ev-ok", "--json")).stdout)
+    assert [(r["state"], r["attempt"], r["item_key"]) for r in by_event] == [
+        ("delivered", 1, "delivered@example.com")
+    ]
+    assert lines((await cli(database, "deliveries", "--flow", "other", "--json")).stdout) == []
+    table = await cli(database, "deliveries", "--flow", "hooks")
+    assert table.returncode == 0 and "dead@example.com" in table.stdout
+    bad = await cli(database, "deliveries", "--status", "lost")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    bad_since = await cli(database, "deliveries", "--since", "yesterday")
+    assert bad_since.returncode == 2 and "--since" in bad_since.stderr
+
+
+async def test_events_show_lists_every_attempt(database: str) -> None:
+    ids = await seed(database)
+    shown = await cli(database, "events", "show", "ev-dead", "--json")
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["payload"] == {"email": "dead@example.com", "variables": {"n": 1}}
+    [delivery] = doc["deliveries"]
+    assert delivery["id"] == str(ids["dead"]) and delivery["state"] == "dead"
+    assert [(a["attempt"], a["outcome"]) for a in delivery["attempts"]] == [
+        (1, "retry"),
+        (2, "dead"),
+    ]
+    table = await cli(database, "events", "show", "ev-dead")
+    assert table.returncode == 0 and "down" in table.stdout and "dead@example.com" in table.stdout
+    missing = await cli(database, "events", "show", "ev-nope")
+    assert missing.returncode == 1 and "no event ev-nope" in missing.stderr
+
+
+async def test_replay_puts_dead_back_with_the_same_id_and_never_delivered(database: str) -> None:
+    ids = await seed(database)
+    refused = await cli(database, "replay", "--delivery", str(ids["delivered"]))
+    assert refused.returncode == 2 and "already delivered" in refused.stderr
+    not_dead = await cli(database, "replay", "--delivery", str(ids["pending"]))
+    assert not_dead.returncode == 2 and "only dead ones replay" in not_dead.stderr
+    garbage = await cli(database, "replay", "--delivery", "nope")
+    assert garbage.returncode == 2 and "not a delivery id" in garbage.stderr
+    one = await cli(database, "replay", "--delivery", str(ids["dead"]))
+    assert one.returncode == 0 and f"replayed {ids['dead']}" in one.stdout
+    recent = await cli(database, "replay", "--flow", "hooks", "--status", "dead", "--since", "1h")
+    assert "nothing to replay" in recent.stdout
+    rest = await cli(database, "replay", "--flow", "hooks")
+    assert f"replayed {ids['old_dead']}" in rest.stdout
+    usage = await cli(database, "replay")
+    assert usage.returncode == 2
+    conn = await asyncpg.connect(database)
+    try:
+        rows = {
+            r["id"]: r
+            for r in await conn.fetch("SELECT id, state, attempt, schedule_offset FROM deliveries")
+        }
+    finally:
+        await conn.close()
+    assert rows[ids["dead"]]["state"] == "pending"
+    assert rows[ids["dead"]]["schedule_offset"] == 8  # a fresh schedule, attempts keep counting
+    assert rows[ids["old_dead"]]["state"] == "pending"
+    assert rows[ids["delivered"]]["state"] == "delivered"
+
+
+def sign(msg_id: str, ts: int, body: bytes) -> str:
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def test_verify_webhook_and_secret(tmp_path: Path) -> None:
+    body = tmp_path / "body.json"
+    body.write_bytes(b'{"type":"x","data":{"email":"a@b.c"}}')
+    ts = int(datetime.now(UTC).timestamp())
+    headers = [
+        "-H",
+        "webhook-id: d-1",
+        "-H",
+        f"webhook-timestamp: {ts}",
+        "-H",
+        f"webhook-signature: {sign('d-1', ts, body.read_bytes())}",
+    ]
+    ok = run_cli("verify-webhook", "--secret", SECRET, "--body", str(body), *headers)
+    assert ok.returncode == 0 and "valid: webhook-id d-1" in ok.stdout, ok.stderr
+    body.write_bytes(body.read_bytes() + b" ")
+    bad = run_cli("verify-webhook", "--secret", SECRET, "--body", str(body), *headers)
+    assert bad.returncode == 1 and "invalid: no signature matches" in bad.stdout
+    no_secret = run_cli("verify-webhook", "--body", str(body), *headers)
+    assert no_secret.returncode == 2
+    made = run_cli("secret", "webhook")
+    assert made.returncode == 0
+    secret = made.stdout.strip()
+    assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
+    assert run_cli("secret", "webhook").stdout.strip() != secret
