@@ -1,0 +1,106 @@
+"""Replay of dead deliveries: same id, a fresh schedule, never a delivered one again."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from connector.delivery_log import NothingToReplay, replay_dead, replay_delivery, show_event
+from connector.dispatch import Dispatcher
+from connector.egress import EgressPolicy, guarded_session
+from connector.retry import total_window
+from tests.integration.dispatch_support import (
+    FakeClock,
+    attempts,
+    delivery,
+    flow_file,
+    insert_event,
+    receiver,
+    webhook_flow,
+)
+
+
+async def test_dead_then_replayed_reaches_the_receiver_under_the_same_id(
+    db_pool: asyncpg.Pool,
+) -> None:
+    async with receiver() as rx, guarded_session(EgressPolicy(["127.0.0.1/32"])) as http:
+        up = False
+        rx.respond = lambda _r: web.Response(status=200 if up else 500)
+        config = flow_file(webhook_flow("hooks", rx.url))
+        clock = FakeClock()
+        start = clock.now
+        worker = Dispatcher(db_pool, config, http=http, clock=clock, worker_id="w")
+        async with db_pool.acquire() as conn:
+            [dead_id] = await insert_event(conn, "hooks", "ev-dead", {"email": "d@y.z"})
+            [ok_id] = await insert_event(conn, "hooks", "ev-ok", {"email": "o@y.z"})
+        # The receiver is down for longer than the whole schedule: both end dead.
+        while True:
+            async with db_pool.acquire() as conn:
+                due = await conn.fetchval(
+                    "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+                )
+            if due is None:
+                break
+            clock.now = max(clock.now, due)
+            await worker.run_once()
+        window = clock.now - start
+        schedule = config.flows[0].retry_schedule
+        assert window >= total_window(schedule) * 0.9
+        async with db_pool.acquire() as conn:
+            assert (await delivery(conn, ok_id))["state"] == "dead"
+            assert (await delivery(conn, dead_id))["attempt"] == 8
+        up = True
+        async with db_pool.acquire() as conn:
+            replayed = await replay_delivery(conn, str(dead_id), clock.now)
+            assert replayed.id == str(dead_id)
+            with pytest.raises(NothingToReplay, match="only dead ones replay"):
+                await replay_delivery(conn, str(dead_id), clock.now)
+        assert await worker.run_once() == 1
+        async with db_pool.acquire() as conn:
+            row = await delivery(conn, dead_id)
+            tries = await attempts(conn, dead_id)
+            shown = await show_event(conn, "ev-dead")
+        assert row["state"] == "delivered" and row["attempt"] == 9
+        assert [a["attempt"] for a in tries] == list(range(1, 10))
+        assert shown is not None and len(shown["deliveries"][0]["attempts"]) == 9
+        ids = [r.headers["webhook-id"] for r in rx.received if "ev-dead" in r.body.decode()]
+        assert len(ids) == 9 and set(ids) == {str(dead_id)}
+
+        # The rest of the flow's dead ones; the delivered one is not touched again.
+        async with db_pool.acquire() as conn:
+            again = await replay_dead(conn, "hooks", clock.now)
+            assert [r.id for r in again] == [str(ok_id)]
+            with pytest.raises(NothingToReplay, match="already delivered"):
+                await replay_delivery(conn, str(dead_id), clock.now)
+        assert await worker.run_once() == 1
+        assert await worker.run_once() == 0
+        async with db_pool.acquire() as conn:
+            states = {r["state"] for r in await conn.fetch("SELECT state FROM deliveries")}
+        assert states == {"delivered"}
+
+
+async def test_replayed_delivery_gets_a_fresh_schedule(db_pool: asyncpg.Pool) -> None:
+    async with receiver() as rx, guarded_session(EgressPolicy(["127.0.0.1/32"])) as http:
+        rx.respond = lambda _r: web.Response(status=503)
+        config = flow_file(webhook_flow("short", rx.url, retry_schedule=["1s"]))
+        clock = FakeClock()
+        worker = Dispatcher(db_pool, config, http=http, clock=clock, worker_id="w")
+        async with db_pool.acquire() as conn:
+            [did] = await insert_event(conn, "short", "ev-1", {"email": "a@y.z"})
+        await worker.run_once()
+        clock.advance(2)
+        await worker.run_once()
+        async with db_pool.acquire() as conn:
+            assert (await delivery(conn, did))["state"] == "dead"
+            await replay_dead(conn, "short", clock.now)
+        await worker.run_once()
+        async with db_pool.acquire() as conn:
+            row = await delivery(conn, did)
+        # Attempt 3 failed: it is the first of the fresh schedule, so one retry remains.
+        assert row["state"] == "pending" and row["attempt"] == 3
+        clock.advance(2)
+        await worker.run_once()
+        async with db_pool.acquire() as conn:
+            row = await delivery(conn, did)
+        assert row["state"] == "dead" and row["attempt"] == 4
