@@ -139,12 +139,37 @@ class Egress(Model):
         return value
 
 
+class App(Model):
+    """An app this connector is: a SendPulse App Directory app or a Sendloop/Mailium app."""
+
+    provider: Literal["sendpulse", "sendloop", "mailium"] = "sendpulse"
+    app_id: str | None = None
+    client_id: str | None = None
+    secret: SecretStr
+    # sendpulse: the REST API the installs call; mailium: the OAuth server.
+    base_url: AnyHttpUrl | None = None
+    redirect_uri: AnyHttpUrl | None = None
+    scopes: list[str] = Field(default_factory=list)
+    rate_limit: RateLimitField = parse_rate_limit("3/s")
+    timeout: Duration = timedelta(seconds=30)
+    signature_window: Duration = timedelta(minutes=5)
+
+    @model_validator(mode="after")
+    def _ids(self) -> App:
+        if self.provider == "sendpulse" and not self.app_id:
+            raise ValueError("a sendpulse app needs app_id (from the App Directory)")
+        if self.provider != "sendpulse" and (not self.client_id or self.redirect_uri is None):
+            raise ValueError(f"a {self.provider} app needs client_id and redirect_uri")
+        return self
+
+
 class FlowFile(Model):
     """The whole document: connections, flows, and egress rules."""
 
     connections: dict[str, Connection] = Field(default_factory=dict)
     flows: list[Flow] = Field(default_factory=list)
     egress: Egress = Field(default_factory=Egress)
+    apps: dict[str, App] = Field(default_factory=dict)
 
 
 class FlowFileDoc(Model):
@@ -153,6 +178,7 @@ class FlowFileDoc(Model):
     connections: dict[str, Any] = Field(default_factory=dict)
     flows: list[Any] = Field(default_factory=list)
     egress: dict[str, Any] = Field(default_factory=dict)
+    apps: dict[str, Any] = Field(default_factory=dict)
 
 
 class Config(BaseModel):
@@ -172,6 +198,10 @@ class Config(BaseModel):
     @property
     def flows(self) -> list[Flow]:
         return self.document.flows
+
+    @property
+    def apps(self) -> dict[str, App]:
+        return self.document.apps
 
 
 def _errors_to_problems(
@@ -251,6 +281,15 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
         except ValidationError as exc:
             problems += _errors_to_problems(located, exc, ("connections", name))
 
+    apps: dict[str, App] = {}
+    for name, raw in doc.apps.items():
+        try:
+            apps[name] = App.model_validate(raw)
+        except ValidationError as exc:
+            problems += _errors_to_problems(located, exc, ("apps", name))
+        else:
+            register_secret(apps[name].secret.get_secret_value())
+
     egress = Egress()
     try:
         egress = Egress.model_validate(doc.egress)
@@ -288,7 +327,7 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
 
     if problems:
         raise ConfigInvalid(problems)
-    document = FlowFile(connections=connections, flows=flows, egress=egress)
+    document = FlowFile(connections=connections, flows=flows, egress=egress, apps=apps)
     for connection in connections.values():
         for secret in (connection.client_secret, connection.api_key):
             if secret is not None:
@@ -357,6 +396,27 @@ def _provider_of(raw: Any) -> str:
     return "sendpulse"
 
 
+def _scope_problems(
+    located: Located,
+    path: tuple[str | int, ...],
+    connection: str | None,
+    plugin: type[Trigger] | type[Action],
+    connections: dict[str, Connection],
+) -> list[ConfigProblem]:
+    """A connection granted a list of scopes must include the plugin's."""
+    needed = getattr(plugin, "scope", None)
+    granted = connections[connection].scopes if connection in connections else None
+    if not needed or granted is None or needed in granted:
+        return []
+    return [
+        located.problem(
+            path,
+            f"{plugin.key} needs the {needed!r} scope, but connection {connection!r} was "
+            f"granted only: {', '.join(granted) or 'none'}",
+        )
+    ]
+
+
 def _check_flow(
     located: Located,
     flow: Flow,
@@ -384,6 +444,7 @@ def _check_flow(
             raw_connections,
         )
         problems += found
+        problems += _scope_problems(located, tpath, connection, trigger_cls, connections)
         if connection and connection != flow.trigger.connection:
             flow = flow.model_copy(
                 update={"trigger": flow.trigger.model_copy(update={"connection": connection})}
@@ -420,6 +481,7 @@ def _check_flow(
                 raw_connections,
             )
             problems += found
+            problems += _scope_problems(located, apath, connection, action_cls, connections)
             if connection and connection != spec.connection:
                 spec = spec.model_copy(update={"connection": connection})
         elif spec.connection is not None:
