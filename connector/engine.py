@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,6 +72,9 @@ class PollResult:
     baseline: bool = False
     error: str | None = None
     cursor: Any = None
+    # Wall time spent fetching, and in the diff and commit (the transaction), in ms.
+    fetch_ms: int = 0
+    diff_ms: int = 0
 
 
 @dataclass
@@ -89,9 +93,14 @@ class _Run:
     previous_cursor: Any
     last_error: str | None
     renewed_at: datetime = field(init=False)
+    t0: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.renewed_at = self.started
+        self.t0 = time.monotonic()
+
+    def ms_since(self, mark: float) -> int:
+        return round((time.monotonic() - mark) * 1000)
 
     async def heartbeat(self) -> None:
         """Renew the lease during long fetches, so a big list can take longer than its TTL."""
@@ -164,7 +173,7 @@ async def _poll(run: _Run, bound: Any) -> PollResult:
             result = await _poll_snapshot(run, before)
     except (FatalError, RetriableError) as exc:
         result = await _record_failure(run, before, exc, bound)
-    duration_ms = round((run.clock() - run.started).total_seconds() * 1000)
+    duration_ms = run.ms_since(run.t0)
     bound.info(
         "poll_finished",
         status=result.status,
@@ -174,6 +183,8 @@ async def _poll(run: _Run, bound: Any) -> PollResult:
         held_back=result.held_back,
         baseline=result.baseline,
         duration_ms=duration_ms,
+        fetch_ms=result.fetch_ms,
+        diff_ms=result.diff_ms,
         error=result.error,
     )
     if result.held_back:
@@ -265,6 +276,7 @@ async def _poll_watermark(run: _Run, before: int) -> PollResult:
                 heapq.heappushpop(found, entry)
         else:
             found.append(entry)
+    fetched = time.monotonic()
     step = tracker.finish()
     if step.cursor.position is None and trigger.time_ordered:
         # Nothing seen yet: start from now, never from the beginning of time.
@@ -296,6 +308,8 @@ async def _poll_watermark(run: _Run, before: int) -> PollResult:
         held_back=max(0, new_count - len(found)) if capped else 0,
         baseline=run.fresh,
         cursor=step.cursor.to_json(),
+        fetch_ms=round((fetched - run.t0) * 1000),
+        diff_ms=run.ms_since(fetched),
     )
 
 
@@ -311,6 +325,7 @@ async def _poll_snapshot(run: _Run, before: int) -> PollResult:
             await run.heartbeat()
             payload = canonical_json(trigger.payload_of(item))
             await loader.add(trigger.key_of(item), trigger.fingerprint_of(item), payload)
+        fetched = time.monotonic()
         await loader.close()
         requests = run.client.requests_made - before
         held_back = 0
@@ -330,7 +345,9 @@ async def _poll_snapshot(run: _Run, before: int) -> PollResult:
                     created += await _record_deltas(run, batch)
             cursor = {"items": loader.count, "at": run.started.isoformat()}
             await _save_state(run, cursor)
+            requests = run.client.requests_made - before
             await _insert_poll_run(run, requests, loader.count, created, None)
+        diff_ms = run.ms_since(fetched)
     finally:
         # Drop the page of rows a large list leaves behind on this pooled connection.
         await loader.discard()
@@ -342,6 +359,8 @@ async def _poll_snapshot(run: _Run, before: int) -> PollResult:
         held_back=held_back,
         baseline=run.fresh,
         cursor=cursor,
+        fetch_ms=round((fetched - run.t0) * 1000),
+        diff_ms=diff_ms,
     )
 
 
@@ -358,6 +377,9 @@ async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
             if delta.kind == "changed":
                 payload = trigger.changed_payload(payload, delta.previous)
         if trigger.wants(delta.kind, payload):
+            if trigger.enriches:
+                # A few calls for the few changes found (a sent campaign's statistics).
+                payload = await trigger.enrich(run.client, delta.kind, payload)
             chosen.append((delta, payload))
     if not chosen:
         return 0

@@ -112,6 +112,15 @@ class Trigger:
     def occurred_at(self, item: Item) -> datetime | None:
         return None
 
+    # Snapshot/fingerprint triggers whose events need a call per change (``enrich``).
+    enriches: ClassVar[bool] = False
+
+    async def enrich(
+        self, client: ApiClient, kind: SnapshotChange, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Complete one chosen event's payload with a further call (few changes, few calls)."""
+        return payload
+
 
 @dataclass(frozen=True)
 class StoredEvent:

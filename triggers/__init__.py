@@ -1,6 +1,8 @@
 """The trigger registry: an explicit list, so the catalogue can be read off this file."""
 
 from connector.plugins import Registry, Trigger
+from triggers.sendpulse.campaign_created import CampaignCreated
+from triggers.sendpulse.campaign_status_changed import CampaignStatusChanged
 from triggers.sendpulse.mailing_list_created import MailingListCreated
 from triggers.sendpulse.subscriber_added import SubscriberAdded
 from triggers.sendpulse.subscriber_removed import SubscriberRemoved
@@ -17,5 +19,7 @@ TRIGGERS: Registry[type[Trigger]] = Registry(
         SubscriberStatusChanged,
         SubscriberVariablesChanged,
         MailingListCreated,
+        CampaignCreated,
+        CampaignStatusChanged,
     ],
 )

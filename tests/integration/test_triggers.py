@@ -25,6 +25,7 @@ from connector.config import ActionSpec, Flow, TriggerSpec
 from connector.engine import PollResult, poll_flow
 from connector.plugins import PluginParams, Trigger
 from connector.providers.sendpulse import SendPulseClient
+from connector.sandbox.clock import fmt_datetime
 from connector.sandbox.state import State
 from connector.sandbox.testing import Sandbox, start_sandbox
 from triggers import TRIGGERS
@@ -99,9 +100,10 @@ class Case:
 
     key: str
     params: dict[str, Any]
-    setup: Callable[[State], None]
-    change: Callable[[State], None]
-    payload: dict[str, Any]
+    setup: Callable[[State], Any]
+    change: Callable[[State], Any]
+    # The event's payload, or a function of the sandbox's state giving it.
+    payload: dict[str, Any] | Callable[[State], dict[str, Any]]
     # Requests of a poll on an unchanged account (the setup's size is chosen to need this).
     requests: int
 
@@ -208,6 +210,58 @@ CASES = [
 ]
 
 
+def _campaigns(state: State, n: int = 2) -> None:
+    _book(state)
+    for i in range(n):
+        state.create_campaign([1], subject=f"Issue {i}")
+
+
+def _sent_payload(state: State) -> dict[str, Any]:
+    campaign = state.campaigns.items[1]
+    return {
+        "id": 1,
+        "name": "Issue 0",
+        "subject": "Issue 0",
+        "sender_name": "Sandbox",
+        "sender_email": "sender@example.com",
+        "list_id": 1,
+        "status": 3,
+        "all_email_qty": 3,
+        "previous_status": 0,
+        "send_date": fmt_datetime(campaign.start),
+        "statistics": campaign.statistics(),
+    }
+
+
+CASES += [
+    Case(
+        "sendpulse.campaign_created",
+        {},
+        _campaigns,
+        lambda s: s.create_campaign([1], subject="Spring sale"),
+        {
+            "id": 3,
+            "name": "Spring sale",
+            "subject": "Spring sale",
+            "sender_name": "Sandbox",
+            "sender_email": "sender@example.com",
+            "list_id": 1,
+            "status": 0,
+            "all_email_qty": 3,
+        },
+        1,
+    ),
+    Case(
+        "sendpulse.campaign_status_changed",
+        {"to": "sent"},
+        lambda s: _campaigns(s, 1),
+        lambda s: s.clock.advance(3600),
+        _sent_payload,
+        1,
+    ),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.key.split(".")[1])
 async def test_trigger_baseline_change_and_quiet_poll(h: Harness, case: Case) -> None:
     case.setup(h.state)
@@ -217,7 +271,8 @@ async def test_trigger_baseline_change_and_quiet_poll(h: Harness, case: Case) ->
     case.change(h.state)
     second = await h.poll(flow, params)
     assert second.status == "ok", second.error
-    assert await h.payloads(flow) == [case.payload]
+    expected = case.payload(h.state) if callable(case.payload) else case.payload
+    assert await h.payloads(flow) == [expected]
     before = len(h.api_paths())
     third = await h.poll(flow, params)
     assert third.events_created == 0
@@ -298,3 +353,30 @@ def test_every_trigger_declares_its_catalogue_entry() -> None:
         assert trigger.scope and trigger.strategy and trigger.api_calls, trigger.key
         assert trigger.payload_fields, trigger.key
         assert isinstance(trigger, type) and issubclass(trigger, Trigger)
+
+
+async def test_campaign_created_reads_newest_first_and_stops_early(h: Harness) -> None:
+    _campaigns(h.state, 250)
+    flow, params = h.flow("sendpulse.campaign_created", {})
+    await h.poll(flow, params)
+    quiet = await h.poll(flow, params)
+    h.state.create_campaign([1], subject="One more")
+    one = await h.poll(flow, params)
+    # Paging everything would be 3 requests a poll; newest-first stops after the first page.
+    assert (quiet.requests, quiet.events_created) == (1, 0)
+    assert (one.requests, one.events_created) == (1, 1)
+    assert [p["id"] for p in await h.payloads(flow)] == [251]
+
+
+async def test_campaign_status_changed_without_to_sees_every_step(h: Harness) -> None:
+    _campaigns(h.state, 1)
+    flow, params = h.flow("sendpulse.campaign_status_changed", {})
+    await h.poll(flow, params)
+    h.state.clock.advance(120)
+    await h.poll(flow, params)
+    h.state.clock.advance(3600)
+    await h.poll(flow, params)
+    h.state.create_campaign([1], subject="Later")
+    await h.poll(flow, params)
+    steps = [(p["previous_status"], p["status"]) for p in await h.payloads(flow)]
+    assert steps == [(0, 2), (2, 3)]
