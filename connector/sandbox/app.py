@@ -52,7 +52,10 @@ def rate_limit_body(limit: float | None) -> dict[str, object]:
 async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = _merge_slashes(request.path)
     if path.startswith(CONTROL_PREFIX):
-        return await handler(request)
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return web.json_response(exc.body, status=exc.status)
     state = request.app[STATE]
     status = 0
     try:
@@ -174,6 +177,7 @@ def create_app(state: State) -> web.Application:
         routes_control,
         routes_crm,
         routes_smtp,
+        routes_webhooks,
     )
 
     app = web.Application(middlewares=[gateway], client_max_size=64 * 1024 * 1024)
@@ -188,6 +192,7 @@ def create_app(state: State) -> web.Application:
         routes_channels,
         routes_crm,
         routes_chatbots,
+        routes_webhooks,
     )
     for module in modules:
         app.add_routes(module.routes)
@@ -215,3 +220,4 @@ async def _ticker(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await state.webhooks.close()

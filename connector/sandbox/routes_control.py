@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from connector.sandbox import appdirectory
 from connector.sandbox.app import STATE
 from connector.sandbox.wire import ApiError, body, query
 
@@ -120,3 +121,42 @@ async def get_counters(request: web.Request) -> web.Response:
 async def clear_requests(request: web.Request) -> web.Response:
     request.app[STATE].limits.reset()
     return web.json_response({"result": True})
+
+
+# -- App Directory -------------------------------------------------------------------------
+@routes.post("/_sandbox/apps/code")
+async def app_code(request: web.Request) -> web.Response:
+    """Mint a login code for `{app_id, secret, user_id?}` (registers the app if new)."""
+    data = await body(request)
+    app_id, secret = data.get("app_id"), data.get("secret")
+    if not isinstance(app_id, str) or not isinstance(secret, str):
+        raise ApiError(400, "app_id and secret are required strings", 400)
+    user_id = int(data.get("user_id") or 1)
+    code = appdirectory.mint_code(request.app[STATE], app_id, secret, user_id)
+    return web.json_response({"code": code, "expires_in": appdirectory.CODE_TTL})
+
+
+@routes.post("/_sandbox/apps/uninstall")
+async def app_uninstall(request: web.Request) -> web.Response:
+    """Uninstall `{client_id}` and POST the uninstall JSON to `{url}`."""
+    data = await body(request)
+    try:
+        status = await appdirectory.uninstall(
+            request.app[STATE], str(data.get("client_id")), str(data.get("url"))
+        )
+    except KeyError:
+        raise ApiError(404, "No install with that client_id", 404) from None
+    return web.json_response({"result": True, "receiver_status": status})
+
+
+# -- webhooks ------------------------------------------------------------------------------
+@routes.post("/_sandbox/webhooks/flush")
+async def flush_webhooks(request: web.Request) -> web.Response:
+    sent = await request.app[STATE].webhooks.flush()
+    return web.json_response({"batches": len(sent), "events": sum(len(d.events) for d in sent)})
+
+
+@routes.get("/_sandbox/webhooks/deliveries")
+async def webhook_deliveries(request: web.Request) -> web.Response:
+    deliveries = request.app[STATE].webhooks.deliveries
+    return web.json_response([dataclasses.asdict(d) for d in deliveries])

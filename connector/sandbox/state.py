@@ -16,6 +16,7 @@ from connector.sandbox.crm import Crm
 from connector.sandbox.faults import Faults
 from connector.sandbox.limits import Limits
 from connector.sandbox.smtp import Smtp
+from connector.sandbox.webhooks import WebhookHub
 
 
 @dataclass
@@ -54,7 +55,9 @@ class State:
         self.crm = Crm()
         self.chatbots = Chatbots()
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.tick_hooks: list[Callable[[], None]] = []
         self.clock.on_advance(self.tick)
+        self.webhooks = WebhookHub(self)
         # Other stores add their demo records through these (called with the state and an rng).
         self.seed_hooks: list[Callable[[State, Any], None]] = []
 
@@ -83,6 +86,8 @@ class State:
                     "timestamp": str(int(self.now())),
                 }
             )
+        for hook in self.tick_hooks:
+            hook()
 
     def configure(self, **changes: Any) -> None:
         for name, value in changes.items():

@@ -8,11 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
+from connector.sandbox import appdirectory
 from connector.sandbox.app import create_app
 from connector.sandbox.clock import Clock
 from connector.sandbox.faults import Faults
 from connector.sandbox.limits import RequestRecord
 from connector.sandbox.state import Settings, State
+from connector.sandbox.webhooks import Delivery
 
 DEFAULT_CLIENT_ID = "sandbox-client"
 DEFAULT_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - a published test credential
@@ -55,6 +57,18 @@ class Sandbox:
 
     def configure(self, **settings: Any) -> None:
         self.state.configure(**settings)
+
+    def mint_code(self, app_id: str, secret: str, user_id: int = 1) -> str:
+        """An App Directory login code for the app (registered if new): 60 s, single use."""
+        return appdirectory.mint_code(self.state, app_id, secret, user_id)
+
+    async def uninstall(self, client_id: str, url: str) -> int:
+        """Uninstall an app install, POSTing SendPulse's uninstall JSON to `url`."""
+        return await appdirectory.uninstall(self.state, client_id, url)
+
+    async def flush_webhooks(self) -> list[Delivery]:
+        """POST every waiting webhook batch now; returns the deliveries made."""
+        return await self.state.webhooks.flush()
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from connector.sandbox.testing import Sandbox, start_sandbox
 
@@ -65,3 +66,32 @@ async def api(sb: Sandbox) -> AsyncIterator[Api]:
         caller = Api(session, sb)
         await caller.login()
         yield caller
+
+
+class Receiver:
+    """A loopback HTTP server that keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[Any] = []
+        self.status = 200
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.bodies.append(await request.json())
+        return web.json_response({}, status=self.status)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    keeper = Receiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", keeper.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    keeper.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    try:
+        yield keeper
+    finally:
+        await runner.cleanup()
