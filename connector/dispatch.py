@@ -89,6 +89,77 @@ def _payload(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {"value": value}
 
 
+@dataclass(frozen=True)
+class Finish:
+    """One attempt's result, waiting to be written."""
+
+    id: uuid.UUID
+    attempt: int
+    outcome: Outcome
+    started_at: datetime
+    duration_ms: int
+
+
+_OUTCOME_NAMES = {"delivered": "delivered", "pending": "retry", "dead": "dead"}
+
+
+class Finisher:
+    """Writes finished attempts in batches: while one write is on its way, the next gathers.
+
+    Each caller waits until its own result is committed, so a ``trigger_delivered`` line is
+    only ever logged for a delivery that is durably marked delivered.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime], limit: int = 500):
+        self.pool = pool
+        self.clock = clock
+        self.limit = limit
+        self._waiting: list[tuple[Finish, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, finish: Finish) -> bool:
+        """Write ``finish``; True if it applied, False if the lease had been lost."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((finish, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        return await future
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self.limit], self._waiting[self.limit :]
+            try:
+                applied = await self._write([f for f, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for finish, future in batch:
+                if not future.done():
+                    future.set_result(finish.id in applied)
+
+    async def _write(self, batch: list[Finish]) -> set[uuid.UUID]:
+        outcomes = [f.outcome for f in batch]
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                q("dispatch_finish"),
+                [f.id for f in batch],
+                [f.attempt for f in batch],
+                [o.state for o in outcomes],
+                [o.next_attempt_at for o in outcomes],
+                [o.summary for o in outcomes],
+                [o.error for o in outcomes],
+                [f.started_at for f in batch],
+                [f.duration_ms for f in batch],
+                [_OUTCOME_NAMES[o.state] for o in outcomes],
+                [o.status_code for o in outcomes],
+                [o.detail for o in outcomes],
+                self.clock(),
+            )
+        return {row["id"] for row in rows}
+
+
 class Dispatcher:
     """Claims due deliveries, runs their actions, records each attempt, retries or gives up."""
 
@@ -129,6 +200,7 @@ class Dispatcher:
         self.rescue_every = rescue_every
         self._actions: dict[str, Action] = {cls.key: cls() for cls in actions}
         self._flows: dict[str, Flow] = {f.name: f for f in config.flows if f.enabled}
+        self._finisher = Finisher(pool, clock)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -266,23 +338,14 @@ class Dispatcher:
         started = time.monotonic()
         outcome = await self._attempt(item)
         duration_ms = int((time.monotonic() - started) * 1000)
-        outcome_name = {"delivered": "delivered", "pending": "retry", "dead": "dead"}
-        async with self.pool.acquire() as conn:
-            recorded = await conn.fetchval(
-                q("dispatch_finish"),
-                item.id,
-                item.attempt,
-                outcome.state,
-                outcome.next_attempt_at,
-                outcome.summary,
-                outcome.error,
-                self.clock(),
-                started_at,
-                duration_ms,
-                outcome_name[outcome.state],
-                outcome.status_code,
-                outcome.detail,
+        try:
+            recorded = await self._finisher.submit(
+                Finish(item.id, item.attempt, outcome, started_at, duration_ms)
             )
+        except (OSError, asyncpg.PostgresError) as exc:
+            # The row stays running; the rescuer hands it on once its lease expires.
+            log.error("delivery_finish_failed", delivery_id=str(item.id), error=str(exc))
+            return
         fields = {
             "flow": item.event.flow,
             "trigger": item.event.trigger,
@@ -294,7 +357,7 @@ class Dispatcher:
             "attempt": item.attempt,
             "duration_ms": duration_ms,
         }
-        if recorded is None:
+        if not recorded:
             # The lease ran out and the rescuer handed the row on: this result is not ours.
             log.warning("delivery_lease_lost", outcome=outcome.state, **fields)
         elif outcome.state == "delivered":

@@ -49,25 +49,34 @@ RETURNING d.id, d.event_id, d.flow_name, d.action_index, d.action_type, d.connec
           e.occurred_at, e.created_at AS event_created_at;
 
 -- name: dispatch_finish
--- One round trip: finish the delivery and write down the attempt, or do neither.
--- The zombie guard: only the attempt that still holds the row may finish it.
--- $1 id, $2 attempt, $3 new state, $4 next attempt at (pending only), $5 summary,
--- $6 last error, $7 now, $8 attempt started at, $9 duration ms, $10 outcome,
--- $11 status code, $12 detail
-WITH finished AS (
-    UPDATE deliveries
-       SET state = $3, next_attempt_at = coalesce($4, next_attempt_at),
-           summary = coalesce($5, summary), last_error = $6, lease_owner = NULL,
-           lease_expires_at = NULL,
-           delivered_at = CASE WHEN $3 = 'delivered' THEN $7 ELSE delivered_at END,
-           updated_at = $7
-     WHERE id = $1 AND attempt = $2 AND state = 'running'
-    RETURNING id
+-- Many attempts at once (group commit): finish each delivery and write down its attempt,
+-- or do neither. The zombie guard: only the attempt that still holds its row may finish it.
+-- $1 ids, $2 attempts, $3 new states, $4 next attempt at (pending only), $5 summaries,
+-- $6 last errors, $7 started at, $8 durations ms, $9 outcomes, $10 status codes,
+-- $11 details, $12 now
+WITH input AS (
+    SELECT *
+      FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[],
+                  $6::text[], $7::timestamptz[], $8::int[], $9::text[], $10::int[], $11::text[])
+           AS i (id, attempt, state, next_at, summary, error, started_at, duration_ms,
+                 outcome, status_code, detail)
+), finished AS (
+    UPDATE deliveries d
+       SET state = i.state, next_attempt_at = coalesce(i.next_at, d.next_attempt_at),
+           summary = coalesce(i.summary, d.summary), last_error = i.error,
+           lease_owner = NULL, lease_expires_at = NULL,
+           delivered_at = CASE WHEN i.state = 'delivered' THEN $12 ELSE d.delivered_at END,
+           updated_at = $12
+      FROM input i
+     WHERE d.id = i.id AND d.attempt = i.attempt AND d.state = 'running'
+    RETURNING d.id, i.attempt, i.started_at, i.duration_ms, i.outcome, i.status_code,
+              i.detail
+), logged AS (
+    INSERT INTO delivery_attempts
+           (delivery_id, attempt, started_at, duration_ms, outcome, status_code, detail)
+    SELECT id, attempt, started_at, duration_ms, outcome, status_code, detail FROM finished
 )
-INSERT INTO delivery_attempts
-       (delivery_id, attempt, started_at, duration_ms, outcome, status_code, detail)
-SELECT id, $2, $8, $9, $10, $11, $12 FROM finished
-RETURNING delivery_id;
+SELECT id FROM finished;
 
 -- name: dispatch_rescue_expired
 -- A worker that died or hung lost its lease: the delivery goes back to pending at once,
