@@ -46,3 +46,49 @@ RETURNING version;
 
 -- name: token_delete
 DELETE FROM tokens WHERE connection_id = $1;
+
+-- name: install_upsert
+-- An app install becomes a connection; installing again reactivates the same one.
+INSERT INTO connections (id, provider, source, status, install_id, account_id, scopes, credentials)
+VALUES ($1, $2, 'app_install', 'active', $3, $4, $5, $6)
+ON CONFLICT (id) DO UPDATE
+   SET status = 'active',
+       status_reason = NULL,
+       install_id = EXCLUDED.install_id,
+       account_id = EXCLUDED.account_id,
+       scopes = EXCLUDED.scopes,
+       credentials = EXCLUDED.credentials,
+       updated_at = now();
+
+-- name: install_find
+SELECT id, provider, status, account_id FROM connections WHERE install_id = $1;
+
+-- name: install_purge_snapshots
+DELETE FROM snapshot_items
+ WHERE flow_name IN (SELECT flow_name FROM flow_states WHERE connection_id = $1);
+
+-- name: install_purge_deliveries
+DELETE FROM deliveries WHERE connection_id = $1 AND state IN ('pending', 'running');
+
+-- name: install_purge_events
+DELETE FROM events WHERE connection_id = $1;
+
+-- name: install_purge_cursors
+DELETE FROM flow_states WHERE connection_id = $1;
+
+-- name: install_mark_uninstalled
+UPDATE connections
+   SET status = 'uninstalled', status_reason = 'the app was uninstalled', credentials = NULL,
+       updated_at = now()
+ WHERE id = $1;
+
+-- name: oauth_state_insert
+INSERT INTO oauth_states (state, app, code_verifier, redirect_uri, expires_at)
+VALUES ($1, $2, $3, $4, $5);
+
+-- name: oauth_state_take
+-- One-time: taking a state deletes it, whether or not it is still valid.
+DELETE FROM oauth_states WHERE state = $1 RETURNING app, code_verifier, redirect_uri, expires_at;
+
+-- name: oauth_state_prune
+DELETE FROM oauth_states WHERE expires_at < $1;

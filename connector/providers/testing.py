@@ -74,3 +74,47 @@ def sandbox_config(
         "flows": flows or [],
     }
     return parse(yaml.safe_dump(document), "test.yaml")
+
+
+async def seed_install_rows(pool: Any, connection_id: str, flow: str) -> None:
+    """A cursor, a snapshot row, an event and a pending delivery tied to ``connection_id``."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO flow_states (flow_name, connection_id, trigger_type, state_key)"
+            " VALUES ($1, $2, 'sendpulse.subscriber_added', 'k')",
+            flow,
+            connection_id,
+        )
+        await conn.execute(
+            "INSERT INTO snapshot_items (flow_name, item_key, fingerprint) VALUES ($1, 'a', 'f')",
+            flow,
+        )
+        await conn.execute(
+            "INSERT INTO events (id, flow_name, connection_id, trigger_type, item_key, payload)"
+            " VALUES ($1, $2, $3, 'sendpulse.subscriber_added', 'a', '{}')",
+            f"ev-{flow}",
+            flow,
+            connection_id,
+        )
+        await conn.execute(
+            "INSERT INTO deliveries (id, event_id, flow_name, action_index, action_type,"
+            " connection_id) VALUES (gen_random_uuid(), $1, $2, 0, 'log', $3)",
+            f"ev-{flow}",
+            flow,
+            connection_id,
+        )
+
+
+async def install_row_counts(pool: Any, connection_id: str, flow: str) -> dict[str, int]:
+    """How many rows of each kind are still tied to ``connection_id`` (or its flow)."""
+    queries = {
+        "tokens": "SELECT count(*) FROM tokens WHERE connection_id = $1",
+        "cursors": "SELECT count(*) FROM flow_states WHERE connection_id = $1",
+        "events": "SELECT count(*) FROM events WHERE connection_id = $1",
+        "deliveries": "SELECT count(*) FROM deliveries WHERE connection_id = $1",
+    }
+    counts = {name: int(await pool.fetchval(sql, connection_id)) for name, sql in queries.items()}
+    counts["snapshots"] = int(
+        await pool.fetchval("SELECT count(*) FROM snapshot_items WHERE flow_name = $1", flow)
+    )
+    return counts
