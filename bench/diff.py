@@ -51,7 +51,17 @@ from triggers import TRIGGERS
 
 
 def peak_rss_mb() -> float:
-    # ru_maxrss is in kilobytes on Linux.
+    """This process's peak resident set, in MB.
+
+    VmHWM belongs to the process's own address space. ru_maxrss would not do: Linux carries
+    it across fork and exec, so the child would report the sandbox parent's million rows.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

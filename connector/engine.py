@@ -146,7 +146,7 @@ async def poll_flow(
             fresh = state is None or state["state_key"] != key or not state["baseline_done"]
             run = _Run(
                 flow=flow,
-                trigger=trigger(params),
+                trigger=trigger(params, started),
                 client=client,
                 conn=conn,
                 worker=worker,
@@ -258,6 +258,10 @@ async def _poll_watermark(run: _Run, before: int) -> PollResult:
         cursor = Watermark(position=flow.start.timestamp())
         capped = False
     cap = run.started.timestamp() if trigger.time_ordered else None
+    if run.fresh and flow.start == "now" and cap is not None:
+        # A baseline of a time-ordered list is "everything before now": read only the overlap
+        # window, so that items just before now are known and never fire on the next poll.
+        cursor = Watermark(position=cap)
     tracker = WatermarkTracker(cursor, trigger.overlap, cap)
     found: list[tuple[float, int, dict[str, Any]]] = []
     new_count = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -75,8 +75,10 @@ class Trigger:
     # Watermark triggers: how far below the cursor each poll looks again, in position units.
     overlap: ClassVar[float] = 0.0
 
-    def __init__(self, params: PluginParams) -> None:
+    def __init__(self, params: PluginParams, started: datetime | None = None) -> None:
         self.params = params
+        # When the poll started, by the engine's clock: "today" for per-day lists.
+        self.started = started or datetime.now(UTC)
 
     def poll(self, client: ApiClient, since: float | None) -> AsyncIterator[Item]:
         """Yield the items to consider; watermark triggers may stop below ``since``."""

@@ -4,6 +4,9 @@ from connector.plugins import Registry, Trigger
 from triggers.sendpulse.campaign_created import CampaignCreated
 from triggers.sendpulse.campaign_status_changed import CampaignStatusChanged
 from triggers.sendpulse.mailing_list_created import MailingListCreated
+from triggers.sendpulse.smtp_email_bounced import SmtpEmailBounced
+from triggers.sendpulse.smtp_email_sent import SmtpEmailSent
+from triggers.sendpulse.smtp_unsubscribed import SmtpUnsubscribed
 from triggers.sendpulse.subscriber_added import SubscriberAdded
 from triggers.sendpulse.subscriber_removed import SubscriberRemoved
 from triggers.sendpulse.subscriber_status_changed import SubscriberStatusChanged
@@ -21,5 +24,8 @@ TRIGGERS: Registry[type[Trigger]] = Registry(
         MailingListCreated,
         CampaignCreated,
         CampaignStatusChanged,
+        SmtpEmailSent,
+        SmtpEmailBounced,
+        SmtpUnsubscribed,
     ],
 )

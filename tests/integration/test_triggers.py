@@ -262,6 +262,67 @@ CASES += [
 ]
 
 
+def _morning(state: State) -> None:
+    """Move the sandbox to 01:00 UTC of the next day, so per-day lists hold one day."""
+    now = state.now()
+    state.clock.advance(86_400 - now % 86_400 + 3600)
+
+
+def _send(state: State, sender: str, to: str, subject: str = "Receipt") -> Any:
+    return state.smtp.send(sender, [to], subject, 1200, state.now())[0]
+
+
+def _smtp_setup(state: State) -> None:
+    _morning(state)
+    _send(state, "shop@example.com", "old@example.com")
+    _send(state, "other@example.com", "old@example.com")
+    _send(state, "shop@example.com", "gone@bounce.example.com")
+    _send(state, "shop@example.com", "lost@bounce.example.com")
+    state.smtp.unsubscribe("early@example.com", state.now())
+    state.smtp.unsubscribe("earlier@example.com", state.now() - 60)
+
+
+def _pick(record: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    return {name: record.get(name) for name in fields}
+
+
+SENT_FIELDS = sorted(TRIGGERS.get("sendpulse.smtp_email_sent").payload_fields)  # type: ignore[union-attr]
+BOUNCE_FIELDS = sorted(TRIGGERS.get("sendpulse.smtp_email_bounced").payload_fields)  # type: ignore[union-attr]
+
+CASES += [
+    Case(
+        "sendpulse.smtp_email_sent",
+        {"sender": "shop@example.com"},
+        _smtp_setup,
+        lambda s: (
+            _send(s, "other@example.com", "skip@example.com"),
+            _send(s, "shop@example.com", "buyer@example.com"),
+        ),
+        lambda s: _pick(s.smtp.sent[-1].json(), SENT_FIELDS),
+        1,
+    ),
+    Case(
+        "sendpulse.smtp_email_bounced",
+        {},
+        _smtp_setup,
+        lambda s: (
+            _send(s, "shop@example.com", "fine@example.com"),
+            _send(s, "shop@example.com", "nobody@bounce.example.com"),
+        ),
+        lambda s: _pick(s.smtp.sent[-1].bounce_json(), BOUNCE_FIELDS),
+        1,
+    ),
+    Case(
+        "sendpulse.smtp_unsubscribed",
+        {},
+        _smtp_setup,
+        lambda s: s.smtp.unsubscribe("late@example.com", s.now()),
+        lambda s: s.smtp.unsubscribes["late@example.com"].json(),
+        1,
+    ),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.key.split(".")[1])
 async def test_trigger_baseline_change_and_quiet_poll(h: Harness, case: Case) -> None:
     case.setup(h.state)
@@ -380,3 +441,35 @@ async def test_campaign_status_changed_without_to_sees_every_step(h: Harness) ->
     await h.poll(flow, params)
     steps = [(p["previous_status"], p["status"]) for p in await h.payloads(flow)]
     assert steps == [(0, 2), (2, 3)]
+
+
+async def test_smtp_sender_filter_goes_to_the_api(h: Harness) -> None:
+    _smtp_setup(h.state)
+    flow, params = h.flow("sendpulse.smtp_email_sent", {"sender": "shop@example.com"})
+    await h.poll(flow, params)
+    _send(h.state, "other@example.com", "x@example.com")
+    assert (await h.poll(flow, params)).events_created == 0
+    queries = [r.query for r in h.sb.requests() if r.path == "/smtp/emails"]
+    assert queries and all("sender=shop@example.com" in q for q in queries)
+
+
+async def test_bounce_just_before_midnight_is_found_after_it(h: Harness) -> None:
+    _morning(h.state)
+    h.state.clock.advance(22 * 3600 + 55 * 60)  # 23:55
+    flow, params = h.flow("sendpulse.smtp_email_bounced", {})
+    await h.poll(flow, params)
+    h.state.clock.advance(180)  # 23:58
+    _send(h.state, "shop@example.com", "late@bounce.example.com")
+    h.state.clock.advance(420)  # 00:05 the next day
+    result = await h.poll(flow, params)
+    assert (result.events_created, result.requests) == (1, 2)
+    assert [p["email_to"] for p in await h.payloads(flow)] == ["late@bounce.example.com"]
+
+
+def test_smtp_params_refuse_a_malformed_address() -> None:
+    trigger = TRIGGERS.get("sendpulse.smtp_email_sent")
+    assert trigger is not None
+    with pytest.raises(ValueError, match="pattern"):
+        trigger.Params.model_validate({"sender": "not-an-address"})
+    with pytest.raises(ValueError, match="Extra inputs"):
+        trigger.Params.model_validate({"senders": "a@b.io"})
