@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     from connector.delivery_cli import add_parsers as add_delivery_parsers
 
     add_delivery_parsers(commands)
+
+    from connector.sandbox.command import add_parser as add_sandbox_parser
+
+    add_sandbox_parser(commands)
     return parser
 
 
@@ -235,6 +239,12 @@ def _cmd_secret(args: argparse.Namespace) -> int:
     return cmd_secret(args)
 
 
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from connector.sandbox.command import run as run_sandbox
+
+    return run_sandbox(args)
+
+
 _HANDLERS = {
     "run": _cmd_run,
     "check": _cmd_check,
@@ -245,6 +255,7 @@ _HANDLERS = {
     "replay": _cmd_replay,
     "verify-webhook": _cmd_verify_webhook,
     "secret": _cmd_secret,
+    "sandbox": _cmd_sandbox,
 }
 
 

@@ -220,4 +220,6 @@ async def _ticker(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if state.generator is not None:
+        state.generator.stop()
     await state.webhooks.close()

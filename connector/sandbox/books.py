@@ -124,6 +124,10 @@ class Book:
             return len(self._index)
         return self.active_count if active else len(self._index) - self.active_count
 
+    def row_at(self, position: int) -> Subscriber:
+        self._compact()
+        return self._rows[position]
+
     def iter_rows(self) -> Iterator[Subscriber]:
         self._compact()
         return iter(self._rows)

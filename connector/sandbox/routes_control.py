@@ -9,6 +9,7 @@ from aiohttp import web
 
 from connector.sandbox import appdirectory
 from connector.sandbox.app import STATE
+from connector.sandbox.generator import changes_json, generator_for
 from connector.sandbox.wire import ApiError, body, query
 
 routes = web.RouteTableDef()
@@ -160,3 +161,48 @@ async def flush_webhooks(request: web.Request) -> web.Response:
 async def webhook_deliveries(request: web.Request) -> web.Response:
     deliveries = request.app[STATE].webhooks.deliveries
     return web.json_response([dataclasses.asdict(d) for d in deliveries])
+
+
+# -- seeding and the generator -------------------------------------------------------------
+@routes.post("/_sandbox/seed")
+async def seed(request: web.Request) -> web.Response:
+    """Add a seed's data (`{"seed": "demo"}` or `"big:100000"`) to the running sandbox."""
+    from connector.sandbox.seed import apply_seed
+
+    state = request.app[STATE]
+    try:
+        apply_seed(state, str((await body(request)).get("seed") or ""))
+    except ValueError as exc:
+        raise ApiError(400, str(exc), 400) from exc
+    return web.json_response({"books": [b.summary() for b in state.books.values()]})
+
+
+@routes.post("/_sandbox/generator")
+async def generator_rate(request: web.Request) -> web.Response:
+    """Start the generator at `{"rate": changes per second}`; rate 0 stops it."""
+    generator = generator_for(request.app[STATE])
+    try:
+        generator.start(float((await body(request)).get("rate") or 0))
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, str(exc), 400) from exc
+    return web.json_response({"running": generator.running, "rate": generator.rate})
+
+
+@routes.post("/_sandbox/generator/step")
+async def generator_step(request: web.Request) -> web.Response:
+    """Make `{"count": n}` changes now; answers the changes made."""
+    generator = generator_for(request.app[STATE])
+    try:
+        count = int((await body(request)).get("count") or 1)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, str(exc), 400) from exc
+    return web.json_response(changes_json(generator.step(count)))
+
+
+@routes.get("/_sandbox/generator/changes")
+async def generator_changes(request: web.Request) -> web.Response:
+    """The changes kept so far (the last 100,000); `?since=N` skips the first N of them."""
+    generator = generator_for(request.app[STATE])
+    since = int(query(request).get("since") or 0)
+    kept = list(generator.changes)[since:]
+    return web.json_response({"total": generator.total, "changes": changes_json(kept)})

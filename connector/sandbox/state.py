@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.sandbox.auth import Auth
 from connector.sandbox.books import ACTIVE, UNSUBSCRIBED, UNSUBSCRIBED_ALL, Book, Subscriber
@@ -17,6 +17,9 @@ from connector.sandbox.faults import Faults
 from connector.sandbox.limits import Limits
 from connector.sandbox.smtp import Smtp
 from connector.sandbox.webhooks import WebhookHub
+
+if TYPE_CHECKING:
+    from connector.sandbox.generator import Generator
 
 
 @dataclass
@@ -58,8 +61,7 @@ class State:
         self.tick_hooks: list[Callable[[], None]] = []
         self.clock.on_advance(self.tick)
         self.webhooks = WebhookHub(self)
-        # Other stores add their demo records through these (called with the state and an rng).
-        self.seed_hooks: list[Callable[[State, Any], None]] = []
+        self.generator: Generator | None = None
 
     def now(self) -> float:
         return self.clock.now()

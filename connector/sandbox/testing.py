@@ -12,6 +12,7 @@ from connector.sandbox import appdirectory
 from connector.sandbox.app import create_app
 from connector.sandbox.clock import Clock
 from connector.sandbox.faults import Faults
+from connector.sandbox.generator import Generator, generator_for
 from connector.sandbox.limits import RequestRecord
 from connector.sandbox.state import Settings, State
 from connector.sandbox.webhooks import Delivery
@@ -57,6 +58,11 @@ class Sandbox:
 
     def configure(self, **settings: Any) -> None:
         self.state.configure(**settings)
+
+    @property
+    def generator(self) -> Generator:
+        """The change generator: `step(n)` makes and reports n changes; `start(rate)`."""
+        return generator_for(self.state)
 
     def mint_code(self, app_id: str, secret: str, user_id: int = 1) -> str:
         """An App Directory login code for the app (registered if new): 60 s, single use."""
