@@ -97,11 +97,7 @@ class ProviderClients:
             base_url = str(connection.base_url).rstrip("/")
             rate, timeout = connection.rate_limit, connection.timeout.total_seconds()
         else:
-            base_url, rate, timeout = (
-                self._install_base_url,
-                self._install_rate,
-                self._install_timeout,
-            )
+            base_url, rate, timeout = self._install_settings(connection_id)
         limiter = self.limiters.setdefault(connection_id, make_limiter(rate))
         auth = self._authorizer(connection_id, connection, base_url, limiter, timeout)
         self.auth[connection_id] = auth
@@ -117,6 +113,14 @@ class ProviderClients:
         )
         self._clients[connection_id] = client
         return client
+
+    def _install_settings(self, connection_id: str) -> tuple[str, RateLimit, float]:
+        # Installs are named "<app>-<account>": the app's settings apply to them.
+        for name, app in sorted(self._config.apps.items(), key=lambda item: -len(item[0])):
+            if app.provider == "sendpulse" and connection_id.startswith(f"{name}-"):
+                base = str(app.base_url or self._install_base_url).rstrip("/")
+                return base, app.rate_limit, app.timeout.total_seconds()
+        return self._install_base_url, self._install_rate, self._install_timeout
 
     def _authorizer(
         self,

@@ -1,0 +1,258 @@
+"""SendPulse App Directory installs (reference §1): the Login URL and the Uninstall URL.
+
+Login: SendPulse sends the browser to our Login URL with a one-minute ``code`` (by GET or
+POST). We exchange it at ``/market-service/oauth/authorize`` with the app's ``app_id`` and
+``secret`` for the install's own client keys, fetch its first token from
+``/oauth/access_token/market``, and store the install as a connection.
+
+Uninstall: SendPulse POSTs the install's JSON (``id, user_id, app_id, client_id,
+client_secret, …``). The payload carries no signature, so it is authenticated by its
+``client_secret``, which only SendPulse and we know; a match deletes every row tied to the
+install. Repeats, and installs we never saw, get 200 and change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+import structlog
+from aiohttp import web
+
+from connector.auth.client_credentials import MARKET_TOKEN_PATH, fetch_client_credentials
+from connector.auth.crypto import Cipher, UndecryptableSecret
+from connector.auth.installs import (
+    InstallRefused,
+    install_connection_id,
+    purge_install,
+    store_install,
+)
+from connector.auth.mailium_app import page
+from connector.auth.tokens import CredentialsRefused
+from connector.config import App
+from connector.db.queries import q
+from connector.errors import ConnectorError, RetriableError
+from connector.providers.errors import ApiError
+from connector.providers.parsing import decode_json
+from connector.providers.registry import DEFAULT_BASE_URL, utcnow
+from connector.providers.transport import make_limiter, send
+
+log = structlog.get_logger(__name__)
+
+AUTHORIZE_PATH = "/market-service/oauth/authorize"
+
+
+class AppDirectory:
+    """One SendPulse App Directory app (from the flow file's ``apps:``) and its installs."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        app: App,
+        session: aiohttp.ClientSession,
+        pool: asyncpg.Pool,
+        cipher: Cipher,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if app.app_id is None:
+            raise ValueError("an App Directory app needs app_id")
+        self.name = name
+        self.app = app
+        self.app_id = app.app_id
+        self._session = session
+        self._pool = pool
+        self._cipher = cipher
+        self._now = now
+        self._limiter = make_limiter(app.rate_limit)
+        self.base_url = str(app.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._timeout = app.timeout.total_seconds()
+
+    def install_id(self, install: str) -> str:
+        return f"sendpulse:{self.app_id}:{install}"
+
+    async def login(self, code: str) -> str:
+        """Exchange a login code; store the install; return its connection id."""
+        reply = await send(
+            self._session,
+            self._limiter,
+            "POST",
+            self.base_url + AUTHORIZE_PATH,
+            request_timeout=self._timeout,
+            json={
+                "app_id": self.app_id,
+                "secret": self.app.secret.get_secret_value(),
+                "code": code,
+            },
+        )
+        if reply.status in (400, 401, 403, 404, 422):
+            body = _lenient(reply.body)
+            error = body.get("error") if isinstance(body, dict) else None
+            if error == "invalid_client":
+                log.error("app_directory_app_refused", app=self.name)
+                raise InstallRefused("SendPulse refused this app's app_id/secret")
+            raise InstallRefused("the login code is invalid, expired or already used")
+        if not 200 <= reply.status < 300:
+            raise RetriableError(f"SendPulse answered {reply.status} to the code exchange")
+        data = _install_data(decode_json(reply.body))
+        if str(data.get("app_id", self.app_id)) != self.app_id:
+            raise InstallRefused("the install belongs to another app")
+        client_id, client_secret = str(data["client_id"]), str(data["client_secret"])
+        token = await fetch_client_credentials(
+            self._session,
+            self._limiter,
+            self.base_url + MARKET_TOKEN_PATH,
+            client_id=client_id,
+            client_secret=client_secret,
+            request_timeout=self._timeout,
+        )
+        account = str(data["user_id"])
+        connection_id = install_connection_id(self.name, account)
+        credentials = json.dumps({"client_id": client_id, "client_secret": client_secret})
+        async with self._pool.acquire() as conn, conn.transaction():
+            await store_install(
+                conn,
+                self._cipher,
+                connection_id=connection_id,
+                provider="sendpulse",
+                install_id=self.install_id(str(data["id"])),
+                account_id=account,
+                scopes=self.app.scopes or None,
+                credentials=credentials,
+                token=token,
+                now=self._now(),
+            )
+        log.info("app_installed", app=self.name, connection=connection_id, account=account)
+        return connection_id
+
+    async def uninstall(self, payload: Any) -> str:
+        """``removed``, ``unknown`` (nothing to do) or ``refused`` (credentials do not match)."""
+        if not isinstance(payload, Mapping) or "id" not in payload:
+            return "refused"
+        if str(payload.get("app_id", self.app_id)) != self.app_id:
+            return "refused"
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(q("install_find"), self.install_id(str(payload["id"])))
+            if row is None or row["status"] == "uninstalled":
+                return "unknown"
+            stored = await conn.fetchrow(q("connection_get"), row["id"])
+        try:
+            keys = json.loads(self._cipher.decrypt(stored["credentials"]))
+        except (UndecryptableSecret, ValueError, TypeError):
+            keys = {}
+        given_id, given_secret = payload.get("client_id"), payload.get("client_secret")
+        if not (
+            isinstance(given_id, str)
+            and isinstance(given_secret, str)
+            and secrets.compare_digest(given_id, str(keys.get("client_id", "")))
+            and secrets.compare_digest(given_secret, str(keys.get("client_secret", "")))
+        ):
+            return "refused"
+        async with self._pool.acquire() as conn, conn.transaction():
+            await purge_install(conn, row["id"])
+        return "removed"
+
+    # -- web handlers -----------------------------------------------------------------------
+
+    def routes(self, prefix: str | None = None) -> list[web.RouteDef]:
+        base = prefix or f"/apps/{self.name}"
+        return [
+            web.get(f"{base}/login", self._login),
+            web.post(f"{base}/login", self._login),
+            web.post(f"{base}/uninstall", self._uninstall),
+        ]
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        code = request.query.get("code")
+        if code is None and request.method == "POST":
+            code = await _posted_code(request)
+        if not code or len(code) > 512:
+            return page(400, "Install failed", "The request carries no login code.")
+        try:
+            connection_id = await self.login(code)
+        except InstallRefused as exc:
+            log.warning("app_install_refused", app=self.name, reason=str(exc))
+            return page(400, "Install failed", f"{exc}. Open the app from SendPulse again.")
+        except CredentialsRefused:
+            log.warning("app_install_refused", app=self.name, reason="market token refused")
+            return page(400, "Install failed", "SendPulse refused the install's keys.")
+        except (RetriableError, ApiError, ConnectorError) as exc:
+            log.warning("app_install_failed", app=self.name, error=str(exc))
+            return page(502, "Install failed", "SendPulse did not answer; try again shortly.")
+        return page(200, "Connected", f"The app is installed as connection {connection_id}.")
+
+    async def _uninstall(self, request: web.Request) -> web.StreamResponse:
+        try:
+            payload = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return web.json_response({"error": "the body is not JSON"}, status=400)
+        outcome = await self.uninstall(payload)
+        if outcome == "refused":
+            log.warning("app_uninstall_refused", app=self.name)
+            return web.json_response({"error": "unknown install keys"}, status=401)
+        return web.json_response({"result": True})
+
+
+def _install_data(body: Any) -> dict[str, Any]:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict) or body.get("result") in (False, "false"):
+        raise InstallRefused("SendPulse's reply carries no install")
+    for key in ("id", "user_id", "client_id", "client_secret"):
+        if data.get(key) in (None, ""):
+            raise InstallRefused(f"SendPulse's install reply has no {key}")
+    return data
+
+
+async def _posted_code(request: web.Request) -> str | None:
+    if request.content_type == "application/json":
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        code = body.get("code") if isinstance(body, dict) else None
+    else:
+        form = await request.post()
+        code = form.get("code")
+    return code if isinstance(code, str) else None
+
+
+def _lenient(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def app_directory_routes(
+    *,
+    apps: Mapping[str, App],
+    session: aiohttp.ClientSession,
+    pool: asyncpg.Pool,
+    cipher: Cipher,
+    now: Callable[[], datetime] = utcnow,
+) -> list[web.RouteDef]:
+    """The routes of every app in the flow file's ``apps:``, under ``/apps/<name>/``.
+
+    SendPulse apps get ``login`` (GET/POST) and ``uninstall``; Sendloop/Mailium apps get
+    ``install``, ``callback`` and ``uninstall``.
+    """
+    from connector.auth.mailium_app import MailiumApp
+
+    routes: list[web.RouteDef] = []
+    for name, app in apps.items():
+        if app.provider == "sendpulse":
+            directory = AppDirectory(
+                name=name, app=app, session=session, pool=pool, cipher=cipher, now=now
+            )
+            routes += directory.routes()
+        else:
+            mailium = MailiumApp(
+                name=name, app=app, session=session, pool=pool, cipher=cipher, now=now
+            )
+            routes += mailium.routes()
+    return routes

@@ -1,0 +1,214 @@
+"""App Directory Login and Uninstall URLs against the sandbox's market endpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+from cryptography.fernet import Fernet
+from structlog.testing import capture_logs
+
+from connector.auth.app_directory import app_directory_routes
+from connector.auth.crypto import Cipher
+from connector.config import parse
+from connector.providers.registry import ProviderClients
+from connector.providers.testing import install_row_counts, seed_install_rows
+from connector.sandbox.routes_auth import install_json
+from connector.sandbox.testing import Sandbox, start_sandbox
+
+APP_ID = "42"
+APP_SECRET = "app-directory-secret"
+USER = 777
+
+
+@dataclass
+class Env:
+    sb: Sandbox
+    base: str
+    http: aiohttp.ClientSession
+    pool: asyncpg.Pool
+    key: bytes
+    config_text: str
+
+    def code(self, user: int = USER) -> str:
+        return self.sb.state.auth.mint_code(APP_ID, user, self.sb.state.now())
+
+    def calls(self, path: str) -> list[int]:
+        return [r.status for r in self.sb.requests() if r.path == path]
+
+
+def flow_file(base_url: str, secret: str = APP_SECRET) -> str:
+    return f"""
+apps:
+  store:
+    app_id: "{APP_ID}"
+    secret: {secret}
+    base_url: {base_url}
+    scopes: [emails, smtp]
+"""
+
+
+async def _env(db_pool: asyncpg.Pool, secret: str = APP_SECRET) -> AsyncIterator[Env]:
+    async with start_sandbox(rate_limit=10.0) as sb, aiohttp.ClientSession() as http:
+        sb.state.auth.add_app(APP_ID, APP_SECRET)
+        text = flow_file(sb.base_url, secret)
+        config = parse(text, "apps.yaml")
+        key = Fernet.generate_key()
+        app = web.Application()
+        app.add_routes(
+            app_directory_routes(apps=config.apps, session=http, pool=db_pool, cipher=Cipher(key))
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            yield Env(sb, f"http://127.0.0.1:{port}", http, db_pool, key, text)
+        finally:
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def env(db_pool: asyncpg.Pool) -> AsyncIterator[Env]:
+    async for made in _env(db_pool):
+        yield made
+
+
+async def login(env: Env, code: str, *, method: str = "GET") -> tuple[int, str]:
+    url = f"{env.base}/apps/store/login"
+    if method == "GET":
+        request = env.http.get(url, params={"code": code, "lang": "en"})
+    else:
+        request = env.http.post(url, data={"code": code, "lang": "en"})
+    async with request as response:
+        return response.status, await response.text()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_login_stores_the_install_as_a_connection(env: Env, method: str) -> None:
+    with capture_logs() as logs:
+        status, text = await login(env, env.code(), method=method)
+    assert status == 200, text
+    assert "store-777" in text
+    row = await env.pool.fetchrow("SELECT * FROM connections")
+    install = next(iter(env.sb.state.auth.installs.values()))
+    assert (row["id"], row["provider"], row["source"], row["status"]) == (
+        "store-777",
+        "sendpulse",
+        "app_install",
+        "active",
+    )
+    assert row["install_id"] == f"sendpulse:{APP_ID}:{install.id}"
+    assert row["account_id"] == "777" and row["scopes"] == ["emails", "smtp"]
+    assert install.client_secret.encode() not in bytes(row["credentials"])
+    stored = json.loads(Cipher(env.key).decrypt(row["credentials"]))
+    assert stored == {"client_id": install.client_id, "client_secret": install.client_secret}
+    assert env.calls("/market-service/oauth/authorize") == [200]
+    assert env.calls("/oauth/access_token/market") == [200]
+    assert await env.pool.fetchval("SELECT count(*) FROM tokens") == 1
+    text_logs = repr(logs)
+    for secret in (install.client_secret, APP_SECRET):
+        assert secret not in text_logs
+
+
+async def test_installed_connection_is_usable_and_refreshes_via_the_market_call(
+    env: Env,
+) -> None:
+    assert (await login(env, env.code()))[0] == 200
+    providers = ProviderClients(
+        session=env.http,
+        pool=env.pool,
+        config=parse(env.config_text, "apps.yaml"),
+        secret_key=env.key,
+    )
+    client = providers.sendpulse("store-777")
+    assert await client.request("GET", "/addressbooks") == []
+    assert env.calls("/oauth/access_token/market") == [200]  # the stored token was reused
+    env.sb.revoke_tokens()
+    assert await client.request("GET", "/addressbooks") == []
+    assert env.calls("/oauth/access_token/market") == [200, 200]
+
+
+@pytest.mark.parametrize("case", ["reused", "expired", "forged"])
+async def test_bad_codes_are_refused_without_a_token_call(env: Env, case: str) -> None:
+    code = env.code()
+    if case == "reused":
+        assert (await login(env, code))[0] == 200
+    elif case == "expired":
+        env.sb.clock.advance(61)
+    else:
+        code = "f" * 32
+    markets_before = len(env.calls("/oauth/access_token/market"))
+    status, text = await login(env, code)
+    assert status == 400
+    assert "invalid, expired or already used" in text
+    assert len(env.calls("/oauth/access_token/market")) == markets_before
+
+
+@pytest.mark.parametrize("code", ["", "x" * 600])
+async def test_missing_or_absurd_codes_never_reach_sendpulse(env: Env, code: str) -> None:
+    status, _ = await login(env, code)
+    assert status == 400
+    assert env.sb.requests() == []
+
+
+async def test_a_wrong_app_secret_is_reported(db_pool: asyncpg.Pool) -> None:
+    async for env in _env(db_pool, secret="not-the-app-secret"):
+        with capture_logs() as logs:
+            status, text = await login(env, env.code())
+        assert status == 400
+        assert "refused this app" in text
+        assert "app_directory_app_refused" in [e["event"] for e in logs]
+        assert await env.pool.fetchval("SELECT count(*) FROM connections") == 0
+
+
+async def uninstall(env: Env, payload: object) -> int:
+    data = payload if isinstance(payload, str) else json.dumps(payload)
+    headers = {"Content-Type": "application/json"}
+    async with env.http.post(f"{env.base}/apps/store/uninstall", data=data, headers=headers) as r:
+        return r.status
+
+
+async def test_uninstall_purges_everything_tied_to_the_install_and_repeats_harmlessly(
+    env: Env,
+) -> None:
+    assert (await login(env, env.code()))[0] == 200
+    await seed_install_rows(env.pool, "store-777", "per-install")
+    install = next(iter(env.sb.state.auth.installs.values()))
+    payload = install_json(install)
+
+    forged = {**payload, "client_secret": "guessed"}
+    assert await uninstall(env, forged) == 401
+    counts = await install_row_counts(env.pool, "store-777", "per-install")
+    assert counts == {"tokens": 1, "cursors": 1, "events": 1, "deliveries": 1, "snapshots": 1}
+
+    assert await uninstall(env, payload) == 200
+    counts = await install_row_counts(env.pool, "store-777", "per-install")
+    assert counts == {"tokens": 0, "cursors": 0, "events": 0, "deliveries": 0, "snapshots": 0}
+    row = await env.pool.fetchrow("SELECT status, credentials FROM connections")
+    assert row["status"] == "uninstalled" and row["credentials"] is None
+
+    assert await uninstall(env, payload) == 200  # SendPulse retrying, or a replay
+    assert await env.pool.fetchval("SELECT status FROM connections") == "uninstalled"
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"id": "never-installed", "client_id": "a", "client_secret": "b"}, 200),
+        ({"client_id": "a"}, 401),
+        ({"id": "x", "app_id": "99", "client_id": "a", "client_secret": "b"}, 401),
+        ("[1, 2]", 401),
+        ("not json", 400),
+    ],
+)
+async def test_hostile_uninstall_payloads(env: Env, payload: object, status: int) -> None:
+    assert (await login(env, env.code()))[0] == 200
+    assert await uninstall(env, payload) == status
+    assert await env.pool.fetchval("SELECT status FROM connections") == "active"
