@@ -270,6 +270,8 @@ async def _poll_watermark(run: _Run, before: int) -> PollResult:
         position = trigger.position_of(item)
         if not tracker.offer(trigger.key_of(item), position) or not emit:
             continue
+        if not trigger.wants("new", trigger.payload_of(item)):
+            continue
         new_count += 1
         entry = (position, new_count, item)
         if capped:
@@ -287,17 +289,15 @@ async def _poll_watermark(run: _Run, before: int) -> PollResult:
         step.cursor.position = cap
     events = []
     for _, _, item in sorted(found, key=lambda e: (e[0], e[1])):
-        payload = trigger.payload_of(item)
-        if trigger.wants("new", payload):
-            key = trigger.key_of(item)
-            events.append(
-                NewEvent(
-                    id=event_id(flow.name, trigger.key, key, "new"),
-                    item_key=key,
-                    payload=payload,
-                    occurred_at=trigger.occurred_at(item),
-                )
+        key = trigger.key_of(item)
+        events.append(
+            NewEvent(
+                id=event_id(flow.name, trigger.key, key, "new"),
+                item_key=key,
+                payload=trigger.payload_of(item),
+                occurred_at=trigger.occurred_at(item),
             )
+        )
     requests = run.client.requests_made - before
     async with run.conn.transaction():
         await leases.check_for_commit(run.conn, run.resource, run.worker, run.clock())

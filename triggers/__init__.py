@@ -3,6 +3,10 @@
 from connector.plugins import Registry, Trigger
 from triggers.sendpulse.campaign_created import CampaignCreated
 from triggers.sendpulse.campaign_status_changed import CampaignStatusChanged
+from triggers.sendpulse.crm_contact_created import CrmContactCreated
+from triggers.sendpulse.crm_contact_updated import CrmContactUpdated
+from triggers.sendpulse.crm_deal_created import CrmDealCreated
+from triggers.sendpulse.crm_deal_stage_changed import CrmDealStageChanged
 from triggers.sendpulse.mailing_list_created import MailingListCreated
 from triggers.sendpulse.smtp_email_bounced import SmtpEmailBounced
 from triggers.sendpulse.smtp_email_sent import SmtpEmailSent
@@ -27,5 +31,9 @@ TRIGGERS: Registry[type[Trigger]] = Registry(
         SmtpEmailSent,
         SmtpEmailBounced,
         SmtpUnsubscribed,
+        CrmContactCreated,
+        CrmContactUpdated,
+        CrmDealCreated,
+        CrmDealStageChanged,
     ],
 )

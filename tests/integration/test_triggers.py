@@ -323,6 +323,59 @@ CASES += [
 ]
 
 
+def _crm(state: State) -> None:
+    for name in ("Ada", "Grace"):
+        state.crm.add_contact(name, "Lovelace", state.now() - 3600, emails=[f"{name}@example.com"])
+    for n in range(2):
+        state.crm.add_deal(f"Deal {n}", state.now() - 3600, price=100.0, contacts=[1])
+    for contact in state.crm.contacts.values():
+        contact.updated = state.now() - 1800
+
+
+def _touch_contact(state: State, contact_id: int) -> None:
+    contact = state.crm.contacts[contact_id]
+    contact.first_name = "Renamed"
+    contact.updated = state.now()
+
+
+CONTACT_KEYS = sorted(TRIGGERS.get("sendpulse.crm_contact_created").payload_fields)  # type: ignore[union-attr]
+
+CASES += [
+    Case(
+        "sendpulse.crm_contact_created",
+        {},
+        _crm,
+        lambda s: s.crm.add_contact("Nia", "New", s.now(), phones=["380501234567"]),
+        lambda s: _pick(s.crm.contacts[3].json(), CONTACT_KEYS),
+        1,
+    ),
+    Case(
+        "sendpulse.crm_contact_updated",
+        {},
+        _crm,
+        lambda s: (s.crm.add_contact("Only", "Created", s.now()), _touch_contact(s, 2)),
+        lambda s: _pick(s.crm.contacts[2].json(), CONTACT_KEYS),
+        1,
+    ),
+    Case(
+        "sendpulse.crm_deal_created",
+        {"pipeline_id": 1},
+        _crm,
+        lambda s: s.crm.add_deal("Big one", s.now(), price=999.0, contacts=[2]),
+        lambda s: s.crm.deals[3].json(),
+        1,
+    ),
+    Case(
+        "sendpulse.crm_deal_stage_changed",
+        {"to_step_id": 3},
+        _crm,
+        lambda s: (s.crm.move_deal(1, 2, s.now()), s.crm.move_deal(2, 3, s.now())),
+        lambda s: {**s.crm.deals[2].json(), "previous_pipeline_id": 1, "previous_step_id": 1},
+        1,
+    ),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.key.split(".")[1])
 async def test_trigger_baseline_change_and_quiet_poll(h: Harness, case: Case) -> None:
     case.setup(h.state)
@@ -473,3 +526,25 @@ def test_smtp_params_refuse_a_malformed_address() -> None:
         trigger.Params.model_validate({"sender": "not-an-address"})
     with pytest.raises(ValueError, match="Extra inputs"):
         trigger.Params.model_validate({"senders": "a@b.io"})
+
+
+async def test_crm_deal_created_asks_only_for_newer_ids(h: Harness) -> None:
+    _crm(h.state)
+    flow, params = h.flow("sendpulse.crm_deal_created", {})
+    await h.poll(flow, params)
+    await h.poll(flow, params)
+    bodies = [r for r in h.sb.requests() if r.path == "/crm/v1/deals/get-list"]
+    assert len(bodies) == 2
+    quiet = await h.poll(flow, params)
+    # A quiet poll is one request whose answer is empty (the filter is id gt <cursor>).
+    assert (quiet.requests, quiet.items_seen) == (1, 0)
+
+
+async def test_crm_contact_updated_reads_newest_first_and_stops_early(h: Harness) -> None:
+    for n in range(250):
+        h.state.crm.add_contact(f"C{n}", "X", h.state.now() - 7200 + n)
+    flow, params = h.flow("sendpulse.crm_contact_updated", {})
+    await h.poll(flow, params)
+    _touch_contact(h.state, 7)
+    result = await h.poll(flow, params)
+    assert (result.events_created, result.requests) == (1, 1)

@@ -1,0 +1,67 @@
+"""What the CRM triggers share: the two get-list calls, paged, and their payloads.
+
+Both lists are POST calls with JSON bodies (reference §6): contacts answer
+``{data: {list, total}}``, deals ``{data: [...], meta: {total}}``. Both sort, so the triggers
+read newest first and stop at the first page that reaches their cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from connector.plugins import ApiClient, Item
+
+PAGE = 100
+CONTACTS = "/crm/v1/contacts/get-list"
+DEALS = "/crm/v1/deals/get-list"
+CONTACT_FIELDS = frozenset(
+    {"id", "firstName", "lastName", "emails", "phones", "responsibleId", "createdAt", "updatedAt"}
+)
+DEAL_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "pipelineId",
+        "stepId",
+        "price",
+        "currency",
+        "contact",
+        "responsibleId",
+        "createdAt",
+        "updatedAt",
+    }
+)
+
+
+def _rows(answer: Any) -> tuple[list[Item], int | None]:
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if isinstance(data, dict):
+        rows, total = data.get("list"), data.get("total")
+    else:
+        meta = answer.get("meta") if isinstance(answer, dict) else None
+        rows, total = data, meta.get("total") if isinstance(meta, dict) else None
+    return (rows if isinstance(rows, list) else []), (total if isinstance(total, int) else None)
+
+
+async def get_list(
+    client: ApiClient,
+    path: str,
+    body: dict[str, Any],
+    *,
+    stop: Callable[[list[Item]], bool] = lambda rows: False,
+) -> AsyncIterator[Item]:
+    """Every row of a CRM list, a page at a time, until a short page, the total or ``stop``."""
+    offset = 0
+    while True:
+        answer = await client.request("POST", path, json={**body, "limit": PAGE, "offset": offset})
+        rows, total = _rows(answer)
+        for row in rows:
+            yield row
+        offset += len(rows)
+        if len(rows) < PAGE or (total is not None and offset >= total) or stop(rows):
+            return
+
+
+def pick(item: Item, fields: frozenset[str]) -> dict[str, Any]:
+    return {name: item.get(name) for name in sorted(fields)}
