@@ -83,6 +83,15 @@ def _truncate(text: str | None) -> str | None:
     return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"
 
 
+def _status_of(exc: BaseException | None) -> int | None:
+    """The far side's HTTP status behind a failure, where the error carries one."""
+    for name in ("status_code", "status"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
 def _payload(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         value = json.loads(value)
@@ -411,7 +420,7 @@ class Dispatcher:
             state="dead",
             summary=None,
             error=_truncate(error),
-            status_code=getattr(exc, "status_code", None),
+            status_code=_status_of(exc),
             detail=_truncate(getattr(exc, "detail", None) or error),
             next_attempt_at=None,
         )
@@ -430,7 +439,7 @@ class Dispatcher:
             state="pending",
             summary=None,
             error=_truncate(error),
-            status_code=getattr(exc, "status_code", None),
+            status_code=_status_of(exc),
             detail=_truncate(getattr(exc, "detail", None) or error),
             next_attempt_at=self.clock() + delay,
         )

@@ -1,0 +1,66 @@
+"""``sendpulse.send_email``: send one transactional email over SMTP (HTML/text or template)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from actions.sendpulse._base import Number, SendPulseAction, as_int
+from connector.plugins import ActionResult, PluginParams
+
+
+class Params(PluginParams):
+    to: str
+    to_name: str | None = None
+    from_email: str
+    from_name: str = ""
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    template_id: Number | None = None
+    variables: dict[str, str | int | float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _body(self) -> Params:
+        if self.template_id is None and not (self.html or self.text):
+            raise ValueError("give html and/or text, or a template_id")
+        if self.template_id is not None and (self.html or self.text):
+            raise ValueError("give either a template_id or html/text, not both")
+        if self.template_id is None and not self.subject:
+            raise ValueError("subject is required unless a template_id is given")
+        if self.variables and self.template_id is None:
+            raise ValueError("variables go with a template_id")
+        return self
+
+
+class SendEmail(SendPulseAction):
+    """POST /smtp/emails with ``{email: {...}}``; the HTML goes Base64-encoded."""
+
+    key: ClassVar[str] = "sendpulse.send_email"
+    Params = Params
+    scope: ClassVar[str | None] = "smtp"
+    summary = "send a transactional email (SMTP)"
+
+    async def call(self, client: Any, params: Any) -> ActionResult:
+        recipient: dict[str, str] = {"email": params.to}
+        if params.to_name:
+            recipient["name"] = params.to_name
+        email: dict[str, Any] = {
+            "from": {"name": params.from_name, "email": params.from_email},
+            "to": [recipient],
+        }
+        if params.subject:
+            email["subject"] = params.subject
+        if params.template_id is not None:
+            template_id = as_int(params.template_id, "template_id")
+            email["template"] = {"id": template_id, "variables": dict(params.variables)}
+        else:
+            if params.html:
+                email["html"] = base64.b64encode(params.html.encode()).decode()
+            if params.text:
+                email["text"] = params.text
+        reply = await client.request("POST", "/smtp/emails", json={"email": email})
+        sent_id = reply.get("id") if isinstance(reply, dict) else None
+        return ActionResult(summary=f"emailed {params.to} (smtp id {sent_id})")
