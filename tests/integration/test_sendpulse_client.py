@@ -226,3 +226,16 @@ async def test_a_4xx_fails_at_once_with_its_code_and_meaning(
     assert caught.value.meaning == "mailing list not found"
     assert api_calls(sb, "/addressbooks/999999") == [404]
     assert sleep.delays == []
+
+
+async def test_at_the_documented_10_per_second_the_sandbox_never_says_429(
+    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    sleep = RecordingSleep()
+    providers = clients(sb, http, db_pool, sleep=sleep, rate_limit="10/s")
+    client = providers.sendpulse("main")
+    await asyncio.gather(*(client.request("GET", "/addressbooks") for _ in range(40)))
+    statuses = [r.status for r in sb.requests()]
+    assert statuses.count(429) == 0
+    assert sleep.delays == []
+    assert max_in_window(sb.requests(), 1.0) <= 10
