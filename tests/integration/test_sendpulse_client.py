@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from cryptography.fernet import Fernet
 
+from connector.auth.tokens import StaticKey
 from connector.errors import RetriableError
 from connector.providers.errors import (
     MalformedResponse,
@@ -20,13 +22,16 @@ from connector.providers.errors import (
 )
 from connector.providers.registry import ProviderClients
 from connector.providers.retry import RetryPolicy
+from connector.providers.sendpulse import SendPulseClient
 from connector.providers.testing import (
     FakeClock,
     RecordingSleep,
     max_in_window,
     sandbox_config,
 )
+from connector.providers.transport import make_limiter
 from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.units import RateLimit
 
 
 @pytest.fixture
@@ -239,3 +244,48 @@ async def test_at_the_documented_10_per_second_the_sandbox_never_says_429(
     assert statuses.count(429) == 0
     assert sleep.delays == []
     assert max_in_window(sb.requests(), 1.0) <= 10
+
+
+async def test_search_after_and_start_count_paging(
+    http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    # Chatbot dialogs and the verifier page differently; a small server shaped like them.
+    items = [{"id": str(i)} for i in range(7)]
+
+    async def dialogs(request: web.Request) -> web.Response:
+        size = int(request.query["size"])
+        after = int(request.query.get("search_after", "-1"))
+        page = [item for item in items if int(item["id"]) > after][:size]
+        cursor = page[-1]["id"] if page else None
+        data = {"list": page, "total": len(items), "size": size, "search_after": cursor}
+        return web.json_response({"success": True, "data": data})
+
+    async def check_list(request: web.Request) -> web.Response:
+        start, count = int(request.query["start"]), int(request.query["count"])
+        return web.json_response({"total": len(items), "list": items[start : start + count]})
+
+    app = web.Application()
+    app.router.add_get("/chatbots/dialogs", dialogs)
+    app.router.add_get("/verifier-service/check-list", check_list)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        client = SendPulseClient(
+            connection_id="paging",
+            session=http,
+            base_url=base,
+            limiter=make_limiter(RateLimit(max_rate=50, period=1)),
+            auth=StaticKey(connection_id="paging", provider="sendpulse", key="k", pool=db_pool),
+        )
+        dialog_ids = [d["id"] async for d in client.iter_search_after("/chatbots/dialogs", size=3)]
+        checked = [
+            c["id"] async for c in client.iter_start_count("/verifier-service/check-list", count=3)
+        ]
+    finally:
+        await runner.cleanup()
+    assert dialog_ids == [str(i) for i in range(7)]
+    assert checked == [str(i) for i in range(7)]
+    assert client.requests_made == 6  # 3 + 3 + 1 for each
