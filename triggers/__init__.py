@@ -3,11 +3,15 @@
 from connector.plugins import Registry, Trigger
 from triggers.sendpulse.campaign_created import CampaignCreated
 from triggers.sendpulse.campaign_status_changed import CampaignStatusChanged
+from triggers.sendpulse.chatbot_contact_subscribed import ChatbotContactSubscribed
+from triggers.sendpulse.chatbot_message_received import ChatbotMessageReceived
 from triggers.sendpulse.crm_contact_created import CrmContactCreated
 from triggers.sendpulse.crm_contact_updated import CrmContactUpdated
 from triggers.sendpulse.crm_deal_created import CrmDealCreated
 from triggers.sendpulse.crm_deal_stage_changed import CrmDealStageChanged
 from triggers.sendpulse.mailing_list_created import MailingListCreated
+from triggers.sendpulse.push_subscriber_added import PushSubscriberAdded
+from triggers.sendpulse.sms_campaign_created import SmsCampaignCreated
 from triggers.sendpulse.smtp_email_bounced import SmtpEmailBounced
 from triggers.sendpulse.smtp_email_sent import SmtpEmailSent
 from triggers.sendpulse.smtp_unsubscribed import SmtpUnsubscribed
@@ -35,5 +39,9 @@ TRIGGERS: Registry[type[Trigger]] = Registry(
         CrmContactUpdated,
         CrmDealCreated,
         CrmDealStageChanged,
+        ChatbotMessageReceived,
+        ChatbotContactSubscribed,
+        SmsCampaignCreated,
+        PushSubscriberAdded,
     ],
 )
