@@ -137,7 +137,7 @@ class Generator:
         book_id = self.rng.choice(books)
         self.serial += 1
         campaign = self.state.create_campaign([book_id], subject=f"Generated #{self.serial}")
-        detail = {"campaign_id": campaign.id, "recipients": len(campaign.recipients)}
+        detail = {"campaign_id": campaign.id, "recipients": campaign.recipients}
         return Change("campaign_created", self.state.now(), book_id, None, detail)
 
     def _deal_moved(self) -> Change | None:

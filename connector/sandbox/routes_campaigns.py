@@ -34,7 +34,7 @@ def campaign_or_404(state: State, raw_id: str) -> Campaign:
 
 
 def campaign_json(campaign: Campaign, *, full: bool = False) -> dict[str, Any]:
-    count = len(campaign.recipients)
+    count = campaign.recipients
     data: dict[str, Any] = {
         "id": campaign.id,
         "name": campaign.name,
@@ -163,7 +163,7 @@ async def create_campaign(request: web.Request) -> web.Response:
         draft=draft,
     )
     campaign.attachments = attachments if isinstance(attachments, dict) else {}
-    count = len(campaign.recipients)
+    count = campaign.recipients
     return web.json_response(
         {
             "id": campaign.id,
@@ -221,7 +221,12 @@ async def book_campaigns(request: web.Request) -> web.Response:
 async def campaign_email(request: web.Request) -> web.Response:
     campaign = campaign_or_404(request.app[STATE], request.match_info["id"])
     email = request.match_info["email"].lower()
-    if campaign.status != SENT or email not in campaign.recipients:
+    state = request.app[STATE]
+    # Membership is checked against the lists now: a campaign keeps a count, not its roster.
+    rows = [state.books[b].get(email) for b in campaign.list_ids if b in state.books]
+    if campaign.status != SENT or not any(
+        r is not None and r.add_date <= campaign.start for r in rows
+    ):
         raise ApiError(BAD, "No data", 8)
     return web.json_response(
         {

@@ -232,12 +232,7 @@ class State:
         created: float | None = None,
     ) -> Campaign:
         """A campaign over the active subscribers of `list_ids` (no validation: see the API)."""
-        recipients = [
-            row.email
-            for book_id in list_ids
-            for row in self.books[book_id].iter_rows()
-            if row.status == ACTIVE
-        ]
+        recipients = sum(self.books[book_id].total(active=True) for book_id in list_ids)
         campaign = self.campaigns.add(
             name=name or subject,
             sender_name=sender_name,

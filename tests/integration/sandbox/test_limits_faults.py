@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 import pytest
@@ -145,3 +146,22 @@ async def test_fault_rate_is_a_probability(api: Api) -> None:
         api.sb.faults.set_rate("500", 1.5)
     with pytest.raises(ValueError):
         api.sb.faults.script("teapot")
+
+
+async def test_added_latency_delays_every_answer() -> None:
+    async with (
+        start_sandbox(latency=0.05, jitter=0.01) as sb,
+        aiohttp.ClientSession() as session,
+    ):
+        api = Api(session, sb)
+        started = time.perf_counter()
+        await api.login()
+        await api.get("/addressbooks")
+        # A lower bound only: the sandbox must wait at least the fixed latency per call.
+        assert time.perf_counter() - started >= 0.1
+
+
+async def test_form_bodies_work_on_api_calls(api: Api) -> None:
+    status, data = await api.post("/addressbooks", data={"bookName": "From a form"})
+    assert status == 200
+    assert api.sb.state.books[data["id"]].name == "From a form"
