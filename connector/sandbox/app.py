@@ -13,6 +13,7 @@ import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import structlog
 from aiohttp import web
 from yarl import URL
 
@@ -21,6 +22,7 @@ from connector.sandbox.limits import RequestRecord
 from connector.sandbox.state import State
 from connector.sandbox.wire import ApiError
 
+log = structlog.get_logger(__name__)
 STATE = web.AppKey("sandbox_state", State)
 STOPPING = web.AppKey("sandbox_stopping", asyncio.Event)
 CLIENT_ID = web.RequestKey("sandbox_client_id", str)
@@ -104,6 +106,13 @@ async def _serve(
         return await handler(request)
     except ApiError as exc:
         return web.json_response(exc.body, status=exc.status)
+    except (web.HTTPException, asyncio.CancelledError):
+        raise
+    except Exception:
+        # A sandbox bug must still look like an API's 500, and be loud in the log.
+        log.exception("sandbox_handler_failed", method=request.method, path=path)
+        body = {"message": "Internal Server Error", "error_code": 500}
+        return web.json_response(body, status=500)
 
 
 def _bearer(request: web.Request) -> str | None:
