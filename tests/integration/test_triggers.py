@@ -519,6 +519,9 @@ async def test_trigger_baseline_change_and_quiet_poll(h: Harness, case: Case) ->
     assert second.status == "ok", second.error
     expected = case.payload(h.state) if callable(case.payload) else case.payload
     assert await h.payloads(flow) == [expected]
+    # Templates are checked against payload_fields: the declaration must cover the payload.
+    trigger = TRIGGERS.get(case.key)
+    assert trigger is not None and set(expected) <= trigger.payload_fields
     # The next poll comes an interval later, past the overlap window of time-ordered lists.
     h.state.clock.advance(600)
     before = len(h.api_paths())
