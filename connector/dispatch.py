@@ -83,6 +83,13 @@ def _truncate(text: str | None) -> str | None:
     return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"
 
 
+async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
 def _status_of(exc: BaseException | None) -> int | None:
     """The far side's HTTP status behind a failure, where the error carries one."""
     for name in ("status_code", "status"):
@@ -221,17 +228,26 @@ class Dispatcher:
         next_rescue = self.clock()
         log.info("dispatcher_started", worker=self.worker_id, flows=len(self._flows))
         try:
+            backoff = 0.0
             while not stop.is_set():
-                if self.clock() >= next_rescue:
-                    await self.rescue()
-                    next_rescue = self.clock() + self.rescue_every
                 want = min(self.batch_size, self.max_in_flight - len(self._in_flight))
                 got = 0
-                if want > 0:
-                    claimed = await self.claim(want)
-                    got = len(claimed)
-                    for item in claimed:
-                        self._spawn(item)
+                try:
+                    if self.clock() >= next_rescue:
+                        await self.rescue()
+                        next_rescue = self.clock() + self.rescue_every
+                    if want > 0:
+                        claimed = await self.claim(want)
+                        got = len(claimed)
+                        for item in claimed:
+                            self._spawn(item)
+                    backoff = 0.0
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    # Postgres restarting or unreachable: keep going, the work is safe there.
+                    backoff = min(30.0, max(0.5, backoff * 2))
+                    log.warning("dispatcher_db_error", error=str(exc), retry_in=backoff)
+                    await _wait_or_stop(stop, backoff)
+                    continue
                 if want > 0 and got == want:
                     continue
                 await self._wait(stop)
