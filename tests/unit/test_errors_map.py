@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.errors import FatalError, RetriableError
 from connector.providers.errors import (
@@ -112,3 +114,21 @@ def test_server_message_is_kept_beside_the_meaning_and_cut_short() -> None:
     assert "Book not found" in str(error)
     long = error_from_reply(400, {"message": "x" * 5000})
     assert len(str(long)) < 400
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300)
+@given(
+    status=st.integers(min_value=400, max_value=599).filter(lambda s: s != 401),
+    body=json_values | st.fixed_dictionaries({"error_code": json_values, "message": json_values}),
+)
+def test_any_error_reply_maps_to_a_named_error(status: int, body: object) -> None:
+    error = error_from_reply(status, body)
+    assert isinstance(error, ApiError | RetriableError)
+    assert str(error)

@@ -205,3 +205,14 @@ def test_round_trip_and_agreement_with_the_reference(params: dict[str, str]) -> 
     assert canonical(full) == reference_canonical(full)
     assert verify_query(signed(full), SECRET, now=NOW) == full
     assert verify_query(sign_query(params, SECRET, now=NOW), SECRET, now=NOW) == full
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=200))
+def test_arbitrary_queries_either_verify_or_raise_signature_invalid(raw: str) -> None:
+    try:
+        verify_query(raw, SECRET, now=NOW)
+    except SignatureInvalid:
+        pass
+    else:  # pragma: no cover - a random string carrying a valid hmac is not expected
+        pytest.fail(f"{raw!r} verified")

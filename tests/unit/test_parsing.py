@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.providers.errors import MalformedResponse, UnexpectedResponse
 from connector.providers.parsing import (
@@ -146,3 +148,13 @@ def test_malformed_json_is_retriable(raw: bytes) -> None:
 def test_empty_body_is_none_and_json_parses() -> None:
     assert decode_json(b"") is None
     assert decode_json(b'{"result": true}') == {"result": True}
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+def test_any_body_parses_or_raises_a_named_error(raw: bytes) -> None:
+    try:
+        body = decode_json(raw)
+        models(Book, body)
+    except (MalformedResponse, UnexpectedResponse):
+        pass
