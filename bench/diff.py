@@ -246,6 +246,10 @@ async def bench_quiet_requests(dsn: str) -> list[dict[str, Any]]:
     try:
         async with start_sandbox(rate_limit=None) as sb, aiohttp.ClientSession() as http:
             seed_demo(sb.state)
+            site = next(iter(sb.state.channels.websites), None)
+            QUIET_PARAMS["sendpulse.push_subscriber_added"] = {
+                "website_id": site or sb.state.add_push_website("https://example.com").id
+            }
             key = sb.state.auth.add_api_key(sb.client_id)
             client = SendPulseClient(
                 connection_id="main",
