@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from connector.dispatch import Dispatcher
-from connector.egress import EgressPolicy, guarded_session
+from connector.egress import EgressPolicy, GuardedResolver, guarded_session, refused_by_egress
 from tests.integration.dispatch_support import (
     FakeClock,
     delivery,
@@ -135,3 +137,56 @@ async def test_allow_list_opens_exactly_its_network(db_pool: asyncpg.Pool, canar
     assert delivered == ["decimal", "hex", "loopback", "mapped", "name", "octal", "short"]
     assert len(canary.hits) == 7
     assert rows["loopback6"]["state"] == "dead" and rows["zero"]["state"] == "dead"
+
+
+class ScriptedResolver(AbstractResolver):
+    """DNS that answers what the test says: a public address first, then the canary's."""
+
+    def __init__(self, answers: list[list[str]]) -> None:
+        self.answers = answers
+        self.calls = 0
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answer = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in answer
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [["127.0.0.1"]],
+        [["93.184.215.14", "127.0.0.1"]],  # one bad address spoils the name
+        [["10.9.9.9"], ["127.0.0.1"]],  # rebinding between lookups: each is checked
+    ],
+)
+async def test_dns_answers_are_checked_on_every_connect(
+    canary: Canary, answers: list[list[str]]
+) -> None:
+    policy = EgressPolicy()
+    resolver = ScriptedResolver(answers)
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(policy, inner=resolver), use_dns_cache=False
+    )
+    async with aiohttp.ClientSession(connector=connector) as http:
+        for _ in range(2):
+            with pytest.raises(aiohttp.ClientConnectorError) as caught:
+                await http.post(f"http://rebind.test:{canary.port}/", allow_redirects=False)
+            assert refused_by_egress(caught.value) is not None
+    assert resolver.calls == 2
+    assert canary.hits == []
