@@ -8,6 +8,7 @@ lease is still ours. A poll that fails (or a worker that dies) leaves the state 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import json
@@ -35,7 +36,7 @@ from connector.diff import (
     snapshot_baseline,
     snapshot_diff,
 )
-from connector.errors import ConnectorError, FatalError, RetriableError
+from connector.errors import FatalError, RetriableError
 from connector.events import NewEvent, record_events
 from connector.plugins import ApiClient, PluginParams, Trigger
 
@@ -173,6 +174,13 @@ async def _poll(run: _Run, bound: Any) -> PollResult:
             result = await _poll_snapshot(run, before)
     except (FatalError, RetriableError) as exc:
         result = await _record_failure(run, before, exc, bound)
+    except Exception as exc:
+        # A bug or a lost database: still visible in poll_runs (if the database lets us),
+        # then raised for the scheduler to report. The state is untouched either way.
+        bound.exception("poll_crashed")
+        with contextlib.suppress(Exception):
+            await _record_failure(run, before, exc, bound)
+        raise
     duration_ms = run.ms_since(run.t0)
     bound.info(
         "poll_finished",
@@ -194,7 +202,7 @@ async def _poll(run: _Run, bound: Any) -> PollResult:
     return result
 
 
-async def _record_failure(run: _Run, before: int, exc: ConnectorError, bound: Any) -> PollResult:
+async def _record_failure(run: _Run, before: int, exc: Exception, bound: Any) -> PollResult:
     message = f"{type(exc).__name__}: {exc}"
     requests = run.client.requests_made - before
     flow = run.flow

@@ -305,6 +305,8 @@ async def test_crash_between_fetch_and_commit_loses_and_doubles_nothing(
     with pytest.raises(RuntimeError):
         await poll(ItemJoined)
     assert await events(db_pool) == []
+    last = "SELECT error FROM poll_runs ORDER BY id DESC LIMIT 1"
+    assert await db_pool.fetchval(last) == "RuntimeError: worker died"
     store.crash_after_fetch = None
     assert (await poll(ItemJoined)).events_created == 1
     assert (await poll(ItemJoined)).events_created == 0
