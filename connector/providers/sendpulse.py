@@ -155,17 +155,22 @@ class SendPulseClient:
     ) -> AsyncIterator[dict[str, Any]]:
         """Every item of a limit/offset list, page by page, until a short page."""
         offset = 0
+        previous: list[Any] | None = None
         while True:
             page = as_list(
                 await self.request(
                     "GET", path, params={**(params or {}), "limit": limit, "offset": offset}
                 )
             )
+            if page and page == previous:
+                # An endpoint that ignores offset would otherwise be paged forever.
+                raise UnexpectedResponse(f"{path} returned the same page for offset {offset}")
             for item in page:
                 yield item
             if len(page) < limit:
                 return
             offset += len(page)
+            previous = page
 
     async def iter_start_count(
         self, path: str, *, params: Mapping[str, Any] | None = None, count: int = PAGE_MAX

@@ -19,6 +19,7 @@ from connector.providers.errors import (
     RateLimited,
     ServerError,
     TransportError,
+    UnexpectedResponse,
 )
 from connector.providers.registry import ProviderClients
 from connector.providers.retry import RetryPolicy
@@ -289,3 +290,30 @@ async def test_search_after_and_start_count_paging(
     assert dialog_ids == [str(i) for i in range(7)]
     assert checked == [str(i) for i in range(7)]
     assert client.requests_made == 6  # 3 + 3 + 1 for each
+
+
+async def test_an_endpoint_ignoring_offset_is_not_paged_forever(
+    http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+) -> None:
+    async def stuck(request: web.Request) -> web.Response:
+        return web.json_response([{"id": i} for i in range(int(request.query["limit"]))])
+
+    app = web.Application()
+    app.router.add_get("/stuck", stuck)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        client = SendPulseClient(
+            connection_id="stuck",
+            session=http,
+            base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
+            limiter=make_limiter(RateLimit(max_rate=50, period=1)),
+            auth=StaticKey(connection_id="stuck", provider="sendpulse", key="k", pool=db_pool),
+        )
+        with pytest.raises(UnexpectedResponse, match="same page"):
+            async for _ in client.iter_offset("/stuck", limit=5):
+                pass
+    finally:
+        await runner.cleanup()
+    assert client.requests_made == 2
