@@ -92,3 +92,8 @@ DELETE FROM oauth_states WHERE state = $1 RETURNING app, code_verifier, redirect
 
 -- name: oauth_state_prune
 DELETE FROM oauth_states WHERE expires_at < $1;
+
+-- name: installs_active
+SELECT id FROM connections
+ WHERE source = 'app_install' AND status = 'active' AND id LIKE $1 || '-%'
+ ORDER BY id;

@@ -189,6 +189,12 @@ class ProviderClients:
             blob["api_key"] = connection.api_key.get_secret_value()
         return blob
 
+    async def installs(self, app: str) -> list[str]:
+        """The active installs of an ``apps:`` entry: connection ids a flow may run for."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(q("installs_active"), app)
+        return [row["id"] for row in rows]
+
     async def ensure_connections(self) -> None:
         """Upsert a row per flow-file connection; changed credentials clear ``needs_reauth``."""
         async with self._pool.acquire() as conn:

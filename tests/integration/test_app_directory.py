@@ -127,6 +127,8 @@ async def test_installed_connection_is_usable_and_refreshes_via_the_market_call(
         config=parse(env.config_text, "apps.yaml"),
         secret_key=env.key,
     )
+    assert await providers.installs("store") == ["store-777"]
+    assert await providers.installs("other") == []
     client = providers.sendpulse("store-777")
     assert await client.request("GET", "/addressbooks") == []
     assert env.calls("/oauth/access_token/market") == [200]  # the stored token was reused
