@@ -95,5 +95,5 @@ DELETE FROM oauth_states WHERE expires_at < $1;
 
 -- name: installs_active
 SELECT id FROM connections
- WHERE source = 'app_install' AND status = 'active' AND id LIKE $1 || '-%'
+ WHERE source = 'app_install' AND status = 'active' AND left(id, length($1) + 1) = $1 || '-'
  ORDER BY id;
