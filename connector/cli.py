@@ -47,6 +47,24 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("CONNECTOR_CONFIG", DEFAULT_CONFIG),
         help=f"flow file (env CONNECTOR_CONFIG, default {DEFAULT_CONFIG})",
     )
+    _web_arguments(run)
+    run.add_argument(
+        "--drain",
+        type=float,
+        default=30.0,
+        help="seconds to let polls and deliveries in flight finish on SIGTERM (default 30)",
+    )
+
+    demo = commands.add_parser(
+        "demo", help="the sandbox, a webhook receiver and a worker on the demo flows"
+    )
+    demo.add_argument("--config", "-c", default="config/demo.yaml", help="demo flow file")
+    _web_arguments(demo)
+    demo.add_argument("--sandbox-port", type=int, default=8525)
+    demo.add_argument("--receiver-port", type=int, default=8526)
+    demo.add_argument(
+        "--rate", type=float, default=0.5, help="sandbox changes per second (default 0.5)"
+    )
 
     check = commands.add_parser("check", help="validate a flow file and list what it defines")
     check.add_argument("config", help="flow file to validate")
@@ -201,12 +219,49 @@ def _print_status(rows: list[Any]) -> None:
     _console().print(table)
 
 
+def _web_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("HOST", "127.0.0.1"),
+        help="web server address (env HOST, default 127.0.0.1; 0.0.0.0 to accept webhooks)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", "8080")),
+        help="web server port (env PORT, default 8080)",
+    )
+    parser.add_argument("--no-web", action="store_true", help="run without the web server")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from connector.config import load_file
     from connector.daemon import run
 
     config = load_file(args.config)
-    return asyncio.run(run(config))
+    return asyncio.run(
+        run(
+            config,
+            config_path=args.config,
+            host=args.host,
+            port=None if args.no_web else args.port,
+            drain=args.drain,
+        )
+    )
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from connector.demo import run_demo
+
+    return asyncio.run(
+        run_demo(
+            args.config,
+            sandbox_port=args.sandbox_port,
+            receiver_port=args.receiver_port,
+            web_port=args.port,
+            rate=args.rate,
+        )
+    )
 
 
 def _cmd_deliveries(args: argparse.Namespace) -> int:
@@ -247,6 +302,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
 _HANDLERS = {
     "run": _cmd_run,
+    "demo": _cmd_demo,
     "check": _cmd_check,
     "schema": _cmd_schema,
     "db": _cmd_db,

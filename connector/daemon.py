@@ -1,60 +1,337 @@
-"""``connector run``: one owner opens every resource in order and closes them in reverse."""
+"""``connector run``: the worker. One owner opens every resource in order, closes in reverse.
+
+Inside one process run side by side: the scheduler (one job per flow), the dispatcher (claims
+and delivers), connection ownership (leases with a heartbeat), and the web server (health,
+metrics, app installs, SendPulse webhook intake). Signals: SIGTERM/SIGINT drain and stop (a
+second one exits at once), SIGHUP reloads the flow file.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+import socket
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import aiohttp
 import asyncpg
 import structlog
 
-from connector.config import Config
+from connector import metrics
+from connector.auth.crypto import load_secret_key
+from connector.config import Config, load_file
 from connector.db import migrate as migrations
-from connector.db.pool import ensure_database, locate, pool
+from connector.db.pool import ensure_database, home, locate, pool
+from connector.db.queries import q
+from connector.dispatch import Dispatcher
+from connector.egress import EgressPolicy, guarded_session
+from connector.engine import poll_flow
+from connector.errors import ConfigInvalid
+from connector.ownership import Ownership
+from connector.providers.registry import ProviderClients
+from connector.scheduler import FlowScheduler
+from connector.web import WebState, build_app, serve
 
 log = structlog.get_logger(__name__)
+
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
 class Runtime:
-    """Everything a running worker holds; built by :func:`runtime`."""
+    """What every part of a running worker shares; built by :func:`runtime`."""
 
-    config: Config
     pool: asyncpg.Pool
+    session: aiohttp.ClientSession
+    secret_key: bytes
+    home: Path
+    worker_id: str
 
 
 @asynccontextmanager
-async def runtime(config: Config) -> AsyncIterator[Runtime]:
-    """Open the database (starting the embedded one if needed), migrate, and yield."""
+async def runtime(env: Mapping[str, str] | None = None) -> AsyncIterator[Runtime]:
+    """Open the database (starting the embedded one if needed), migrate, open HTTP."""
+    env = os.environ if env is None else env
     async with AsyncExitStack() as stack:
-        location = await asyncio.to_thread(locate)
+        state_home = home(env)
+        secret_key = load_secret_key(env, state_home)
+        location = await asyncio.to_thread(locate, env)
         if location.embedded is not None and location.embedded.started_here:
             stack.callback(location.embedded.stop)
         await ensure_database(location.dsn)
-        db = await stack.enter_async_context(pool(location.dsn))
+        db = await stack.enter_async_context(pool(location.dsn, min_size=2, max_size=20))
         async with db.acquire() as conn:
             applied = await migrations.migrate(conn)
         log.info("database_ready", migrations_applied=len(applied))
-        yield Runtime(config=config, pool=db)
-
-
-async def run(config: Config) -> int:
-    """Run until SIGINT or SIGTERM; return the exit code."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with runtime(config):
-        log.info(
-            "worker_started",
-            config=config.file,
-            flows=len(config.flows),
-            connections=len(config.connections),
+        session = await stack.enter_async_context(
+            aiohttp.ClientSession(headers={"User-Agent": "sendpulse-connector"})
         )
-        await stop.wait()
-        log.info("worker_stopping")
-    log.info("worker_stopped")
-    return 0
+        yield Runtime(
+            pool=db,
+            session=session,
+            secret_key=secret_key,
+            home=state_home,
+            worker_id=env.get("CONNECTOR_WORKER_ID") or default_worker_id(),
+        )
+
+
+def polled_connections(config: Config) -> list[str]:
+    return sorted(
+        {f.trigger.connection for f in config.flows if f.enabled and f.trigger.connection}
+    )
+
+
+class Worker:
+    """The parts of one worker process and the rules for starting, reloading and stopping."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        config: Config,
+        *,
+        config_path: str | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = 8080,
+        drain: float = 30.0,
+        extra_routes: list[Any] | None = None,
+    ) -> None:
+        self.rt = rt
+        self.config = config
+        self.config_path = config_path
+        self.host = host
+        self.port = port
+        self.drain = drain
+        self.extra_routes = extra_routes or []
+        self.stop = asyncio.Event()
+        self._signals = 0
+        self._db_down = False
+        self._paused: dict[str, str] = {}
+        self.ownership = Ownership(rt.pool, rt.worker_id, polled_connections(config))
+        self.scheduler = FlowScheduler(self._poll)
+        self.providers = self._providers(config)
+        self.http: aiohttp.ClientSession | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._dispatcher_task: asyncio.Task[None] | None = None
+        self._dispatcher_stop = asyncio.Event()
+
+    def _providers(self, config: Config) -> ProviderClients:
+        return ProviderClients(
+            session=self.rt.session,
+            pool=self.rt.pool,
+            config=config,
+            secret_key=self.rt.secret_key,
+            worker_id=self.rt.worker_id,
+        )
+
+    # -- polling ----------------------------------------------------------------------------
+
+    async def _poll(self, flow_name: str) -> None:
+        config = self.config
+        flow = next((f for f in config.flows if f.name == flow_name), None)
+        if flow is None or not flow.enabled:
+            return
+        connection = flow.trigger.connection
+        # Every trigger polls through a connection; only its owner polls it.
+        if connection is None or not self.ownership.owns(connection):
+            return
+        try:
+            if await self._needs_reauth(connection):
+                metrics.POLLS.labels(flow=flow.name, outcome="paused").inc()
+                return
+            with metrics.POLL_SECONDS.labels(flow=flow.name).time():
+                result = await poll_flow(
+                    flow,
+                    config.trigger_params[flow.name],
+                    client=self.providers.sendpulse(connection),
+                    pool=self.rt.pool,
+                    worker=self.rt.worker_id,
+                )
+            metrics.POLLS.labels(flow=flow.name, outcome=result.status).inc()
+            if result.events_created:
+                # The deliveries' insert trigger wakes every dispatcher through NOTIFY.
+                metrics.EVENTS_CREATED.labels(flow=flow.name, source="poll").inc(
+                    result.events_created
+                )
+            self._database_back()
+        except DB_ERRORS as exc:
+            metrics.POLLS.labels(flow=flow.name, outcome="error").inc()
+            self._database_lost(exc)
+
+    async def _needs_reauth(self, connection: str) -> bool:
+        async with self.rt.pool.acquire() as conn:
+            status = await conn.fetchval(q("connection_status"), connection)
+        if status == "needs_reauth":
+            if self._paused.get(connection) != status:
+                self._paused[connection] = status
+                log.warning(
+                    "connection_paused",
+                    connection=connection,
+                    reason="credentials refused; fix them in the flow file and reload",
+                )
+            return True
+        if connection in self._paused:
+            del self._paused[connection]
+            log.info("connection_resumed", connection=connection)
+        return False
+
+    def _database_lost(self, exc: BaseException) -> None:
+        if not self._db_down:
+            self._db_down = True
+            log.warning("database_unavailable", error=str(exc))
+
+    def _database_back(self) -> None:
+        if self._db_down:
+            self._db_down = False
+            log.info("database_available")
+
+    # -- dispatching --------------------------------------------------------------------------
+
+    def _start_dispatcher(self) -> None:
+        if self.http is None:
+            raise RuntimeError("the webhook session opens before the dispatcher starts")
+        self._dispatcher_stop = asyncio.Event()
+        self.dispatcher = Dispatcher(
+            self.rt.pool,
+            self.config,
+            http=self.http,
+            providers=self.providers,
+            worker_id=self.rt.worker_id,
+        )
+        self._dispatcher_task = asyncio.create_task(
+            self.dispatcher.run(self._dispatcher_stop), name="dispatcher"
+        )
+
+    async def _stop_dispatcher(self, drain: float) -> None:
+        task = self._dispatcher_task
+        if task is None:
+            return
+        self._dispatcher_stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=drain)
+        except TimeoutError:
+            log.warning("deliveries_cancelled_at_shutdown")
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        self._dispatcher_task = None
+
+    # -- signals and reload -------------------------------------------------------------------
+
+    def _on_stop_signal(self, signum: int) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("worker_killed", signal=signal.Signals(signum).name)
+            os._exit(1)
+        log.info("worker_stopping", signal=signal.Signals(signum).name, drain_s=self.drain)
+        self.stop.set()
+
+    async def reload(self) -> bool:
+        """Re-read the flow file; keep the running flows if the new one is invalid."""
+        if self.config_path is None:
+            return False
+        try:
+            config = await asyncio.to_thread(load_file, self.config_path)
+        except ConfigInvalid as exc:
+            log.error(
+                "config_reload_failed",
+                file=self.config_path,
+                problems=[str(p) for p in exc.problems],
+            )
+            return False
+        providers = self._providers(config)
+        await providers.ensure_connections()
+        await self._stop_dispatcher(self.drain)
+        self.config = config
+        self.providers = providers
+        self.ownership.set_connections(polled_connections(config))
+        await self.ownership.tick()
+        self._start_dispatcher()
+        self.scheduler.sync(config.flows)
+        log.info("config_reloaded", file=self.config_path, flows=len(config.flows))
+        return True
+
+    # -- the whole life -----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_hup() -> None:
+            task = asyncio.create_task(self.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        policy = EgressPolicy(self.config.document.egress.allow_networks)
+        async with AsyncExitStack() as stack:
+            self.http = await stack.enter_async_context(guarded_session(policy))
+            await self.providers.ensure_connections()
+            await self.ownership.tick()
+            ownership_task = asyncio.create_task(self.ownership.run(self.stop), name="ownership")
+            self._start_dispatcher()
+            self.scheduler.start(self.config.flows)
+            runner = None
+            if self.port is not None:
+                app = build_app(
+                    WebState(pool=self.rt.pool, scheduler_running=lambda: self.scheduler.running),
+                    routes=self._routes(),
+                )
+                runner = await serve(app, self.host, self.port)
+            log.info(
+                "worker_started",
+                worker=self.rt.worker_id,
+                flows=len(self.config.flows),
+                connections=len(self.config.connections),
+                owned=sorted(self.ownership.owned),
+                port=self.port,
+            )
+            await self.stop.wait()
+            # Stop taking new work, let what is in flight finish (bounded), then let go.
+            await self.scheduler.shutdown(self.drain)
+            await self._stop_dispatcher(self.drain)
+            await ownership_task
+            await self.ownership.release_all()
+            if runner is not None:
+                await runner.cleanup()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        log.info("worker_stopped", worker=self.rt.worker_id)
+        return 0
+
+    def _routes(self) -> list[Any]:
+        from connector.auth.app_directory import app_directory_routes
+
+        routes: list[Any] = list(self.extra_routes)
+        routes += app_directory_routes(
+            apps=self.config.apps,
+            session=self.rt.session,
+            pool=self.rt.pool,
+            cipher=self.providers.cipher,
+        )
+        return routes
+
+
+async def run(
+    config: Config,
+    *,
+    config_path: str | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = 8080,
+    drain: float = 30.0,
+) -> int:
+    """Run a worker until SIGINT or SIGTERM; return the exit code."""
+    async with runtime() as rt:
+        worker = Worker(rt, config, config_path=config_path, host=host, port=port, drain=drain)
+        return await worker.run()

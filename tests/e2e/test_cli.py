@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tests.e2e.conftest import Daemon, cli_env, run_cli
 
+SECRET_KEY = "x3yXV8nP2m1c0bq6m7i0YxM6kYQw5bK0nY3Q2zW9r8s="
+
 
 def test_check_valid_demo_file_exits_0_and_lists_flows() -> None:
     result = run_cli("check", "config/demo.yaml")
@@ -67,7 +69,7 @@ def test_schema_is_json_with_flows() -> None:
 def test_run_migrates_then_exits_0_on_sigterm(database: str, tmp_path: Path) -> None:
     daemon = Daemon(
         ["run", "--config", "config/demo.yaml"],
-        cli_env(DATABASE_URL=database),
+        cli_env(DATABASE_URL=database, CONNECTOR_SECRET_KEY=SECRET_KEY, PORT="0"),
         tmp_path / "run.log",
     )
     try:
@@ -108,7 +110,7 @@ def test_bad_database_url_is_a_clear_error() -> None:
 
 def test_embedded_database_is_shared_and_survives_restarts(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = cli_env(CONNECTOR_HOME=str(home))
+    env = cli_env(CONNECTOR_HOME=str(home), PORT="0")
     first = Daemon(["run", "--config", "config/demo.yaml"], env, tmp_path / "first.log")
     try:
         first.wait_for('"worker_started"')
