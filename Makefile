@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: the daemon on the demo flows, with an embedded Postgres under .connector/
+## run: the sandbox, a webhook receiver and the worker on the demo flows (embedded Postgres)
 run: setup
-	$(VENV)/bin/connector run --config config/demo.yaml
+	$(VENV)/bin/connector demo --config config/demo.yaml
 
 ## test: lint, types, then the whole suite against a throwaway Postgres
 test: setup lint typecheck
