@@ -19,6 +19,12 @@ WITH flows AS (
       CROSS JOIN LATERAL (
           SELECT d.id, d.next_attempt_at, d.seq FROM deliveries d
            WHERE d.flow_name = f.flow_name AND d.state = 'pending' AND d.next_attempt_at <= $2
+             -- A provider action runs on the worker that owns its connection (the 'own:'
+             -- lease of connector/ownership.py), so one rate limiter speaks for the account.
+             AND (d.connection_id IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM leases l
+                       WHERE l.resource = 'own:' || d.connection_id
+                         AND l.owner <> $1 AND l.expires_at > $2))
            ORDER BY d.next_attempt_at, d.seq
            LIMIT greatest(least(f.room, $4), 0)
       ) c
@@ -28,12 +34,16 @@ WITH flows AS (
     SELECT h.id, h.next_attempt_at, h.seq
       FROM flows f
       CROSS JOIN LATERAL (
-          SELECT d.id, d.state, d.next_attempt_at, d.seq FROM deliveries d
+          SELECT d.id, d.state, d.next_attempt_at, d.seq, d.connection_id FROM deliveries d
            WHERE d.flow_name = f.flow_name AND d.state IN ('pending', 'running')
            ORDER BY d.seq
            LIMIT 1
       ) h
      WHERE f.ordered AND h.state = 'pending' AND h.next_attempt_at <= $2
+       AND (h.connection_id IS NULL OR NOT EXISTS (
+                SELECT 1 FROM leases l
+                 WHERE l.resource = 'own:' || h.connection_id
+                   AND l.owner <> $1 AND l.expires_at > $2))
 ), picked AS (
     SELECT d.id FROM deliveries d
      WHERE d.id IN (SELECT id FROM candidates ORDER BY next_attempt_at, seq LIMIT $4)
