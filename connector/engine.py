@@ -13,6 +13,7 @@ import hashlib
 import heapq
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -132,6 +133,34 @@ async def poll_flow(
         trigger = TRIGGERS.get(flow.trigger.type)
         if trigger is None:
             raise FatalError(TRIGGERS.unknown_message(flow.trigger.type))
+    bound = log.bind(flow=flow.name, trigger=trigger.key, worker=worker)
+    if (worker, flow.name) in _polling:
+        # The same flow twice at once in one process would number the same change twice.
+        bound.info("poll_skipped", reason="already_polling")
+        return PollResult(status="skipped")
+    _polling.add((worker, flow.name))
+    try:
+        return await _poll_leased(flow, params, trigger, client, pool, worker, clock, lease_ttl)
+    finally:
+        _polling.discard((worker, flow.name))
+
+
+# Polls in progress in this process, and how many of them hold each connection lease: flows
+# sharing a connection in one worker share its lease, released when the last one ends.
+_polling: set[tuple[str, str]] = set()
+_holds: Counter[tuple[str, str]] = Counter()
+
+
+async def _poll_leased(
+    flow: Flow,
+    params: PluginParams,
+    trigger: type[Trigger],
+    client: ApiClient,
+    pool: asyncpg.Pool,
+    worker: str,
+    clock: Clock,
+    lease_ttl: timedelta,
+) -> PollResult:
     connection = flow.trigger.connection
     resource = leases.connection_resource(connection, flow.name)
     bound = log.bind(flow=flow.name, trigger=trigger.key, connection=connection, worker=worker)
@@ -141,6 +170,7 @@ async def poll_flow(
             held = await leases.holder(conn, resource)
             bound.info("poll_skipped", reason="lease_held", holder=held[0] if held else None)
             return PollResult(status="skipped")
+        _holds[(resource, worker)] += 1
         try:
             state = await conn.fetchrow(q("flow_state_get"), flow.name)
             key = state_key(trigger.key, params)
@@ -162,7 +192,10 @@ async def poll_flow(
             )
             return await _poll(run, bound)
         finally:
-            await leases.release(conn, resource, worker)
+            _holds[(resource, worker)] -= 1
+            if _holds[(resource, worker)] <= 0:
+                del _holds[(resource, worker)]
+                await leases.release(conn, resource, worker)
 
 
 async def _poll(run: _Run, bound: Any) -> PollResult:

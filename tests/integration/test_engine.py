@@ -427,3 +427,54 @@ async def test_lease_is_exclusive_until_it_expires(db_pool: asyncpg.Pool) -> Non
         assert (await leases.holder(conn, "poll:x") or ("",))[0] == "w2"
         await leases.release(conn, "poll:x", "w2")
         assert await leases.holder(conn, "poll:x") is None
+
+
+async def test_same_flow_twice_at_once_in_one_worker_is_skipped(
+    poll: Poll, store: Store, db_pool: asyncpg.Pool
+) -> None:
+    await poll(ItemJoined)
+    store.items["a"] = {"id": "a"}
+    store.gate = asyncio.Event()
+    first = asyncio.create_task(poll(ItemJoined))
+    for _ in range(200):
+        if store.requests_made >= 2:
+            break
+        await asyncio.sleep(0.01)
+    again = await poll(ItemJoined)
+    store.gate.set()
+    assert again.status == "skipped"
+    assert (await first).events_created == 1
+    assert len(await events(db_pool)) == 1
+
+
+async def test_two_flows_of_one_connection_share_its_lease(
+    poll: Poll, store: Store, db_pool: asyncpg.Pool, clock: Clock
+) -> None:
+    other = make_flow(ItemJoined).model_copy(update={"name": "f2"})
+    slow = Store()
+    slow.items["a"] = {"id": "a"}
+
+    async def poll_other() -> PollResult:
+        return await poll_flow(
+            other, Params(), client=slow, pool=db_pool, worker="w1", clock=clock, trigger=ItemJoined
+        )
+
+    await poll(ItemJoined)
+    await poll_other()
+    store.items["a"] = {"id": "a"}
+    slow.items["b"] = {"id": "b"}
+    slow.gate = asyncio.Event()
+    second = asyncio.create_task(poll_other())
+    for _ in range(200):
+        if slow.requests_made >= 2:
+            break
+        await asyncio.sleep(0.01)
+    # f1 polls and finishes while f2, on the same connection, is still fetching.
+    first = await poll(ItemJoined)
+    slow.gate.set()
+    result = await second
+    assert (first.status, first.events_created) == ("ok", 1)
+    # f2 did not lose the lease when f1 finished first.
+    assert (result.status, result.events_created) == ("ok", 1), result.error
+    async with db_pool.acquire() as conn:
+        assert await leases.holder(conn, "poll:main") is None
