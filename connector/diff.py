@@ -35,6 +35,34 @@ def event_id(flow: str, trigger: str, item_key: str, change: str) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def change_label(kind: str, fingerprint: str | None, occurrence: int) -> str:
+    """The change part of a snapshot event's id: its kind, new fingerprint and occurrence.
+
+    ``occurrence`` is how many events the flow already holds for the item, so a subscriber
+    who joins, leaves and joins again makes two distinct "added" events, while the same
+    change seen twice (a retried poll, or a webhook then a poll) makes one.
+    """
+    return f"{kind}:{fingerprint or ''}:{occurrence}"
+
+
+async def snapshot_event_id(
+    conn: asyncpg.Connection,
+    flow: str,
+    trigger: str,
+    item_key: str,
+    kind: str,
+    fingerprint: str | None = None,
+) -> str:
+    """The id a poll would give this snapshot change now (for the webhook intake).
+
+    A webhook that records such an event must also put the item into the flow's snapshot
+    (``snapshot_upsert_item``/``snapshot_delete_item``), so the next poll does not see it again.
+    """
+    rows = await conn.fetch(q("event_counts_for_keys"), flow, [item_key])
+    occurrence = rows[0]["n"] if rows else 0
+    return event_id(flow, trigger, item_key, change_label(kind, fingerprint, occurrence))
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 

@@ -31,6 +31,7 @@ from connector.diff import (
     Watermark,
     WatermarkTracker,
     canonical_json,
+    change_label,
     event_id,
     first_incoming,
     iter_deltas,
@@ -110,9 +111,6 @@ class _Run:
         if now - self.renewed_at >= self.lease_ttl / 3:
             await leases.renew(self.conn, self.resource, self.worker, now, self.lease_ttl)
             self.renewed_at = now
-
-    def occurrence_change(self, kind: str, fingerprint: str | None, count: int) -> str:
-        return f"{kind}:{fingerprint or ''}:{count}"
 
 
 async def poll_flow(
@@ -441,7 +439,7 @@ async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
                 flow.name,
                 trigger.key,
                 delta.item_key,
-                run.occurrence_change(delta.kind, delta.fingerprint, counts.get(delta.item_key, 0)),
+                change_label(delta.kind, delta.fingerprint, counts.get(delta.item_key, 0)),
             ),
             item_key=delta.item_key,
             payload=payload,

@@ -154,3 +154,11 @@ UPDATE snapshot_items s SET fingerprint = d.fingerprint
 -- Keyset pages, so that the engine can write events between two reads.
 SELECT DISTINCT ON (item_key) kind, item_key, fingerprint, previous, payload
   FROM snapshot_delta WHERE item_key > $1 ORDER BY item_key, kind LIMIT $2;
+
+-- name: snapshot_upsert_item
+-- One item seen outside a poll (a webhook): the next poll must not report it again.
+INSERT INTO snapshot_items (flow_name, item_key, fingerprint) VALUES ($1, $2, $3)
+ON CONFLICT (flow_name, item_key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint;
+
+-- name: snapshot_delete_item
+DELETE FROM snapshot_items WHERE flow_name = $1 AND item_key = $2;

@@ -17,8 +17,11 @@ from structlog.testing import capture_logs
 
 from connector import leases
 from connector.config import ActionSpec, Flow, TriggerSpec
+from connector.db.queries import q
+from connector.diff import snapshot_event_id
 from connector.engine import PollResult, poll_flow
 from connector.errors import FatalError
+from connector.events import NewEvent, record_events
 from connector.plugins import ApiClient, Item, PluginParams, SnapshotChange, Strategy, Trigger
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -478,3 +481,25 @@ async def test_two_flows_of_one_connection_share_its_lease(
     assert (result.status, result.events_created) == ("ok", 1), result.error
     async with db_pool.acquire() as conn:
         assert await leases.holder(conn, "poll:main") is None
+
+
+async def test_webhook_then_poll_is_one_event_and_ids_agree(
+    poll: Poll, store: Store, db_pool: asyncpg.Pool
+) -> None:
+    flow = make_flow(ItemJoined)
+    await poll(ItemJoined)
+    store.items["a"] = {"id": "a"}
+    async with db_pool.acquire() as conn:
+        predicted = await snapshot_event_id(conn, "f1", ItemJoined.key, "b", "added")
+    store.items["b"] = {"id": "b"}
+    # "a" arrives by webhook first, the way the intake records it.
+    async with db_pool.acquire() as conn, conn.transaction():
+        eid = await snapshot_event_id(conn, "f1", ItemJoined.key, "a", "added")
+        made = await record_events(conn, flow, [NewEvent(eid, "a", {"id": "a"})], source="webhook")
+        await conn.execute(q("snapshot_upsert_item"), "f1", "a", "")
+    result = await poll(ItemJoined)
+    rows = await events(db_pool)
+    assert made == 1
+    assert result.events_created == 1
+    assert {(r["item_key"], r["source"]) for r in rows} == {("a", "webhook"), ("b", "poll")}
+    assert next(r["id"] for r in rows if r["item_key"] == "b") == predicted
