@@ -377,7 +377,8 @@ async def _poll_snapshot(run: _Run, before: int) -> PollResult:
             if run.fresh:
                 await snapshot_baseline(run.conn, flow.name)
                 created = 0
-                if flow.start == "all":
+                # Only "added" has an "all" to start from; removals and changes start now.
+                if flow.start == "all" and "added" in trigger.emits:
                     rows = await first_incoming(run.conn, flow.max_first_run_events)
                     created = await _record_deltas(run, rows)
                     held_back = max(0, loader.count - len(rows))

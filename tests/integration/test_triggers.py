@@ -537,65 +537,15 @@ async def test_trigger_baseline_change_and_quiet_poll(h: Harness, case: Case) ->
 )
 async def test_trigger_start_all_is_capped(h: Harness, case: Case) -> None:
     case.setup(h.state)
-    if case.key == "sendpulse.subscriber_removed":
-        pytest.skip("a removal has no 'all' to start from: the first run is a baseline")
     flow, params = h.flow(case.key, case.params, start="all", max_first_run_events=1)
     first = await h.poll(flow, params)
-    assert first.events_created == 1
-    assert first.held_back >= 1
+    if case.key == "sendpulse.subscriber_removed":
+        # A removal has no "all" to start from: the first run is a baseline.
+        assert (first.events_created, first.held_back) == (0, 0)
+    else:
+        assert first.events_created == 1
+        assert first.held_back >= 1
     assert (await h.poll(flow, params)).events_created == 0
-
-
-async def test_unsubscribed_asks_only_for_inactive_subscribers(h: Harness) -> None:
-    # 250 active and 3 unsubscribed: the full list is 3 pages, the inactive subset is 1.
-    _book(h.state, 250, unsubscribed=3)
-    unsub, unsub_params = h.flow("sendpulse.subscriber_unsubscribed", {"mailing_list_id": 1})
-    status, status_params = h.flow(
-        "sendpulse.subscriber_status_changed", {"mailing_list_id": 1, "to": 4}
-    )
-    await h.poll(unsub, unsub_params)
-    await h.poll(status, status_params)
-    h.state.unsubscribe(1, "s7@example.com")
-    cheap = await h.poll(unsub, unsub_params)
-    full = await h.poll(status, status_params)
-    assert (cheap.events_created, full.events_created) == (1, 1)
-    assert (cheap.requests, full.requests) == (1, 3)
-    queries = [r.query for r in h.sb.requests() if r.path.endswith("/emails")]
-    assert sum("not_active" in q for q in queries) == 2
-
-
-async def test_rejoining_subscriber_is_a_second_added_event(h: Harness) -> None:
-    _book(h.state)
-    flow, params = h.flow("sendpulse.subscriber_added", {"mailing_list_id": 1})
-    await h.poll(flow, params)
-    h.state.add_subscriber(1, "x@example.com")
-    await h.poll(flow, params)
-    h.state.remove_subscriber(1, "x@example.com")
-    await h.poll(flow, params)
-    h.state.add_subscriber(1, "x@example.com")
-    await h.poll(flow, params)
-    assert [p["email"] for p in await h.payloads(flow)] == ["x@example.com"] * 2
-
-
-async def test_equal_count_does_not_hide_a_swap(h: Harness) -> None:
-    # One leaves and one joins: the list's total is unchanged, both changes must show.
-    _book(h.state)
-    added, added_params = h.flow("sendpulse.subscriber_added", {"mailing_list_id": 1})
-    removed, removed_params = h.flow("sendpulse.subscriber_removed", {"mailing_list_id": 1})
-    await h.poll(added, added_params)
-    await h.poll(removed, removed_params)
-    h.state.remove_subscriber(1, "s0@example.com")
-    h.state.add_subscriber(1, "swap@example.com")
-    assert (await h.poll(added, added_params)).events_created == 1
-    assert (await h.poll(removed, removed_params)).events_created == 1
-
-
-async def test_unknown_list_is_a_recorded_fatal_error(h: Harness, db_pool: asyncpg.Pool) -> None:
-    flow, params = h.flow("sendpulse.subscriber_added", {"mailing_list_id": 99})
-    result = await h.poll(flow, params)
-    assert result.status == "failed"
-    assert "not found" in (result.error or "").lower()
-    assert await db_pool.fetchval("SELECT error FROM poll_runs") == result.error
 
 
 def test_every_trigger_declares_its_catalogue_entry() -> None:
@@ -604,93 +554,3 @@ def test_every_trigger_declares_its_catalogue_entry() -> None:
         assert trigger.scope and trigger.strategy and trigger.api_calls, trigger.key
         assert trigger.payload_fields, trigger.key
         assert isinstance(trigger, type) and issubclass(trigger, Trigger)
-
-
-async def test_campaign_created_reads_newest_first_and_stops_early(h: Harness) -> None:
-    _campaigns(h.state, 250)
-    flow, params = h.flow("sendpulse.campaign_created", {})
-    await h.poll(flow, params)
-    quiet = await h.poll(flow, params)
-    h.state.create_campaign([1], subject="One more")
-    one = await h.poll(flow, params)
-    # Paging everything would be 3 requests a poll; newest-first stops after the first page.
-    assert (quiet.requests, quiet.events_created) == (1, 0)
-    assert (one.requests, one.events_created) == (1, 1)
-    assert [p["id"] for p in await h.payloads(flow)] == [251]
-
-
-async def test_campaign_status_changed_without_to_sees_every_step(h: Harness) -> None:
-    _campaigns(h.state, 1)
-    flow, params = h.flow("sendpulse.campaign_status_changed", {})
-    await h.poll(flow, params)
-    h.state.clock.advance(120)
-    await h.poll(flow, params)
-    h.state.clock.advance(3600)
-    await h.poll(flow, params)
-    h.state.create_campaign([1], subject="Later")
-    await h.poll(flow, params)
-    steps = [(p["previous_status"], p["status"]) for p in await h.payloads(flow)]
-    assert steps == [(0, 2), (2, 3)]
-
-
-async def test_smtp_sender_filter_goes_to_the_api(h: Harness) -> None:
-    _smtp_setup(h.state)
-    flow, params = h.flow("sendpulse.smtp_email_sent", {"sender": "shop@example.com"})
-    await h.poll(flow, params)
-    _send(h.state, "other@example.com", "x@example.com")
-    assert (await h.poll(flow, params)).events_created == 0
-    queries = [r.query for r in h.sb.requests() if r.path == "/smtp/emails"]
-    assert queries and all("sender=shop@example.com" in q for q in queries)
-
-
-async def test_bounce_just_before_midnight_is_found_after_it(h: Harness) -> None:
-    _morning(h.state)
-    h.state.clock.advance(22 * 3600 + 55 * 60)  # 23:55
-    flow, params = h.flow("sendpulse.smtp_email_bounced", {})
-    await h.poll(flow, params)
-    h.state.clock.advance(180)  # 23:58
-    _send(h.state, "shop@example.com", "late@bounce.example.com")
-    h.state.clock.advance(420)  # 00:05 the next day
-    result = await h.poll(flow, params)
-    assert (result.events_created, result.requests) == (1, 2)
-    assert [p["email_to"] for p in await h.payloads(flow)] == ["late@bounce.example.com"]
-
-
-def test_smtp_params_refuse_a_malformed_address() -> None:
-    trigger = TRIGGERS.get("sendpulse.smtp_email_sent")
-    assert trigger is not None
-    with pytest.raises(ValueError, match="pattern"):
-        trigger.Params.model_validate({"sender": "not-an-address"})
-    with pytest.raises(ValueError, match="Extra inputs"):
-        trigger.Params.model_validate({"senders": "a@b.io"})
-
-
-async def test_crm_deal_created_asks_only_for_newer_ids(h: Harness) -> None:
-    _crm(h.state)
-    flow, params = h.flow("sendpulse.crm_deal_created", {})
-    await h.poll(flow, params)
-    await h.poll(flow, params)
-    bodies = [r for r in h.sb.requests() if r.path == "/crm/v1/deals/get-list"]
-    assert len(bodies) == 2
-    quiet = await h.poll(flow, params)
-    # A quiet poll is one request whose answer is empty (the filter is id gt <cursor>).
-    assert (quiet.requests, quiet.items_seen) == (1, 0)
-
-
-async def test_crm_contact_updated_reads_newest_first_and_stops_early(h: Harness) -> None:
-    for n in range(250):
-        h.state.crm.add_contact(f"C{n}", "X", h.state.now() - 7200 + n)
-    flow, params = h.flow("sendpulse.crm_contact_updated", {})
-    await h.poll(flow, params)
-    _touch_contact(h.state, 7)
-    result = await h.poll(flow, params)
-    assert (result.events_created, result.requests) == (1, 1)
-
-
-async def test_chatbot_quiet_account_is_one_request(h: Harness) -> None:
-    _chat(h.state)
-    flow, params = h.flow("sendpulse.chatbot_message_received", {})
-    await h.poll(flow, params)
-    h.state.clock.advance(600)
-    quiet = await h.poll(flow, params)
-    assert (quiet.requests, quiet.events_created) == (1, 0)
