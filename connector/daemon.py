@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,8 @@ from connector.db.queries import q
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
 from connector.engine import poll_flow
-from connector.errors import ConfigInvalid
-from connector.ownership import Ownership
+from connector.errors import ConfigError, ConfigInvalid
+from connector.ownership import DEFAULT_TTL, Ownership
 from connector.providers.registry import ProviderClients
 from connector.scheduler import FlowScheduler
 from connector.web import WebState, build_app, serve
@@ -45,6 +46,20 @@ DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def env_lease(name: str) -> timedelta | None:
+    """A lease length in seconds from the environment, or None for the built-in default."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86400:
+        raise ConfigError(f"{name} must be a number of seconds between 0 and 86400, not {raw!r}")
+    return timedelta(seconds=seconds)
 
 
 @dataclass
@@ -116,7 +131,24 @@ class Worker:
         self._signals = 0
         self._db_down = False
         self._paused: dict[str, str] = {}
-        self.ownership = Ownership(rt.pool, rt.worker_id, polled_connections(config))
+        # Shorter leases (CONNECTOR_LEASE_TTL for connections and their polls,
+        # CONNECTOR_DELIVERY_LEASE for deliveries) let a dead worker's work move on sooner.
+        connection_lease = env_lease("CONNECTOR_LEASE_TTL")
+        delivery_lease = env_lease("CONNECTOR_DELIVERY_LEASE")
+        self._poll_options: dict[str, Any] = (
+            {} if connection_lease is None else {"lease_ttl": connection_lease}
+        )
+        self._dispatch_options: dict[str, Any] = (
+            {}
+            if delivery_lease is None
+            else {
+                "lease": delivery_lease,
+                "rescue_every": min(delivery_lease, timedelta(seconds=15)),
+            }
+        )
+        self.ownership = Ownership(
+            rt.pool, rt.worker_id, polled_connections(config), ttl=connection_lease or DEFAULT_TTL
+        )
         self.scheduler = FlowScheduler(self._poll)
         self.providers = self._providers(config)
         self.http: aiohttp.ClientSession | None = None
@@ -155,6 +187,7 @@ class Worker:
                     client=self.providers.sendpulse(connection),
                     pool=self.rt.pool,
                     worker=self.rt.worker_id,
+                    **self._poll_options,
                 )
             metrics.POLLS.labels(flow=flow.name, outcome=result.status).inc()
             if result.events_created:
@@ -206,6 +239,7 @@ class Worker:
             http=self.http,
             providers=self.providers,
             worker_id=self.rt.worker_id,
+            **self._dispatch_options,
         )
         self._dispatcher_task = asyncio.create_task(
             self.dispatcher.run(self._dispatcher_stop), name="dispatcher"
