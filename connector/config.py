@@ -54,6 +54,20 @@ class Connection(Model):
     rate_limit: RateLimitField = parse_rate_limit("3/s")
     timeout: Duration = timedelta(seconds=30)
     scopes: list[str] | None = None
+    # The secret part of this connection's webhook intake URL; unset, the intake is off.
+    webhook_token: SecretStr | None = None
+
+    @field_validator("webhook_token")
+    @classmethod
+    def _webhook_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{16,128}", value.get_secret_value()
+        ):
+            raise ValueError(
+                "webhook_token is 16 to 128 letters, digits, '-' or '_' "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            )
+        return value
 
     @model_validator(mode="after")
     def _credentials(self) -> Connection:
@@ -329,7 +343,7 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
         raise ConfigInvalid(problems)
     document = FlowFile(connections=connections, flows=flows, egress=egress, apps=apps)
     for connection in connections.values():
-        for secret in (connection.client_secret, connection.api_key):
+        for secret in (connection.client_secret, connection.api_key, connection.webhook_token):
             if secret is not None:
                 register_secret(secret.get_secret_value())
     for params_list in action_params.values():

@@ -346,8 +346,15 @@ class Worker:
 
     def _routes(self) -> list[Any]:
         from connector.auth.app_directory import app_directory_routes
+        from connector.intake import WebhookIntake
 
-        routes: list[Any] = list(self.extra_routes)
+        intake = WebhookIntake(
+            self.rt.pool,
+            lambda: self.config,
+            self.rt.worker_id,
+            poll_now=self.scheduler.run_now,
+        )
+        routes: list[Any] = [*self.extra_routes, *intake.routes()]
         routes += app_directory_routes(
             apps=self.config.apps,
             session=self.rt.session,

@@ -1,0 +1,232 @@
+"""SendPulse webhook intake: the sandbox posts its real batches to the worker's route."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+import yaml
+from aiohttp import web
+
+from connector.config import Config, parse
+from connector.engine import PollResult, poll_flow
+from connector.intake import WebhookIntake
+from connector.web import WebState, build_app, serve
+from tests.integration.test_triggers import Harness, harness
+
+TOKEN = "intake-token-0123456789abcdef"
+
+
+def config_for(base_url: str) -> Config:
+    lists = {"mailing_list_id": 1}
+    document: dict[str, Any] = {
+        "connections": {
+            "main": {
+                "client_id": "sandbox-client",
+                "client_secret": "sandbox-secret",
+                "base_url": base_url,
+                "webhook_token": TOKEN,
+            }
+        },
+        "flows": [
+            {
+                "name": name,
+                "trigger": {"type": f"sendpulse.{trigger}", "params": params},
+                "actions": [{"type": "log"}],
+            }
+            for name, trigger, params in [
+                ("added", "subscriber_added", lists),
+                ("removed", "subscriber_removed", lists),
+                ("unsubscribed", "subscriber_unsubscribed", lists),
+                ("status", "subscriber_status_changed", lists),
+                ("campaigns", "campaign_status_changed", {}),
+                ("other-list", "subscriber_added", {"mailing_list_id": 2}),
+            ]
+        ],
+    }
+    return parse(yaml.safe_dump(document), "flows.yaml", env={})
+
+
+@dataclass
+class Rig:
+    h: Harness
+    config: Config
+    url: str
+    polled_now: list[str]
+
+    async def poll(self, name: str) -> PollResult:
+        flow = next(f for f in self.config.flows if f.name == name)
+        return await poll_flow(
+            flow,
+            self.config.trigger_params[name],
+            client=self.h.client,
+            pool=self.h.pool,
+            worker="w1",
+        )
+
+    async def poll_all(self) -> dict[str, int]:
+        return {f.name: (await self.poll(f.name)).events_created for f in self.config.flows}
+
+    async def events(self) -> list[asyncpg.Record]:
+        return await self.h.pool.fetch(
+            "SELECT flow_name, item_key, source, payload FROM events ORDER BY flow_name, item_key"
+        )
+
+
+@pytest.fixture
+async def rig(db_pool: asyncpg.Pool) -> AsyncIterator[Rig]:
+    async with harness(db_pool, frozen_clock=True) as h:
+        h.sb.state.add_book("Newsletter")
+        h.sb.state.add_book("Other")
+        h.sb.state.add_subscriber(1, "old@example.com", {"name": "Old"})
+        config = config_for(h.sb.base_url)
+        polled: list[str] = []
+        intake = WebhookIntake(db_pool, lambda: config, "w1", poll_now=polled.append)
+        app = build_app(WebState(pool=db_pool, scheduler_running=lambda: True), intake.routes())
+        runner = await serve(app, "127.0.0.1", 0)
+        port = runner.addresses[0][1]
+        url = f"http://127.0.0.1:{port}/hooks/sendpulse/main/{TOKEN}"
+        h.sb.state.webhooks.register(
+            url, ["new_emails", "unsubscribe", "delete", "task_status_update"]
+        )
+        rig = Rig(h, config, url, polled)
+        await rig.poll_all()  # baselines
+        try:
+            yield rig
+        finally:
+            await runner.cleanup()
+
+
+async def post(url: str, body: bytes | str, **headers: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session:
+        data = io.BytesIO(body.encode() if isinstance(body, str) else body)
+        async with session.post(url, data=data, headers=headers) as resp:
+            try:
+                return resp.status, await resp.json()
+            except (aiohttp.ContentTypeError, ValueError):
+                return resp.status, await resp.text()
+
+
+async def test_new_subscriber_by_webhook_then_poll_adds_nothing(rig: Rig) -> None:
+    rig.h.sb.state.add_subscriber(1, "New@Example.com", {"name": "Nia"})
+    [delivery] = await rig.h.sb.flush_webhooks()
+    assert delivery.status == 200
+    events = await rig.events()
+    assert [(e["flow_name"], e["item_key"], e["source"]) for e in events] == [
+        ("added", "new@example.com", "webhook")
+    ]
+    created = await rig.poll_all()
+    assert created == dict.fromkeys(created, 0)
+    assert len(await rig.events()) == 1
+
+
+async def test_a_change_polled_first_is_not_doubled_by_its_webhook(rig: Rig) -> None:
+    rig.h.sb.state.add_subscriber(1, "first@example.com", {})
+    assert (await rig.poll("added")).events_created == 1
+    [delivery] = await rig.h.sb.flush_webhooks()
+    assert delivery.status == 200
+    events = await rig.events()
+    assert [(e["item_key"], e["source"]) for e in events] == [("first@example.com", "poll")]
+
+
+async def test_unsubscribe_and_delete_feed_their_flows(rig: Rig) -> None:
+    rig.h.sb.state.unsubscribe(1, "old@example.com")
+    await rig.h.sb.flush_webhooks()
+    rig.h.sb.state.remove_subscriber(1, "old@example.com")
+    await rig.h.sb.flush_webhooks()
+    events = {(e["flow_name"], e["source"]) for e in await rig.events()}
+    assert events == {("unsubscribed", "webhook"), ("status", "webhook"), ("removed", "webhook")}
+    # The polls see the same changes and add nothing.
+    created = await rig.poll_all()
+    assert sum(created.values()) == 0
+
+
+async def test_a_flow_before_its_baseline_is_left_to_the_poll(rig: Rig) -> None:
+    await rig.h.pool.execute("DELETE FROM flow_states WHERE flow_name = 'added'")
+    await rig.h.pool.execute("DELETE FROM snapshot_items WHERE flow_name = 'added'")
+    rig.h.sb.state.add_subscriber(1, "early@example.com", {})
+    rig.h.sb.state.add_subscriber(2, "elsewhere@example.com", {})
+    await rig.h.sb.flush_webhooks()
+    # Only the flow on list 2 (which has its baseline) takes its webhook.
+    assert [(e["flow_name"], e["item_key"]) for e in await rig.events()] == [
+        ("other-list", "elsewhere@example.com")
+    ]
+    baseline = await rig.poll("added")
+    assert baseline.baseline
+    assert baseline.events_created == 0
+    assert (await rig.poll("other-list")).events_created == 0
+
+
+async def test_campaign_status_webhook_polls_campaign_flows_now(rig: Rig) -> None:
+    status, body = await post(
+        rig.url, '[{"event": "task_status_update", "task_id": 5, "book_id": 1, "status": "sent"}]'
+    )
+    assert status == 200, body
+    assert rig.polled_now == ["campaigns"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b"{not json", 400, "not JSON"),
+        (b'"a string"', 400, "JSON array"),
+        (b'[{"email": "x@y.io"}]', 400, "'event' name"),
+        (b'[{"event": "new_emails", "book_id": 1}]', 400, "no valid 'email'"),
+        (b'[{"event": "new_emails", "email": "x@y.io", "book_id": "one"}]', 400, "numeric"),
+        (
+            b'[{"event": "new_emails", "email": "ok@y.io", "book_id": 1},'
+            b' {"event": "delete", "email": "x@y.io"}]',
+            400,
+            "element 1",
+        ),
+        (b"[" + b'{"event": "open"},' * 70000 + b'{"event": "open"}]', 413, "larger"),
+    ],
+    ids=["not-json", "not-array", "no-event", "no-email", "bad-book", "one-bad-of-two", "huge"],
+)
+async def test_bad_bodies_are_refused_with_no_side_effect(
+    rig: Rig, body: bytes, status: int, words: str
+) -> None:
+    got, answer = await post(rig.url, body, **{"Content-Type": "application/json"})
+    assert got == status
+    assert words in answer["error"]
+    assert await rig.events() == []
+    assert (
+        await rig.h.pool.fetchval("SELECT count(*) FROM snapshot_items WHERE item_key = 'ok@y.io'")
+        == 0
+    )
+
+
+async def test_wrong_token_or_connection_is_a_plain_404(rig: Rig) -> None:
+    body = '[{"event": "new_emails", "email": "x@y.io", "book_id": 1}]'
+    for url in (
+        rig.url.replace(TOKEN, "wrong-token-0123456789abcdef"),
+        rig.url.replace("/main/", "/nope/"),
+    ):
+        status, answer = await post(url, body)
+        assert status == 404
+        assert answer == {"error": "not found"}
+    assert await rig.events() == []
+
+
+async def test_a_poll_holding_the_connection_defers_the_batch(rig: Rig) -> None:
+    await rig.h.pool.execute(
+        "INSERT INTO leases (resource, owner, expires_at)"
+        " VALUES ('poll:main', 'busy', now() + interval '1 hour')"
+    )
+    slow = WebhookIntake(rig.h.pool, lambda: rig.config, "w2", lease_wait=0.2)
+    app = web.Application()
+    app.add_routes(slow.routes())
+    runner = await serve(app, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks/sendpulse/main/{TOKEN}"
+        status, body = await post(url, '[{"event": "new_emails", "email": "x@y.io", "book_id": 1}]')
+    finally:
+        await runner.cleanup()
+    assert status == 202
+    assert body == {"deferred": 1}
+    assert await rig.events() == []
