@@ -422,8 +422,12 @@ async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
                 payload = trigger.changed_payload(payload, delta.previous)
         if trigger.wants(delta.kind, payload):
             if trigger.enriches:
-                # A few calls for the few changes found (a sent campaign's statistics).
-                payload = await trigger.enrich(run.client, delta.kind, payload)
+                # A few calls for the few changes found (a sent campaign's statistics, or
+                # proof that a subscriber really left); None means it was no change after all.
+                enriched = await trigger.enrich(run.client, delta.kind, payload)
+                if enriched is None:
+                    continue
+                payload = enriched
             chosen.append((delta, payload))
     if not chosen:
         return 0

@@ -119,8 +119,11 @@ class Trigger:
 
     async def enrich(
         self, client: ApiClient, kind: SnapshotChange, payload: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Complete one chosen event's payload with a further call (few changes, few calls)."""
+    ) -> dict[str, Any] | None:
+        """Complete one chosen event's payload with a further call (few changes, few calls).
+
+        None drops the event: a further look showed it was no change after all.
+        """
         return payload
 
 

@@ -4,10 +4,13 @@ the shortcuts not taken, and the edges of each trigger's cursor."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 
+from connector.engine import poll_flow
+from connector.plugins import ApiClient, Item
 from tests.integration.test_triggers import (
     Harness,
     _book,
@@ -21,6 +24,7 @@ from tests.integration.test_triggers import (
     harness,
 )
 from triggers import TRIGGERS
+from triggers.sendpulse.subscriber_removed import SubscriberRemoved
 
 
 @pytest.fixture
@@ -169,3 +173,93 @@ async def test_chatbot_quiet_account_is_one_request(h: Harness) -> None:
     h.state.clock.advance(600)
     quiet = await h.poll(flow, params)
     assert (quiet.requests, quiet.events_created) == (1, 0)
+
+
+class MissesOneRow(SubscriberRemoved):
+    """subscriber_removed whose paging loses one row, as a list shifting under offsets can."""
+
+    async def poll(self, client: ApiClient, since: float | None) -> AsyncIterator[Item]:
+        async for item in super().poll(client, since):
+            if item["email"] != "s1@example.com":
+                yield item
+
+
+async def test_a_row_lost_by_paging_is_not_a_removal(h: Harness, db_pool: asyncpg.Pool) -> None:
+    _book(h.state)
+    flow, params = h.flow("sendpulse.subscriber_removed", {"mailing_list_id": 1})
+
+    async def poll(trigger: Any) -> Any:
+        return await poll_flow(
+            flow, params, client=h.client, pool=db_pool, worker="w", trigger=trigger
+        )
+
+    await poll(SubscriberRemoved)
+    h.state.remove_subscriber(1, "s2@example.com")
+    shifted = await poll(MissesOneRow)
+    # Two candidates, two checks; only the one really gone is an event.
+    assert (shifted.events_created, shifted.requests) == (1, 3)
+    assert await h.payloads(flow) == [{"email": "s2@example.com", "mailing_list_id": 1}]
+    assert (await poll(SubscriberRemoved)).events_created == 0
+
+
+class DeletesWhilePaging:
+    """A client through which the list loses rows ahead of the reader between two pages."""
+
+    def __init__(self, inner: Any, state: Any, deletions: dict[int, list[str]]) -> None:
+        self.inner = inner
+        self.state = state
+        self.deletions = deletions
+        self.calls = 0
+
+    @property
+    def requests_made(self) -> int:
+        return int(self.inner.requests_made)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.calls += 1
+        for email in self.deletions.get(self.calls, []):
+            self.state.remove_subscriber(1, email)
+        return await self.inner.request(method, path, **kwargs)
+
+    def iter_offset(self, path: str, **kwargs: Any) -> Any:
+        return self.inner.iter_offset(path, **kwargs)
+
+
+@pytest.mark.parametrize("deleted", [1, 3, 150])
+async def test_rows_deleted_during_paging_lose_nothing(
+    h: Harness, db_pool: asyncpg.Pool, deleted: int
+) -> None:
+    _book(h.state, 450)
+    added, added_params = h.flow("sendpulse.subscriber_added", {"mailing_list_id": 1})
+    removed, removed_params = h.flow("sendpulse.subscriber_removed", {"mailing_list_id": 1})
+    await h.poll(added, added_params)
+    await h.poll(removed, removed_params)
+    # Before the 3rd page is read, rows of the first pages go: every later row moves up.
+    gone = [f"s{n}@example.com" for n in range(10, 10 + deleted)]
+    for flow, params in ((added, added_params), (removed, removed_params)):
+        for email in gone:
+            h.state.add_subscriber(1, email)
+        client = DeletesWhilePaging(h.client, h.state, {3: gone})
+        await poll_flow(flow, params, client=client, pool=db_pool, worker="w")  # type: ignore[arg-type]
+    # Nothing was added; exactly the deleted rows were removed, seen by both flows alike.
+    assert await h.payloads(added) == []
+    assert sorted(p["email"] for p in await h.payloads(removed)) == sorted(gone)
+    assert (await h.poll(added, added_params)).events_created == 0
+    assert (await h.poll(removed, removed_params)).events_created == 0
+
+
+async def test_losing_every_anchor_fails_the_poll_and_the_next_one_is_exact(
+    h: Harness, db_pool: asyncpg.Pool
+) -> None:
+    _book(h.state, 450)
+    flow, params = h.flow("sendpulse.subscriber_removed", {"mailing_list_id": 1})
+    await h.poll(flow, params)
+    # The last 20 rows read before the 3rd page (rows 179..198) all go: no anchor is left.
+    gone = [f"s{n}@example.com" for n in range(179, 199)]
+    client = DeletesWhilePaging(h.client, h.state, {3: gone})
+    failed = await poll_flow(flow, params, client=client, pool=db_pool, worker="w")  # type: ignore[arg-type]
+    assert failed.status == "failed"
+    assert "ListShifted" in (failed.error or "")
+    assert await h.payloads(flow) == []
+    retried = await h.poll(flow, params)
+    assert retried.events_created == len(gone)

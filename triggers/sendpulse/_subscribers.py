@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from pydantic import PositiveInt, field_validator
 
 from connector.plugins import ApiClient, Item, PluginParams, Trigger
+from triggers.sendpulse._paging import anchored_pages
 
 # Subscriber statuses (reference §2); names are accepted in flow files as well as numbers.
 STATUSES = {
@@ -87,7 +88,7 @@ class SubscriberTrigger(Trigger):
     async def poll(self, client: ApiClient, since: float | None) -> AsyncIterator[Item]:
         """Every subscriber of the list (or only the inactive ones), page by page."""
         params = {"not_active": 1} if self.inactive_only else None
-        async for item in client.iter_offset(self.path, params=params):
+        async for item in anchored_pages(client, self.path, self.key_of, params):
             yield item
 
     def key_of(self, item: Item) -> str:

@@ -1,10 +1,18 @@
-"""``sendpulse.subscriber_removed``: an email left a mailing list (deleted from it)."""
+"""``sendpulse.subscriber_removed``: an email left a mailing list (deleted from it).
+
+The list is paged by offset, so a list changing while it is paged can shift a row past the
+poll; such a row looks removed. Each candidate is therefore checked with
+``GET /addressbooks/{id}/emails/{email}`` before it becomes an event: one call per removal,
+and never a removal that did not happen.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+from urllib.parse import quote
 
-from connector.plugins import SnapshotChange, Strategy
+from connector.plugins import ApiClient, SnapshotChange, Strategy
+from connector.providers.errors import NotFound
 from triggers.sendpulse._subscribers import ListParams, SubscriberTrigger
 
 
@@ -15,6 +23,21 @@ class SubscriberRemoved(SubscriberTrigger):
     Params = ListParams
     strategy: ClassVar[Strategy] = "snapshot"
     emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"removed"})
+    enriches: ClassVar[bool] = True
     payload_fields = frozenset({"email", "mailing_list_id"})
     summary = "a subscriber was removed from a mailing list"
-    api_calls = ("GET /addressbooks/{id}/emails (limit 100, every page)",)
+    api_calls = (
+        "GET /addressbooks/{id}/emails (limit 100, every page)",
+        "GET /addressbooks/{id}/emails/{email} per removal found (to confirm it)",
+    )
+
+    async def enrich(
+        self, client: ApiClient, kind: SnapshotChange, payload: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        path = f"{self.path}/{quote(str(payload['email']), safe='@')}"
+        try:
+            await client.request("GET", path)
+        except NotFound:
+            return payload
+        # Still there: the paging missed it, it did not leave.
+        return None

@@ -1,0 +1,77 @@
+"""Paging a list that may change while it is read, without losing a row.
+
+Offsets move when rows are deleted: if a subscriber ahead of the reader is deleted between two
+page calls, every later row moves up by one and the first row of the next page is never seen
+(it would look removed, and come back as added). So each page starts one row early, on the last
+row already read, and the new rows are those after that anchor. When the anchor is not where
+it was, rows before it were deleted: the reader steps back until it finds one of the last few
+rows it read, and carries on from there. Cost: one row of overlap per page (1%), plus a page
+per shift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from connector.errors import RetriableError
+from connector.plugins import ApiClient, Item
+
+PAGE = 100
+ANCHORS = 20
+MAX_STEPS_BACK = 20
+
+
+class ListShifted(RetriableError):
+    """The list changed too much while it was read; the next poll starts over."""
+
+
+async def _page(
+    client: ApiClient, path: str, params: Mapping[str, Any] | None, offset: int
+) -> list[Item]:
+    answer = await client.request(
+        "GET", path, params={**(params or {}), "limit": PAGE, "offset": offset}
+    )
+    return [row for row in answer if isinstance(row, dict)] if isinstance(answer, list) else []
+
+
+def _after_anchor(rows: list[Item], tail: list[str], key: Callable[[Item], str]) -> int | None:
+    """Index just past the most recent anchor found in ``rows``; None if none is there."""
+    keys = [key(row) for row in rows]
+    for anchor in reversed(tail):
+        if anchor in keys:
+            return len(keys) - keys[::-1].index(anchor)
+    return None
+
+
+async def anchored_pages(
+    client: ApiClient,
+    path: str,
+    key: Callable[[Item], str],
+    params: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Item]:
+    """Every row of a limit/offset list once at least, even if rows are deleted meanwhile."""
+    tail: list[str] = []
+    offset = 0
+    while True:
+        start = offset - 1 if tail else 0
+        rows = await _page(client, path, params, start)
+        cut = 0
+        if tail:
+            found = _after_anchor(rows, tail, key)
+            steps = 0
+            while found is None:
+                if start == 0 or steps >= MAX_STEPS_BACK:
+                    raise ListShifted(f"{path} changed too much while it was paged")
+                # The anchors moved up: rows before them were deleted. Look a page earlier.
+                start = max(0, start - (PAGE - 1))
+                rows = await _page(client, path, params, start)
+                found = _after_anchor(rows, tail, key)
+                steps += 1
+            cut = found
+        for row in rows[cut:]:
+            yield row
+        tail = (tail + [key(row) for row in rows[cut:]])[-ANCHORS:] if rows[cut:] else tail
+        if len(rows) < PAGE:
+            return
+        offset = start + len(rows)
