@@ -393,8 +393,10 @@ async def _poll_snapshot(run: _Run, before: int) -> PollResult:
             await _insert_poll_run(run, requests, loader.count, created, None)
         diff_ms = run.ms_since(fetched)
     finally:
-        # Drop the page of rows a large list leaves behind on this pooled connection.
-        await loader.discard()
+        # Drop the rows a large list leaves behind on this pooled connection; a connection
+        # too broken for that is dropped by the pool, and must not hide the first error.
+        with contextlib.suppress(Exception):
+            await loader.discard()
     return PollResult(
         status="ok",
         requests=requests,
