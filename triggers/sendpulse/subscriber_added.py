@@ -18,4 +18,4 @@ class SubscriberAdded(SubscriberTrigger):
     strategy: ClassVar[Strategy] = "snapshot"
     emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"added"})
     summary = "a subscriber joined a mailing list"
-    api_calls = ("GET /addressbooks/{id}/emails (limit 100, every page)",)
+    api_calls = ("GET /addressbooks/{id}/emails (limit 100, every page, overlapping by one row)",)

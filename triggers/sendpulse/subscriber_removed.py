@@ -27,7 +27,7 @@ class SubscriberRemoved(SubscriberTrigger):
     payload_fields = frozenset({"email", "mailing_list_id"})
     summary = "a subscriber was removed from a mailing list"
     api_calls = (
-        "GET /addressbooks/{id}/emails (limit 100, every page)",
+        "GET /addressbooks/{id}/emails (limit 100, every page, overlapping by one row)",
         "GET /addressbooks/{id}/emails/{email} per removal found (to confirm it)",
     )
 

@@ -19,7 +19,7 @@ class SubscriberStatusChanged(SubscriberTrigger):
     emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"changed"})
     payload_fields = SUBSCRIBER_FIELDS | {"previous_status"}
     summary = "a subscriber's status changed"
-    api_calls = ("GET /addressbooks/{id}/emails (limit 100, every page)",)
+    api_calls = ("GET /addressbooks/{id}/emails (limit 100, every page, overlapping by one row)",)
 
     def fingerprint_of(self, item: Item) -> str:
         # The status itself, not a hash: it is short, and the event can say what it was.

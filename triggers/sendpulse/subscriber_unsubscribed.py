@@ -30,7 +30,9 @@ class SubscriberUnsubscribed(SubscriberTrigger):
     inactive_only: ClassVar[bool] = True
     payload_fields = SUBSCRIBER_FIELDS
     summary = "a subscriber unsubscribed from a mailing list"
-    api_calls = ("GET /addressbooks/{id}/emails?not_active=1 (limit 100, every page)",)
+    api_calls = (
+        "GET /addressbooks/{id}/emails?not_active=1 (limit 100, every page, one row overlap)",
+    )
 
     def fingerprint_of(self, item: Item) -> str:
         return str(item.get("status"))

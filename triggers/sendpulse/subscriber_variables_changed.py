@@ -26,7 +26,7 @@ class SubscriberVariablesChanged(SubscriberTrigger):
     strategy: ClassVar[Strategy] = "fingerprint"
     emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"changed"})
     summary = "a subscriber's variables changed"
-    api_calls = ("GET /addressbooks/{id}/emails (limit 100, every page)",)
+    api_calls = ("GET /addressbooks/{id}/emails (limit 100, every page, overlapping by one row)",)
 
     def fingerprint_of(self, item: Item) -> str:
         params = self.params
