@@ -121,6 +121,8 @@ class Flow(Model):
         default_factory=lambda: [timedelta(seconds=s) for s in DEFAULT_RETRY_SCHEDULE]
     )
     enabled: bool = True
+    # Run this flow once for every active install of this SendPulse app (see apps:).
+    installs_of: str | None = None
 
     @field_validator("every")
     @classmethod
@@ -331,7 +333,7 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
             continue
         seen_names[flow.name] = index
         flow, flow_problems, tparams, aparams = _check_flow(
-            located, flow, where, connections, doc.connections, TRIGGERS, ACTIONS
+            located, flow, where, connections, doc.connections, TRIGGERS, ACTIONS, apps
         )
         problems += flow_problems
         if not flow_problems and tparams is not None:
@@ -431,6 +433,47 @@ def _scope_problems(
     ]
 
 
+def _installs_problems(
+    located: Located,
+    flow: Flow,
+    where: tuple[str | int, ...],
+    apps: dict[str, App],
+    trigger_cls: type[Trigger] | None,
+) -> list[ConfigProblem]:
+    """A per-install flow names a SendPulse app and leaves the trigger's connection out."""
+    name = flow.installs_of
+    app = apps.get(name or "")
+    if app is None:
+        known = ", ".join(sorted(apps)) or "none defined"
+        return [located.problem((*where, "installs_of"), f"unknown app {name!r}; known: {known}")]
+    problems = []
+    if app.provider != "sendpulse":
+        problems.append(
+            located.problem(
+                (*where, "installs_of"),
+                f"app {name!r} is a {app.provider} app; installs_of takes a sendpulse app",
+            )
+        )
+    if flow.trigger.connection is not None:
+        problems.append(
+            located.problem(
+                (*where, "trigger", "connection"),
+                "a flow with installs_of runs on each install's own connection; "
+                "remove 'connection'",
+            )
+        )
+    needed = getattr(trigger_cls, "scope", None)
+    if trigger_cls is not None and needed and app.scopes and needed not in app.scopes:
+        problems.append(
+            located.problem(
+                (*where, "trigger", "type"),
+                f"{trigger_cls.key} needs the {needed!r} scope, but app {name!r} was "
+                f"granted only: {', '.join(app.scopes)}",
+            )
+        )
+    return problems
+
+
 def _check_flow(
     located: Located,
     flow: Flow,
@@ -439,15 +482,24 @@ def _check_flow(
     raw_connections: dict[str, Any],
     triggers: Any,
     actions: Any,
+    apps: dict[str, App],
 ) -> tuple[Flow, list[ConfigProblem], PluginParams | None, list[PluginParams]]:
     problems: list[ConfigProblem] = []
     tparams: PluginParams | None = None
     trigger_cls: type[Trigger] | None = triggers.get(flow.trigger.type)
     tpath = (*where, "trigger")
+    per_install = flow.installs_of is not None
+    if per_install:
+        problems += _installs_problems(located, flow, where, apps, trigger_cls)
     if trigger_cls is None:
         problems.append(
             located.problem((*tpath, "type"), triggers.unknown_message(flow.trigger.type))
         )
+    elif per_install:
+        tparams, found = _params_problems(
+            located, trigger_cls.Params, flow.trigger.params, tpath, set()
+        )
+        problems += found
     else:
         connection, found = _resolve_connection(
             located,
@@ -485,7 +537,10 @@ def _check_flow(
             problems.append(located.problem((*apath, "type"), actions.unknown_message(spec.type)))
             new_actions.append(spec)
             continue
-        if action_cls.provider is not None:
+        if action_cls.provider is not None and per_install and spec.connection is None:
+            # Filled in per install: each instance acts on its own install's account.
+            pass
+        elif action_cls.provider is not None:
             connection, found = _resolve_connection(
                 located,
                 apath,

@@ -34,6 +34,7 @@ from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
 from connector.engine import poll_flow
 from connector.errors import ConfigError, ConfigInvalid
+from connector.instances import apps_used, expand
 from connector.ownership import DEFAULT_TTL, Ownership
 from connector.providers.registry import ProviderClients
 from connector.scheduler import FlowScheduler
@@ -42,6 +43,8 @@ from connector.web import WebState, build_app, serve
 log = structlog.get_logger(__name__)
 
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# How often per-install flows look for new and removed installs, in seconds.
+INSTALLS_REFRESH = 10.0
 
 
 def default_worker_id() -> str:
@@ -121,7 +124,9 @@ class Worker:
         extra_routes: list[Any] | None = None,
     ) -> None:
         self.rt = rt
-        self.config = config
+        # The flow file as loaded, and what runs: per-install flows expanded (instances.py).
+        self.file_config = config
+        self.config = expand(config, {})
         self.config_path = config_path
         self.host = host
         self.port = port
@@ -285,14 +290,48 @@ class Worker:
         providers = self._providers(config)
         await providers.ensure_connections()
         await self._stop_dispatcher(self.drain)
-        self.config = config
+        self.file_config = config
         self.providers = providers
-        self.ownership.set_connections(polled_connections(config))
+        self.config = await self._expanded(config)
+        self.ownership.set_connections(polled_connections(self.config))
         await self.ownership.tick()
         self._start_dispatcher()
-        self.scheduler.sync(config.flows)
-        log.info("config_reloaded", file=self.config_path, flows=len(config.flows))
+        self.scheduler.sync(self.config.flows)
+        log.info("config_reloaded", file=self.config_path, flows=len(self.config.flows))
         return True
+
+    async def _expanded(self, config: Config) -> Config:
+        apps = apps_used(config)
+        if not apps:
+            return config
+        installs = {app: await self.providers.installs(app) for app in apps}
+        return expand(config, installs)
+
+    async def refresh_installs(self) -> bool:
+        """Start or stop per-install flow instances as apps are installed and removed."""
+        config = await self._expanded(self.file_config)
+        if [f.name for f in config.flows] == [f.name for f in self.config.flows]:
+            return False
+        self.config = config
+        if self.dispatcher is not None:
+            self.dispatcher.use_config(config)
+        self.ownership.set_connections(polled_connections(config))
+        self.scheduler.sync(config.flows)
+        log.info("flow_instances_changed", flows=len(config.flows))
+        return True
+
+    async def _installs_loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                await asyncio.wait_for(self.stop.wait(), timeout=INSTALLS_REFRESH)
+            except TimeoutError:
+                pass
+            if self.stop.is_set():
+                return
+            try:
+                await self.refresh_installs()
+            except DB_ERRORS as exc:
+                self._database_lost(exc)
 
     # -- the whole life -----------------------------------------------------------------------
 
@@ -312,8 +351,11 @@ class Worker:
         async with AsyncExitStack() as stack:
             self.http = await stack.enter_async_context(guarded_session(policy))
             await self.providers.ensure_connections()
+            self.config = await self._expanded(self.file_config)
+            self.ownership.set_connections(polled_connections(self.config))
             await self.ownership.tick()
             ownership_task = asyncio.create_task(self.ownership.run(self.stop), name="ownership")
+            installs_task = asyncio.create_task(self._installs_loop(), name="installs")
             self._start_dispatcher()
             self.scheduler.start(self.config.flows)
             runner = None
@@ -336,6 +378,7 @@ class Worker:
             await self.scheduler.shutdown(self.drain)
             await self._stop_dispatcher(self.drain)
             await ownership_task
+            await installs_task
             await self.ownership.release_all()
             if runner is not None:
                 await runner.cleanup()
@@ -356,7 +399,7 @@ class Worker:
         )
         routes: list[Any] = [*self.extra_routes, *intake.routes()]
         routes += app_directory_routes(
-            apps=self.config.apps,
+            apps=self.file_config.apps,
             session=self.rt.session,
             pool=self.rt.pool,
             cipher=self.providers.cipher,

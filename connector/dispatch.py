@@ -220,6 +220,11 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
 
+    def use_config(self, config: Config) -> None:
+        """Deliver for ``config``'s flows from the next claim on (per-install flows change)."""
+        self.config = config
+        self._flows = {f.name: f for f in config.flows if f.enabled}
+
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -25,7 +25,7 @@ import asyncio
 import hmac
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +37,7 @@ from aiohttp import web
 from connector import leases, metrics
 from connector.config import Config, Flow
 from connector.db.queries import q
-from connector.diff import change_label, event_id
+from connector.diff import snapshot_event_id
 from connector.engine import state_key
 from connector.events import NewEvent, record_events
 from connector.plugins import SnapshotChange, Trigger
@@ -285,14 +285,8 @@ async def _apply_change(conn: asyncpg.Connection, flow: Flow, params: Any, chang
             payload = trigger.changed_payload(payload, previous)
     if kind not in trigger.emits or not trigger.wants(kind, payload):
         return 0
-    counts: Mapping[str, int] = {
-        r["item_key"]: r["n"]
-        for r in await conn.fetch(q("event_counts_for_keys"), flow.name, [key])
-    }
     event = NewEvent(
-        id=event_id(
-            flow.name, trigger.key, key, change_label(kind, fingerprint, counts.get(key, 0))
-        ),
+        id=await snapshot_event_id(conn, flow.name, trigger.key, key, kind, fingerprint),
         item_key=key,
         payload=payload,
     )
