@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -77,42 +78,39 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+async def _admin(server: PostgresServer, sql: str) -> None:
+    admin = await asyncpg.connect(server.dsn_for("postgres"))
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def _throwaway(
+    server: PostgresServer, prefix: str, template: str | None
+) -> AsyncIterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
+    await _admin(server, f'CREATE DATABASE "{name}"{clause}')
+    try:
+        yield server.dsn_for(name)
+    finally:
+        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 async def database(postgres_server: PostgresServer) -> AsyncIterator[str]:
     """A fresh, migrated database for one test; yields its DSN."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server.dsn_for("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-    finally:
-        await admin.close()
-    try:
-        yield postgres_server.dsn_for(name)
-    finally:
-        admin = await asyncpg.connect(postgres_server.dsn_for("postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with _throwaway(postgres_server, "test", TEMPLATE) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 async def empty_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
     """A fresh database with no schema at all; yields its DSN."""
-    name = f"empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server.dsn_for("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield postgres_server.dsn_for(name)
-    finally:
-        admin = await asyncpg.connect(postgres_server.dsn_for("postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with _throwaway(postgres_server, "empty", None) as dsn:
+        yield dsn
 
 
 @pytest.fixture
