@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +82,51 @@ def daemons(tmp_path: Path) -> Iterator[list[Daemon]]:
     yield started
     for daemon in started:
         daemon.stop()
+
+
+# -- helpers for tests that run workers beside an in-process sandbox and receiver ----------
+# (the test's event loop serves those, so waiting must be async: never block it)
+
+SECRET_KEY = "x3yXV8nP2m1c0bq6m7i0YxM6kYQw5bK0nY3Q2zW9r8s="
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_records(text: str) -> list[dict[str, Any]]:
+    """The JSON log lines of a process's output (other lines skipped)."""
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                records.append(json.loads(line))
+    return records
+
+
+async def eventually(
+    check: Callable[[], Any], what: str, within: float = 30.0, interval: float = 0.1
+) -> Any:
+    """Wait (at most ``within`` s) until ``check()`` (sync or async) is truthy; return it."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:g}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def wait_exit(proc: subprocess.Popen[str], within: float) -> int | None:
+    """The exit code, or None if the process still runs after ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        code = proc.poll()
+        if code is not None or time.monotonic() > deadline:
+            return code
+        await asyncio.sleep(0.05)
