@@ -33,7 +33,7 @@ from connector.db.queries import q
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
 from connector.engine import poll_flow
-from connector.errors import ConfigError, ConfigInvalid
+from connector.errors import ConfigError, ConfigInvalid, ConnectorError
 from connector.instances import apps_used, expand
 from connector.ownership import DEFAULT_TTL, Ownership
 from connector.providers.registry import ProviderClients
@@ -185,11 +185,17 @@ class Worker:
             if await self._needs_reauth(connection):
                 metrics.POLLS.labels(flow=flow.name, outcome="paused").inc()
                 return
+            client = self.providers.sendpulse(connection)
+            # A poll holds a pooled database connection until it commits, and a token refresh
+            # needs one of its own: with the pool full of polls waiting for tokens, none could
+            # ever start. Take the token first, holding nothing; poll_flow records any failure.
+            with suppress(ConnectorError):
+                await self.providers.auth[connection].bearer()
             with metrics.POLL_SECONDS.labels(flow=flow.name).time():
                 result = await poll_flow(
                     flow,
                     config.trigger_params[flow.name],
-                    client=self.providers.sendpulse(connection),
+                    client=client,
                     pool=self.rt.pool,
                     worker=self.rt.worker_id,
                     **self._poll_options,

@@ -1,0 +1,72 @@
+"""More polls at once than the worker has database connections, all needing a new token."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from cryptography.fernet import Fernet
+
+from connector.config import parse
+from connector.daemon import Runtime, Worker
+from connector.sandbox.testing import start_sandbox
+
+CONNECTIONS = 6
+
+
+def flow_file(base_url: str) -> str:
+    lines = ["connections:"]
+    for n in range(CONNECTIONS):
+        lines.append(
+            f"  c{n}: {{client_id: client-{n}, client_secret: secret-{n}, base_url: {base_url}}}"
+        )
+    lines.append("flows:")
+    for n in range(CONNECTIONS):
+        lines += [
+            f"  - name: subscribers-{n}",
+            "    trigger:",
+            "      type: sendpulse.subscriber_added",
+            f"      connection: c{n}",
+            "      params: {mailing_list_id: 1}",
+            "    actions: [{type: log}]",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+async def test_polls_filling_the_pool_still_get_their_tokens(database: str, tmp_path: Path) -> None:
+    # Two pooled connections for six polls: a poll that held one while its token refresh
+    # waited for another would leave every poll waiting for ever.
+    async with (
+        start_sandbox(rate_limit=None) as sb,
+        aiohttp.ClientSession() as http,
+        asyncpg.create_pool(database, min_size=1, max_size=2) as pool,
+    ):
+        for n in range(CONNECTIONS):
+            sb.add_client(f"client-{n}", f"secret-{n}")
+        sb.state.add_book("Newsletter")
+        sb.state.add_subscriber(1, "old@example.com", {})
+        config = parse(flow_file(sb.base_url), "flows.yaml", env={})
+        rt = Runtime(
+            pool=pool,
+            session=http,
+            secret_key=Fernet.generate_key(),
+            home=tmp_path,
+            worker_id=f"test-{socket.gethostname()}",
+        )
+        worker = Worker(rt, config, port=None)
+        await worker.providers.ensure_connections()
+        await worker.ownership.tick()
+        assert len(worker.ownership.owned) == CONNECTIONS
+
+        polls = asyncio.gather(*(worker._poll(f.name) for f in config.flows))
+        await asyncio.wait_for(polls, timeout=60)
+
+        runs = await pool.fetch("SELECT flow_name, error FROM poll_runs ORDER BY flow_name")
+        assert [(r["flow_name"], r["error"]) for r in runs] == [
+            (f"subscribers-{n}", None) for n in range(CONNECTIONS)
+        ]
+        tokens = {r.client_id for r in sb.requests() if r.path == "/oauth/access_token"}
+        assert tokens == {f"client-{n}" for n in range(CONNECTIONS)}
