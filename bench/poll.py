@@ -1,0 +1,284 @@
+"""Poll-cycle benchmark: 500 connections, 2 flows each, through the daemon's own poll path.
+
+A sandbox child process serves 500 API clients, each with its own mailing list, with 20 ms
+added latency and its own limit of 3 requests/s (any excess would answer 429). This process
+is the worker: ``Worker._poll`` for every flow at once, i.e. ``ProviderClients`` (one limiter
+and one token per connection) and ``poll_flow`` against a real Postgres. A warm-up cycle takes
+the tokens and the baselines, then a few changes are made and the measured cycle runs.
+
+Prints, per cycle: wall time, the floor the rate limits impose (the busiest connection's
+requests ÷ its rate, plus the latency) and the ratio, answers 429, API requests, worker CPU
+per request; and the worker's peak RSS. Uses ``DATABASE_URL`` if set, else a throwaway
+embedded Postgres.
+
+    python bench/poll.py [--connections 500] [--subscribers 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RATE = 3.0
+LATENCY = 0.020
+SECRET = "bench-secret"  # noqa: S105 - the sandbox's throwaway client secret
+HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - a public test vector
+
+
+def client_id(n: int) -> str:
+    return f"bench-{n:04d}"
+
+
+# -- the sandbox (child process) ------------------------------------------------------------
+
+
+def sandbox_main(pipe: Any, connections: int, subscribers: int) -> None:
+    from connector.sandbox.testing import start_sandbox
+
+    async def main() -> None:
+        async with start_sandbox(rate_limit=RATE, latency=LATENCY) as sb:
+            for n in range(connections):
+                sb.add_client(client_id(n), SECRET)
+                book = sb.state.add_book(f"List {n}")
+                for i in range(subscribers):
+                    sb.state.add_subscriber(book.id, f"s{i}.l{n}@example.com", webhook=False)
+            sb.state.create_campaign([1], subject="Before")
+            pipe.send((sb.base_url, {n: n + 1 for n in range(connections)}))
+            while True:
+                command, since = await asyncio.to_thread(pipe.recv)
+                if command == "count":
+                    pipe.send(len(sb.requests()))
+                elif command == "log":
+                    pipe.send([(r.client_id, r.status) for r in sb.requests()[since:]])
+                elif command == "change":
+                    # A new subscriber on every tenth list and one new campaign, which every
+                    # connection sees (they share the sandbox's one account).
+                    for n in range(0, connections, 10):
+                        sb.state.add_subscriber(n + 1, f"new.l{n}@example.com", webhook=False)
+                    sb.state.create_campaign([1], subject="Between")
+                    pipe.send(None)
+                else:
+                    return
+
+    asyncio.run(main())
+
+
+# -- the worker (this process) --------------------------------------------------------------
+
+
+def flows_yaml(base_url: str, books: dict[int, int]) -> str:
+    lines = ["egress:", "  allow_networks: [127.0.0.1/32]", "connections:"]
+    for n in books:
+        lines += [
+            f"  {client_id(n)}:",
+            f"    client_id: {client_id(n)}",
+            f"    client_secret: {SECRET}",
+            f"    base_url: {base_url}",
+            f"    rate_limit: {RATE:g}/s",
+        ]
+    lines.append("flows:")
+    action = (
+        f"    actions: [{{type: webhook, url: 'http://127.0.0.1:9/hook', secret: {HOOK_SECRET}}}]"
+    )
+    for n, book in books.items():
+        lines += [
+            f"  - name: subscribers-{n:04d}",
+            "    trigger:",
+            "      type: sendpulse.subscriber_added",
+            f"      connection: {client_id(n)}",
+            f"      params: {{mailing_list_id: {book}}}",
+            action,
+            f"  - name: campaigns-{n:04d}",
+            f"    trigger: {{type: sendpulse.campaign_created, connection: {client_id(n)}}}",
+            action,
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Cycle:
+    name: str
+    wall: float
+    cpu: float
+    requests: int
+    too_many: int
+    other_errors: int
+    busiest: int
+    polls_ok: int
+    polls_failed: int
+    events: int
+    errors: dict[str, int]
+
+    @property
+    def floor(self) -> float:
+        return self.busiest / RATE + LATENCY
+
+    @property
+    def ratio(self) -> float:
+        return self.wall / self.floor
+
+
+async def run_cycles(
+    pipe: Any, base_url: str, books: dict[int, int], env: dict[str, str]
+) -> list[Cycle]:
+    from connector.config import parse
+    from connector.daemon import Worker, runtime
+
+    config = parse(flows_yaml(base_url, books), "bench.yaml", env={})
+    names = [flow.name for flow in config.flows]
+    cycles: list[Cycle] = []
+    async with runtime(env) as rt:
+        worker = Worker(rt, config, port=None)
+        await worker.providers.ensure_connections()
+        await worker.ownership.tick()
+        if len(worker.ownership.owned) != len(books):
+            raise RuntimeError(f"owns {len(worker.ownership.owned)} of {len(books)} connections")
+        seen = await asyncio.to_thread(ask, pipe, ("count", 0))
+        for name in ("warm-up: tokens and baselines", "measured"):
+            if cycles:
+                await asyncio.to_thread(ask, pipe, ("change", 0))
+            started = await rt.pool.fetchval("SELECT now()")
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            # What the scheduler does when every flow falls due at once.
+            polls = asyncio.gather(*(worker._poll(flow) for flow in names))
+            try:
+                await asyncio.wait_for(polls, CYCLE_TIMEOUT)
+            except TimeoutError:
+                done = await rt.pool.fetchval(q_runs_count, started)
+                raise Stalled(
+                    f"{name}: {done} of {len(names)} polls done after {CYCLE_TIMEOUT:g} s"
+                ) from None
+            wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+            records = await asyncio.to_thread(ask, pipe, ("log", seen))
+            seen += len(records)
+            per_client = Counter(client for client, _ in records)
+            statuses = Counter(status for _, status in records)
+            runs = await rt.pool.fetchrow(q_runs_summary, started)
+            errors = await rt.pool.fetch(q_runs_errors, started)
+            cycles.append(
+                Cycle(
+                    name=name,
+                    wall=wall,
+                    cpu=cpu,
+                    requests=len(records),
+                    too_many=statuses[429],
+                    other_errors=sum(n for status, n in statuses.items() if status != 200),
+                    busiest=max(per_client.values(), default=0),
+                    polls_ok=runs["ok"],
+                    polls_failed=runs["failed"],
+                    events=runs["events"],
+                    errors={row["error"]: row["n"] for row in errors},
+                )
+            )
+    return cycles
+
+
+def ask(pipe: Any, message: tuple[str, int]) -> Any:
+    pipe.send(message)
+    return pipe.recv()
+
+
+q_runs_count = "SELECT count(*) FROM poll_runs WHERE started_at >= $1"
+q_runs_errors = """
+SELECT error, count(*) AS n FROM poll_runs
+WHERE started_at >= $1 AND error IS NOT NULL GROUP BY error ORDER BY n DESC LIMIT 5
+"""
+q_runs_summary = """
+SELECT count(*) FILTER (WHERE error IS NULL) AS ok,
+       count(*) FILTER (WHERE error IS NOT NULL) AS failed,
+       coalesce(sum(events_created), 0) AS events
+FROM poll_runs WHERE started_at >= $1
+"""
+CYCLE_TIMEOUT = 120.0
+
+
+class Stalled(RuntimeError):
+    """A cycle did not finish in time."""
+
+
+def report(cycles: list[Cycle], connections: int, subscribers: int) -> None:
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"connections: {connections}  flows: {2 * connections} "
+        f"(subscriber_added on a list of {subscribers} + campaign_created each)"
+    )
+    print(f"sandbox: {LATENCY * 1000:.0f} ms latency, {RATE:g} requests/s per client")
+    for c in cycles:
+        print(f"-- {c.name}")
+        print(f"  polls: {c.polls_ok} ok, {c.polls_failed} failed; events created: {c.events}")
+        for error, n in c.errors.items():
+            print(f"    {n}x {error}")
+        print(f"  wall time: {c.wall:.2f} s")
+        print(
+            f"  floor: {c.floor:.2f} s (busiest connection {c.busiest} requests "
+            f"÷ {RATE:g}/s + {LATENCY * 1000:.0f} ms)"
+        )
+        print(f"  ratio wall/floor: {c.ratio:.2f}")
+        print(
+            f"  API requests: {c.requests}  429 answers: {c.too_many}  other errors: "
+            f"{c.other_errors}"
+        )
+        print(
+            f"  worker CPU: {c.cpu:.2f} s ({100 * c.cpu / c.wall:.0f}% of one core), "
+            f"{1e6 * c.cpu / max(1, c.requests):.0f} µs per API request"
+        )
+    print(f"worker peak RSS: {rss_mb:.1f} MB")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=500)
+    parser.add_argument("--subscribers", type=int, default=50, help="per mailing list")
+    args = parser.parse_args()
+
+    from cryptography.fernet import Fernet
+
+    from connector import logging as connector_logging
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-poll-"))
+    os.chmod(tmp, 0o755)  # noqa: S103 - the postgres user must reach its data folder
+    log_path = tmp / "worker.log"
+    env = {"CONNECTOR_HOME": str(tmp), "CONNECTOR_SECRET_KEY": Fernet.generate_key().decode()}
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    ctx = multiprocessing.get_context("spawn")
+    pipe, child_end = ctx.Pipe()
+    sandbox = ctx.Process(
+        target=sandbox_main, args=(child_end, args.connections, args.subscribers), daemon=True
+    )
+    sandbox.start()
+    try:
+        if not pipe.poll(120):
+            raise RuntimeError("the sandbox did not start")
+        base_url, books = pipe.recv()
+        with log_path.open("w") as log_stream:
+            # The daemon's own logging (JSON, INFO) so that its cost is in the CPU figures.
+            connector_logging.configure(level="INFO", fmt="json", stream=log_stream)
+            cycles = asyncio.run(run_cycles(pipe, base_url, books, env))
+        warnings = sum('"level": "warning"' in line for line in log_path.open())
+    finally:
+        sandbox.terminate()
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(cycles, args.connections, args.subscribers)
+    print(f"warnings logged: {warnings}")
+    measured = cycles[-1]
+    failed = measured.polls_failed or measured.polls_ok != 2 * args.connections
+    return 1 if failed or measured.too_many else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
