@@ -14,7 +14,7 @@ import signal
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +252,10 @@ async def test_three_workers_one_killed_lose_and_double_nothing(
     receiver: tuple[Receiver, str],
 ) -> None:
     rec, url = receiver
+    # Slow enough that a kill lands in the middle of things: each delivery takes a second,
+    # each API call a tenth.
+    rec.delay = 1.0
+    sb.configure(latency=0.1)
     connection_of = {"f1": "c1", "f2": "c2", "f3": "c3", "f4": "c4", "f5": "c1", "f6": "c3"}
     books = {flow: sb.state.add_book(f"List {flow}").id for flow in connection_of}
     config = write_flows(
@@ -286,22 +290,36 @@ async def test_three_workers_one_killed_lose_and_double_nothing(
 
     changer = asyncio.create_task(keep_changing())
     try:
-        # The victim owns connections and has already committed some of the new events.
+        # The victim owns connections and is in the middle of a delivery it claimed less
+        # than half a second ago (the receiver takes a second to answer).
         async def busy_owner() -> tuple[str, list[str]] | None:
             rows = await fetch(
                 database,
                 "SELECT l.owner, array_agg(substr(l.resource, 5) ORDER BY l.resource) AS owned"
                 " FROM leases l WHERE l.resource LIKE 'own:%' AND l.expires_at > now()"
-                " AND EXISTS (SELECT 1 FROM poll_runs p WHERE p.worker = l.owner"
-                " AND p.events_created > 0) GROUP BY l.owner ORDER BY count(*) DESC",
+                " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.state = 'running'"
+                " AND d.lease_owner = l.owner AND d.lease_expires_at > now() + $1::interval)"
+                " GROUP BY l.owner ORDER BY count(*) DESC",
+                timedelta(seconds=float(DELIVERY_LEASE) - 0.5),
             )
             return (rows[0]["owner"], list(rows[0]["owned"])) if rows else None
 
-        victim, victim_owned = await eventually(busy_owner, "a worker to commit events", 30)
+        victim, victim_owned = await eventually(
+            busy_owner, "a connection owner to be mid-delivery", 40, interval=0.05
+        )
         workers[victim].proc.kill()
         killed_at = datetime.now(UTC)
         assert await wait_exit(workers[victim].proc, 10) == -signal.SIGKILL
         survivors = [wid for wid in workers if wid != victim]
+        orphaned = {
+            r["id"]
+            for r in await fetch(
+                database,
+                "SELECT id::text FROM deliveries WHERE state = 'running' AND lease_owner = $1",
+                victim,
+            )
+        }
+        assert orphaned
 
         # Every connection, the victim's included, is polled again by a survivor.
         async def all_polled_again() -> bool:
@@ -339,15 +357,19 @@ async def test_three_workers_one_killed_lose_and_double_nothing(
     event_of = {r["id"]: r["event_id"] for r in rows}
     assert all(body["event_id"] == event_of[msg_id] for msg_id, body in rec.arrived)
     assert rec.rejected == 0
-    # The victim really held connections, and the survivors took them over.
-    assert victim_owned
-    acquired = [
-        r
+    # What the victim had claimed was not lost with it: a survivor ran it again.
+    attempts = {r["id"]: r["attempt"] for r in rows}
+    assert all(attempts[d] >= 2 for d in orphaned), {d: attempts[d] for d in orphaned}
+    # The victim really held connections, and the survivors took them over after the kill.
+    taken_over = {
+        r["connection"]
         for wid in survivors
         for r in log_records(workers[wid].output())
-        if r["event"] == "connection_acquired" and r["connection"] in victim_owned
-    ]
-    assert acquired
+        if r["event"] == "connection_acquired"
+        and datetime.fromisoformat(r["timestamp"]) > killed_at
+    }
+    assert victim_owned
+    assert set(victim_owned) <= taken_over
     runs = await fetch(
         database,
         "SELECT connection_id, worker, started_at, finished_at FROM poll_runs"
