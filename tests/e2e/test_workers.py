@@ -533,18 +533,29 @@ async def test_postgres_restart_under_a_running_worker_loses_nothing(
     book = sb.state.add_book("Outage").id
     sb.state.add_subscriber(book, "before@example.com")
     config = write_flows(tmp_path / "flows.yaml", sb, url, {"outage": ("c1", book)}, start="all")
-    worker = start_worker(daemons, tmp_path, config, dsn, "w1")
+    port = free_port()
+    worker = start_worker(daemons, tmp_path, config, dsn, "w1", PORT=str(port))
     await started(worker)
     await eventually(lambda: len(rec.answered) == 1, "the first delivery", 30)
+    readyz = f"http://127.0.0.1:{port}/readyz"
+    assert (await get(readyz))[0] == 200
 
     await asyncio.to_thread(private_postgres.stop)
     await eventually(
         lambda: '"database_unavailable"' in worker.output(), "database_unavailable", 30
     )
+    status, body = await get(readyz)
+    assert status == 503, body
+    assert json.loads(body)["checks"]["database"].startswith("unavailable")
     sb.state.add_subscriber(book, "during@example.com")
     await asyncio.to_thread(private_postgres.start)
     back = datetime.now(UTC)
     sb.state.add_subscriber(book, "after@example.com")
+
+    async def ready() -> bool:
+        return (await get(readyz))[0] == 200
+
+    await eventually(ready, "/readyz to answer 200 again", 30)
 
     await eventually(lambda: polled_since(dsn, "outage", back), "a poll after the restart", 45)
 
