@@ -64,6 +64,8 @@ def sandbox_main(pipe: Any, connections: int, subscribers: int) -> None:
                     pipe.send(len(sb.requests()))
                 elif command == "log":
                     pipe.send([(r.client_id, r.status) for r in sb.requests()[since:]])
+                elif command == "cpu":
+                    pipe.send(time.process_time())
                 elif command == "change":
                     # A new subscriber on every tenth list and one new campaign, which every
                     # connection sees (they share the sandbox's one account).
@@ -122,6 +124,9 @@ class Cycle:
     polls_failed: int
     events: int
     errors: dict[str, int]
+    sandbox_cpu: float
+    postgres_cpu: float | None
+    machine: float
 
     @property
     def floor(self) -> float:
@@ -140,6 +145,7 @@ async def run_cycles(
 
     config = parse(flows_yaml(base_url, books), "bench.yaml", env={})
     names = [flow.name for flow in config.flows]
+    pg_data = Path(env["CONNECTOR_HOME"]) / "postgres" / "data"
     cycles: list[Cycle] = []
     async with runtime(env) as rt:
         worker = Worker(rt, config, port=None)
@@ -152,6 +158,9 @@ async def run_cycles(
             if cycles:
                 await asyncio.to_thread(ask, pipe, ("change", 0))
             started = await rt.pool.fetchval("SELECT now()")
+            box0 = await asyncio.to_thread(ask, pipe, ("cpu", 0))
+            pg0 = postgres_cpu(pg_data)
+            busy0, total0 = machine_busy()
             cpu0, wall0 = time.process_time(), time.monotonic()
             # What the scheduler does when every flow falls due at once.
             polls = asyncio.gather(*(worker._poll(flow) for flow in names))
@@ -163,6 +172,9 @@ async def run_cycles(
                     f"{name}: {done} of {len(names)} polls done after {CYCLE_TIMEOUT:g} s"
                 ) from None
             wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+            busy1, total1 = machine_busy()
+            pg1 = postgres_cpu(pg_data)
+            box = await asyncio.to_thread(ask, pipe, ("cpu", 0)) - box0
             records = await asyncio.to_thread(ask, pipe, ("log", seen))
             seen += len(records)
             per_client = Counter(client for client, _ in records)
@@ -182,9 +194,38 @@ async def run_cycles(
                     polls_failed=runs["failed"],
                     events=runs["events"],
                     errors={row["error"]: row["n"] for row in errors},
+                    sandbox_cpu=box,
+                    postgres_cpu=None if pg0 is None or pg1 is None else pg1 - pg0,
+                    machine=(busy1 - busy0) / (total1 - total0),
                 )
             )
     return cycles
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / hz, sum(fields) / hz
+
+
+def postgres_cpu(data_dir: Path) -> float | None:
+    """CPU seconds of the embedded Postgres: the postmaster and its children."""
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    root = int(pid_file.read_text().split()[0])
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parts = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if pid == root or int(parts[1]) == root:
+            total += (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def ask(pipe: Any, message: tuple[str, int]) -> Any:
@@ -236,6 +277,11 @@ def report(cycles: list[Cycle], connections: int, subscribers: int) -> None:
             f"  worker CPU: {c.cpu:.2f} s ({100 * c.cpu / c.wall:.0f}% of one core), "
             f"{1e6 * c.cpu / max(1, c.requests):.0f} µs per API request"
         )
+        others = f", Postgres {c.postgres_cpu:.2f} s" if c.postgres_cpu is not None else ""
+        print(
+            f"  CPU elsewhere: sandbox {c.sandbox_cpu:.2f} s{others}; the machine was "
+            f"{100 * c.machine:.0f}% busy (all cores)"
+        )
     print(f"worker peak RSS: {rss_mb:.1f} MB")
 
 
@@ -243,6 +289,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=500)
     parser.add_argument("--subscribers", type=int, default=50, help="per mailing list")
+    parser.add_argument("--keep-log", metavar="FILE", help="copy the worker's log there")
     args = parser.parse_args()
 
     from cryptography.fernet import Fernet
@@ -270,6 +317,8 @@ def main() -> int:
             connector_logging.configure(level="INFO", fmt="json", stream=log_stream)
             cycles = asyncio.run(run_cycles(pipe, base_url, books, env))
         warnings = sum('"level": "warning"' in line for line in log_path.open())
+        if args.keep_log:
+            shutil.copy(log_path, args.keep_log)
     finally:
         sandbox.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
