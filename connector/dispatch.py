@@ -15,6 +15,7 @@ failing one holds back the rest), and ``concurrency`` caps how many run at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -29,6 +30,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from connector import metrics
 from connector.config import Config, Flow
 from connector.db.queries import q
 from connector.errors import FatalError, RetriableError
@@ -41,6 +43,7 @@ log = structlog.get_logger("connector.dispatch")
 
 DETAIL_LIMIT = 500
 WAKE_CHANNEL = "deliveries_due"
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def utcnow() -> datetime:
@@ -247,7 +250,12 @@ class Dispatcher:
                         for item in claimed:
                             self._spawn(item)
                     backoff = 0.0
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    if listener is None or listener.is_closed():
+                        # The database came back (or never let us listen): wake-ups again.
+                        if listener is not None:
+                            await self._unlisten(listener)
+                        listener = await self._listen()
+                except DB_ERRORS as exc:
                     # Postgres restarting or unreachable: keep going, the work is safe there.
                     backoff = min(30.0, max(0.5, backoff * 2))
                     log.warning("dispatcher_db_error", error=str(exc), retry_in=backoff)
@@ -293,16 +301,25 @@ class Dispatcher:
     async def _listen(self) -> asyncpg.Connection | None:
         try:
             conn = await self.pool.acquire()
-            await conn.add_listener(WAKE_CHANNEL, self._notified)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DB_ERRORS as exc:
             log.warning("dispatcher_listen_failed", error=str(exc))
+            return None
+        try:
+            await conn.add_listener(WAKE_CHANNEL, self._notified)
+        except DB_ERRORS as exc:
+            log.warning("dispatcher_listen_failed", error=str(exc))
+            await self._release(conn)
             return None
         return conn
 
     async def _unlisten(self, conn: asyncpg.Connection) -> None:
-        try:
+        # After a Postgres restart this connection is dead: there is nothing to undo on it.
+        with contextlib.suppress(*DB_ERRORS):
             await conn.remove_listener(WAKE_CHANNEL, self._notified)
-        finally:
+        await self._release(conn)
+
+    async def _release(self, conn: asyncpg.Connection) -> None:
+        with contextlib.suppress(*DB_ERRORS):
             await self.pool.release(conn)
 
     def _notified(self, *_args: Any) -> None:
@@ -353,6 +370,7 @@ class Dispatcher:
         """Return deliveries whose lease expired to ``pending``; returns how many."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(q("dispatch_rescue_expired"), self.clock())
+            metrics.DEAD_DELIVERIES.set(await conn.fetchval(q("dispatch_count_dead")))
         for row in rows:
             log.warning(
                 "delivery_lease_expired",
@@ -387,6 +405,17 @@ class Dispatcher:
             "attempt": item.attempt,
             "duration_ms": duration_ms,
         }
+        if recorded:
+            outcome_label = {"delivered": "delivered", "pending": "retry"}.get(
+                outcome.state, "dead"
+            )
+            metrics.DELIVERIES.labels(
+                flow=item.event.flow, action=item.action_type, outcome=outcome_label
+            ).inc()
+            if outcome.state == "delivered":
+                metrics.DELIVERY_LATENCY.labels(flow=item.event.flow).observe(
+                    max(0.0, (self.clock() - item.event.created_at).total_seconds())
+                )
         if not recorded:
             # The lease ran out and the rescuer handed the row on: this result is not ours.
             log.warning("delivery_lease_lost", outcome=outcome.state, **fields)

@@ -101,6 +101,13 @@ class Ownership:
                     conn, own_resource(connection_id), self.worker_id, now, self.ttl
                 ):
                     owned.add(connection_id)
+                    orphaned = await conn.fetchval(
+                        q("clear_orphaned_poll_lease"), connection_id, now
+                    )
+                    if orphaned is not None:
+                        log.info(
+                            "poll_lease_cleared", connection=connection_id, dead_worker=orphaned
+                        )
             for connection_id in held - set(self.connections):
                 await leases.release(conn, own_resource(connection_id), self.worker_id)
         for gained in sorted(owned - self.owned):

@@ -16,6 +16,7 @@ from typing import Protocol
 import asyncpg
 import structlog
 
+from connector import metrics
 from connector.auth.crypto import Cipher
 from connector.db.queries import q
 from connector.errors import NeedsReauth
@@ -166,6 +167,7 @@ class TokenManager:
         except CredentialsRefused as exc:
             raise await self.give_up(str(exc)) from exc
         self._cached = _Cached(issued.access_token, expires_at)
+        metrics.TOKEN_REFRESHES.labels(connection=self.connection_id).inc()
         log.info(
             "token_refreshed",
             connection=self.connection_id,

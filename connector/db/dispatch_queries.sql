@@ -165,3 +165,7 @@ RETURNING id, event_id, flow_name;
 
 -- name: deliveries_wake
 SELECT pg_notify('deliveries_due', '');
+
+-- name: dispatch_count_dead
+-- For the dead-deliveries gauge; the partial index deliveries_dead keeps it cheap.
+SELECT count(*) FROM deliveries WHERE state = 'dead';

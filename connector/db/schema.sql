@@ -152,3 +152,6 @@ END
 $$;
 CREATE TRIGGER deliveries_notify AFTER INSERT ON deliveries
     FOR EACH STATEMENT EXECUTE FUNCTION deliveries_notify();
+
+-- 0005_dead_index
+CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE state = 'dead';

@@ -19,9 +19,15 @@ import aiohttp
 import structlog
 from aiolimiter import AsyncLimiter
 
+from connector import metrics
 from connector.auth.tokens import Authorizer
 from connector.errors import RetriableError
-from connector.providers.errors import RetryLater, UnexpectedResponse, error_from_reply
+from connector.providers.errors import (
+    RateLimited,
+    RetryLater,
+    UnexpectedResponse,
+    error_from_reply,
+)
 from connector.providers.models import (
     Campaign,
     Created,
@@ -126,16 +132,22 @@ class SendPulseClient:
         self, method: str, path: str, params: Mapping[str, Any] | None, json: Any, token: str
     ) -> Reply:
         self.requests_made += 1
-        return await send(
-            self._session,
-            self._limiter,
-            method,
-            self._base_url + path,
-            request_timeout=self._timeout,
-            params=params,
-            json=json,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        )
+        try:
+            reply = await send(
+                self._session,
+                self._limiter,
+                method,
+                self._base_url + path,
+                request_timeout=self._timeout,
+                params=params,
+                json=json,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            )
+        except RetriableError:
+            metrics.API_REQUESTS.labels(connection=self.connection_id, status="error").inc()
+            raise
+        metrics.API_REQUESTS.labels(connection=self.connection_id, status=str(reply.status)).inc()
+        return reply
 
     def _result(self, reply: Reply) -> Any:
         if 200 <= reply.status < 300:
@@ -144,9 +156,12 @@ class SendPulseClient:
             body: Any = jsonlib.loads(reply.body) if reply.body.strip() else None
         except (ValueError, UnicodeDecodeError):
             body = reply.body[:200].decode("utf-8", "replace")
-        raise error_from_reply(
+        error = error_from_reply(
             reply.status, body, retry_after=parse_retry_after(reply.headers.get("Retry-After"))
         )
+        if isinstance(error, RateLimited):
+            metrics.RATE_LIMITED.labels(connection=self.connection_id).inc()
+        raise error
 
     # -- paging -----------------------------------------------------------------------------
 

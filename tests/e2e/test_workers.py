@@ -579,12 +579,6 @@ async def test_postgres_restart_under_a_running_worker_loses_nothing(
     assert events.index("database_unavailable") < events.index("database_available")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a Postgres restart the dispatcher's LISTEN connection is gone; on SIGTERM "
-    "Dispatcher._unlisten calls remove_listener on the released connection, the "
-    "InterfaceError escapes Worker.run and the process exits 1 instead of 0",
-)
 async def test_worker_stops_cleanly_after_a_postgres_restart(
     private_postgres: EmbeddedPostgres,
     tmp_path: Path,
@@ -677,11 +671,6 @@ async def test_readyz_and_metrics_move_on_a_running_worker(
     await eventually(moved, "the poll and event counters to grow", 30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the dispatcher never counts deliveries (connector_deliveries_total and "
-    "connector_delivery_latency_seconds stay empty) and no API request is counted",
-)
 async def test_delivery_and_api_metrics_count_what_happened(
     database: str,
     tmp_path: Path,

@@ -108,3 +108,51 @@ async def test_provider_deliveries_are_claimed_only_by_the_connection_owner(
         clock.advance(TTL * 2)
         claimed = await other.claim(10)
         assert [c.id for c in claimed] == [routed]
+
+
+async def test_a_dead_workers_poll_lease_is_cleared_by_the_new_owner(
+    db_pool: asyncpg.Pool,
+) -> None:
+    clock = FakeClock(T0)
+    dead = Ownership(db_pool, "w1", ["a"], ttl=TTL, clock=clock)
+    await dead.tick()
+    # w1 dies in the middle of a poll: its poll lease was taken for five minutes.
+    await db_pool.execute(
+        "INSERT INTO leases (resource, owner, acquired_at, expires_at) VALUES ($1, $2, $3, $4)",
+        "poll:a",
+        "w1",
+        T0,
+        T0 + timedelta(minutes=5),
+    )
+    # An intake's short lease on another connection is nobody's orphan.
+    await db_pool.execute(
+        "INSERT INTO leases (resource, owner, acquired_at, expires_at) VALUES ($1, $2, $3, $4)",
+        "poll:b",
+        "intake:w9:1",
+        T0,
+        T0 + timedelta(minutes=5),
+    )
+    clock.advance(TTL * 2)
+    heir = Ownership(db_pool, "w2", ["a", "b"], ttl=TTL, clock=clock)
+    await heir.tick()
+    assert heir.owned == {"a", "b"}
+    resources = {r["resource"]: r["owner"] for r in await db_pool.fetch("SELECT * FROM leases")}
+    assert "poll:a" not in resources
+    assert resources["poll:b"] == "intake:w9:1"
+
+
+async def test_a_live_workers_poll_lease_is_left_alone(db_pool: asyncpg.Pool) -> None:
+    clock = FakeClock(T0)
+    alive = Ownership(db_pool, "w1", [], ttl=TTL, clock=clock)
+    await alive.tick()  # w1's heartbeat is live, though it owns nothing
+    await db_pool.execute(
+        "INSERT INTO leases (resource, owner, acquired_at, expires_at) VALUES ($1, $2, $3, $4)",
+        "poll:a",
+        "w1",
+        T0,
+        T0 + timedelta(minutes=5),
+    )
+    heir = Ownership(db_pool, "w2", ["a"], ttl=TTL, clock=clock)
+    await heir.tick()
+    assert heir.owned == {"a"}
+    assert await db_pool.fetchval("SELECT owner FROM leases WHERE resource = 'poll:a'") == "w1"
