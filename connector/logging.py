@@ -82,6 +82,16 @@ def _scrub_rendered(_logger: Any, _method: str, event_dict: MutableMapping[str, 
     return event_dict
 
 
+class _ScrubbedConsole:
+    """The console renderer, with its finished text (traceback included) scrubbed."""
+
+    def __init__(self, renderer: structlog.dev.ConsoleRenderer) -> None:
+        self._renderer = renderer
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
+        return scrub(str(self._renderer(logger, method, event_dict)))
+
+
 def configure(
     *,
     level: str | None = None,
@@ -126,8 +136,11 @@ def configure(
             renderer,
         ]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
-        final = [renderer]
+        # Rich tracebacks print every frame's locals, where tokens and secrets live.
+        console = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+        final = [_ScrubbedConsole(console)]
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -91,3 +91,27 @@ def test_console_format_is_chosen_explicitly() -> None:
     assert "worker_started" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text.splitlines()[0])
+
+
+def test_console_tracebacks_show_no_secret_held_in_a_local() -> None:
+    secret = "console-local-secret-value"
+    connector_logging.register_secret(secret)
+    out = io.StringIO()
+    connector_logging.configure(level="INFO", fmt="console", stream=out)
+
+    def refresh() -> None:
+        header = f"Bearer {secret}"
+        marker = "plain-local-marker"
+        raise RuntimeError(f"refresh failed for {len(header) + len(marker)} chars")
+
+    try:
+        refresh()
+    except RuntimeError:
+        structlog.get_logger("t").exception("token_refresh_failed")
+    text = out.getvalue()
+    assert "token_refresh_failed" in text
+    assert "refresh failed for" in text
+    assert "Traceback" in text
+    assert secret not in text
+    # Locals are not printed at all, secret or not.
+    assert "plain-local-marker" not in text
