@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from connector.egress import refused_by_egress
@@ -64,6 +65,12 @@ class Params(PluginParams):
             if name.lower() in RESERVED_HEADERS:
                 raise ValueError(f"header {name!r} is set by the connector")
         return value
+
+    def log_secrets(self) -> list[str]:
+        """What of the URL to scrub from every log line: all of it, and a secret-looking path."""
+        parts = urlsplit(self.url)
+        rest = parts.path + (f"?{parts.query}" if parts.query else "")
+        return [self.url, rest] if _secret_looking(rest) else [self.url]
 
     def secret_values(self) -> list[str]:
         secrets = self.secret if isinstance(self.secret, list) else [self.secret]
@@ -125,6 +132,47 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: what logs and summaries may show of it.
+
+    Slack- and Zapier-style URLs carry their secret in the path or query, and userinfo is a
+    password, so neither is ever written down.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _secret_looking(path_and_query: str) -> bool:
+    path, _, query = path_and_query.partition("?")
+    segments = [s for s in path.split("/") if s]
+    # Tokens are long or number-heavy (Slack's T0123/B0456/xyz…, Zapier's /catch/123456/…);
+    # a plain "/v1/events" is not worth redacting from every log line.
+    return bool(query) or any(len(s) >= 16 or sum(c.isdigit() for c in s) >= 4 for s in segments)
+
+
+def _without_url(text: str, url: str) -> str:
+    """``text`` with ``url`` (as written or as yarl normalised it) cut down to its origin."""
+    forms = {url}
+    try:
+        forms.add(str(yarl.URL(url)))
+    except ValueError:
+        pass
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, origin(url))
+    parts = urlsplit(url)
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    if len(rest) > 1:
+        text = text.replace(rest, "/…")
+    return text
+
+
 def _snippet(text: str) -> str:
     text = text.strip().replace("\n", " ")
     return text if len(text) <= RESPONSE_LIMIT else text[:RESPONSE_LIMIT] + "…"
@@ -142,7 +190,10 @@ class Webhook(Action):
         assert isinstance(params, Params)  # noqa: S101 - the dispatcher validated them
         parts = urlsplit(params.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FatalError(f"the rendered url {params.url!r} is not an http(s) URL")
+            # The URL itself may carry a secret; its scheme alone says what is wrong.
+            raise FatalError(
+                f"the rendered url is not an http(s) URL with a host (scheme {parts.scheme!r})"
+            )
         body = body_for(event)
         now = ctx.clock()
         headers = {
@@ -151,7 +202,7 @@ class Webhook(Action):
             "content-type": "application/json",
             "user-agent": "sendpulse-connector",
         }
-        target = f"{parts.hostname}{parts.path or '/'}"
+        target = origin(params.url)
         timeout = aiohttp.ClientTimeout(total=params.timeout.total_seconds())
         try:
             async with ctx.http.post(
@@ -160,8 +211,10 @@ class Webhook(Action):
                 status = response.status
                 text = _snippet(await response.text(errors="replace"))
                 retry_after = response.headers.get("Retry-After")
-        except aiohttp.InvalidURL as exc:
-            raise FatalError(f"invalid url for {target}: {exc}") from None
+        # aiohttp's InvalidURL is a ValueError; yarl raises plain ValueErrors (bad IDNA).
+        # Their messages quote the whole URL, so only its origin is named.
+        except ValueError:
+            raise FatalError(f"invalid url for {target}") from None
         # aiohttp's timeouts are ClientErrors too; they are named here first.
         except TimeoutError:
             raise WebhookRetriable(
@@ -175,7 +228,7 @@ class Webhook(Action):
             if refused is not None:
                 raise FatalError(str(refused)) from None
             raise WebhookRetriable(
-                f"POST {target} failed: {type(exc).__name__}: {exc}",
+                f"POST {target} failed: {type(exc).__name__}: {_without_url(str(exc), params.url)}",
                 status_code=None,
                 detail=None,
                 retry_after=None,

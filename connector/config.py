@@ -360,6 +360,11 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
 
 
 def _register_param_secrets(params: PluginParams) -> None:
+    # A webhook URL may hold its receiver's secret (Slack, Zapier) in the path or query.
+    log_secrets = getattr(params, "log_secrets", None)
+    if callable(log_secrets):
+        for value in log_secrets():
+            register_secret(value)
     for value in params.__dict__.values():
         values = value if isinstance(value, list) else [value]
         for item in values:

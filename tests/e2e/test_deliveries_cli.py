@@ -52,8 +52,8 @@ async def seed(dsn: str) -> dict[str, uuid.UUID]:
                 state,
                 attempt,
                 created,
-                "POST example.com/hook → 200" if state == "delivered" else None,
-                "POST example.com/hook → 503" if state != "delivered" else None,
+                "POST https://example.com → 200" if state == "delivered" else None,
+                "POST https://example.com → 503" if state != "delivered" else None,
                 created if state == "delivered" else None,
             )
         for n in (1, 2):

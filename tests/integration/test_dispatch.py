@@ -91,7 +91,7 @@ async def test_delivers_signed_json_records_attempt_and_logs(
     assert line["flow"] == "welcome" and line["event_id"] == "ev-1"
     assert line["item_key"] == "x@y.z" and line["action"] == "webhook"
     assert line["attempt"] == 1 and isinstance(line["duration_ms"], int)
-    assert line["summary"] == "POST 127.0.0.1/hook → 200"
+    assert line["summary"] == f"POST {rx.url} → 200"
 
 
 async def test_retry_schedule_then_dead_with_the_same_webhook_id(
