@@ -81,10 +81,15 @@ def as_float(value: Any) -> float | None:
 
 
 def as_list(body: Any) -> list[Any]:
-    """A bare array as is; ``{"data": [...]}`` / ``{"list": [...]}`` unwrapped; ``None`` → []."""
+    """A bare array as is; ``{"data": [...]}`` / ``{"list": [...]}`` unwrapped.
+
+    Anything else (an empty body, ``{}``, an object with no list in it) is a
+    :class:`MalformedResponse`: read as "no more rows", one bad page would end a list early,
+    and a snapshot trigger would take every row after it for removed.
+    """
     body = unwrap(body)
     if body is None:
-        return []
+        raise MalformedResponse("an empty reply where a list was expected")
     if isinstance(body, list):
         return body
     if isinstance(body, dict):
@@ -94,9 +99,8 @@ def as_list(body: Any) -> list[Any]:
                 return inner
             if isinstance(inner, dict) and key == "data":
                 return as_list(inner)
-        if not body:
-            return []
-    raise UnexpectedResponse(f"expected a list, got {type(body).__name__}")
+        raise MalformedResponse(f"expected a list, got an object with keys {sorted(body)[:5]}")
+    raise MalformedResponse(f"expected a list, got {type(body).__name__}")
 
 
 def one(body: Any) -> dict[str, Any]:

@@ -141,6 +141,12 @@ async def _fault(request: web.Request, fault: Fault) -> web.StreamResponse:
         return web.json_response(rate_limit_body(None), status=429, headers=headers)
     if fault.kind == "malformed":
         return web.Response(text='{"result": tru', content_type="application/json")
+    if fault.kind == "empty":
+        # A 200 with no body at all, where a list is expected.
+        return web.Response(status=200, content_type="application/json")
+    if fault.kind == "wrapped":
+        # A shape the endpoint does not document: an (empty) list inside an object.
+        return web.json_response({"data": []})
     if fault.kind == "hang":
         stopping = request.app[STOPPING]
         try:

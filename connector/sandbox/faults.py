@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["500", "429", "hang", "malformed", "drop"]
-KINDS: tuple[str, ...] = ("500", "429", "hang", "malformed", "drop")
+FaultKind = Literal["500", "429", "hang", "malformed", "drop", "empty", "wrapped"]
+KINDS: tuple[str, ...] = ("500", "429", "hang", "malformed", "drop", "empty", "wrapped")
 
 
 @dataclass(slots=True)

@@ -89,8 +89,6 @@ def test_wrappers_bare_arrays_and_single_items() -> None:
     assert as_list([{"id": 1}]) == [{"id": 1}]
     assert as_list({"success": True, "data": {"list": [1, 2], "total": 2}}) == [1, 2]
     assert as_list({"data": [3]}) == [3]
-    assert as_list(None) == []
-    assert as_list({}) == []
     assert one([{"id": 1}]) == {"id": 1}
     assert one({"id": 2}) == {"id": 2}
     # A dict with a "success" key that is an ordinary item is not a wrapper.
@@ -108,9 +106,10 @@ def test_one_refuses_anything_but_one_item(body: object) -> None:
         one(body)
 
 
-@pytest.mark.parametrize("body", ["text", 5, {"total": 3}])
+@pytest.mark.parametrize("body", [None, {}, {"total": 3}, {"success": True}, "text", 5])
 def test_as_list_refuses_non_lists(body: object) -> None:
-    with pytest.raises(UnexpectedResponse):
+    # Read as "no more rows", any of these would end a list early and lose its rows.
+    with pytest.raises(MalformedResponse):
         as_list(body)
 
 

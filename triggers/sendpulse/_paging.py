@@ -16,6 +16,7 @@ from typing import Any
 
 from connector.errors import RetriableError
 from connector.plugins import ApiClient, Item
+from connector.providers.errors import MalformedResponse
 
 PAGE = 100
 ANCHORS = 20
@@ -32,7 +33,15 @@ async def _page(
     answer = await client.request(
         "GET", path, params={**(params or {}), "limit": PAGE, "offset": offset}
     )
-    return [row for row in answer if isinstance(row, dict)] if isinstance(answer, list) else []
+    # The reference documents a bare array here. Anything else (an empty body, a wrapper,
+    # a row that is not an object) fails the poll: taken for "no more rows", it would make
+    # every row after it look removed, and added again (as new events) on the next poll.
+    if not isinstance(answer, list):
+        shape = "an empty reply" if answer is None else f"a {type(answer).__name__}"
+        raise MalformedResponse(f"{path} offset {offset}: expected a list, got {shape}")
+    if not all(isinstance(row, dict) for row in answer):
+        raise MalformedResponse(f"{path} offset {offset}: a row of the list is not an object")
+    return answer
 
 
 def _after_anchor(rows: list[Item], tail: list[str], key: Callable[[Item], str]) -> int | None:
