@@ -30,7 +30,7 @@ from connector.errors import ConfigInvalid, ConfigProblem
 from connector.logging import register_secret
 from connector.plugins import Action, PluginParams, Trigger
 from connector.units import Duration, RateLimitField, parse_rate_limit
-from connector.yamlsource import Located, load
+from connector.yamlsource import Located, format_path, load
 
 FLOW_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 CONNECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -322,6 +322,9 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
             flow = Flow.model_validate(raw)
         except ValidationError as exc:
             problems += _errors_to_problems(located, exc, where)
+            problems += _salvaged_flow_problems(
+                located, raw, exc, where, connections, doc.connections, TRIGGERS, ACTIONS, apps
+            )
             continue
         if flow.name in seen_names:
             problems.append(
@@ -357,6 +360,78 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
         trigger_params=trigger_params,
         action_params=action_params,
     )
+
+
+_PLACEHOLDER_ACTION = {"type": "_invalid_"}
+
+
+def _salvaged_flow_problems(
+    located: Located,
+    raw: Any,
+    exc: ValidationError,
+    where: tuple[str | int, ...],
+    connections: dict[str, Connection],
+    raw_connections: dict[str, Any],
+    triggers: Any,
+    actions: Any,
+    apps: dict[str, App],
+) -> list[ConfigProblem]:
+    """The trigger and action problems of a flow whose own fields failed.
+
+    Each failed field is replaced by a harmless stand-in, the flow checked as usual, and
+    whatever is reported under a stand-in dropped: it was reported already.
+    """
+    if not isinstance(raw, dict):
+        return []
+    patched = dict(raw)
+    failed: set[tuple[str | int, ...]] = set()
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        if not loc:
+            return []
+        field = loc[0]
+        if (
+            field == "actions"
+            and len(loc) > 1
+            and isinstance(loc[1], int)
+            and isinstance(raw.get("actions"), list)
+        ):
+            failed.add(("actions", loc[1]))
+        else:
+            failed.add((field,))
+    if ("installs_of",) in failed:
+        # Whether the trigger needs a connection depends on it: leave the trigger alone.
+        failed.add(("trigger",))
+    for path in failed:
+        if path == ("name",):
+            patched["name"] = "invalid"
+        elif path == ("trigger",):
+            patched["trigger"] = {"type": "_invalid_"}
+        elif path == ("actions",):
+            patched["actions"] = [_PLACEHOLDER_ACTION]
+        elif path[0] == "actions" and ("actions",) not in failed:
+            patched["actions"] = [
+                _PLACEHOLDER_ACTION if ("actions", i) in failed else action
+                for i, action in enumerate(raw["actions"])
+            ]
+        else:
+            patched.pop(str(path[0]), None)
+    try:
+        flow = Flow.model_validate(patched)
+    except ValidationError:
+        return []
+    _, found, _, _ = _check_flow(
+        located, flow, where, connections, raw_connections, triggers, actions, apps
+    )
+    hidden = [format_path((*where, *path)) for path in failed]
+    return [
+        problem
+        for problem in found
+        if not any(
+            problem.path == prefix or problem.path.startswith((prefix + ".", prefix + "["))
+            for prefix in hidden
+        )
+    ]
 
 
 def _register_param_secrets(params: PluginParams) -> None:

@@ -313,6 +313,46 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
     assert "flows.yaml:6:" in rendered
 
 
+def test_a_flow_with_bad_fields_still_has_its_trigger_and_actions_checked() -> None:
+    text = (
+        VALID.replace("every: 5m", "every: 5s")
+        .replace("params: {mailing_list_id: 123}", "params: {mailing_list_id: 123, colour: red}")
+        .replace("type: append_jsonl", "type: nope")
+    )
+    problems = problems_of(text)
+    by_path = {p.path: p.message for p in problems}
+    assert "at least 10s" in by_path["flows[0].every"]
+    assert "flows[0].trigger.params.colour" in by_path
+    assert "nope" in by_path["flows[0].actions[1].type"]
+    assert len(problems) == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "hidden", "shown"),
+    [
+        # A broken action is reported once, by the model; its neighbour is still checked.
+        (("type: append_jsonl", "typo: append_jsonl"), "flows[0].actions[1]", "flows[0].every"),
+        # A broken trigger hides nothing else.
+        (("type: sendpulse.subscriber_added", "kind: x"), "flows[0].trigger", "flows[0].every"),
+    ],
+)
+def test_salvaged_checks_do_not_repeat_the_model_problem(
+    change: tuple[str, str], hidden: str, shown: str
+) -> None:
+    text = (
+        VALID.replace("every: 5m", "every: 5s")
+        .replace(*change)
+        .replace("url: https://example.com/hooks/welcome", "url: ftp://example.com")
+    )
+    problems = problems_of(text)
+    paths = [p.path for p in problems]
+    assert shown in paths
+    assert "flows[0].actions[0].url" in paths
+    assert len(paths) == len(set(paths)), paths
+    assert not any("_invalid_" in p.message for p in problems)
+    assert any(p.startswith(hidden) for p in paths)
+
+
 def test_missing_variables_are_all_named() -> None:
     problems = problems_of(VALID, env={})
     names = " ".join(p.message for p in problems)
