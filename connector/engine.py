@@ -413,8 +413,13 @@ async def _poll_snapshot(run: _Run, before: int) -> PollResult:
 async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
     trigger, flow = run.trigger, run.flow
     chosen: list[tuple[Delta, dict[str, Any]]] = []
+    # Rows the diff already moved in the snapshot that must go back to where they were.
+    restore: list[Delta] = []
+    keeps_removed = getattr(trigger, "keeps_removed", False)
     for delta in deltas:
         if delta.kind not in trigger.emits:
+            if delta.kind == "removed" and keeps_removed:
+                restore.append(delta)
             continue
         if delta.kind == "removed":
             payload = trigger.removed_payload(delta.item_key)
@@ -428,9 +433,13 @@ async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
                 # proof that a subscriber really left); None means it was no change after all.
                 enriched = await trigger.enrich(run.client, delta.kind, payload)
                 if enriched is None:
+                    # Not a change after all (the paging missed a row). The snapshot keeps
+                    # what it held, so that the change, if it comes later, is still found.
+                    restore.append(delta)
                     continue
                 payload = enriched
             chosen.append((delta, payload))
+    await _restore_snapshot(run, restore)
     if not chosen:
         return 0
     # Number the occurrences: joining, leaving and joining again are three events.
@@ -454,3 +463,15 @@ async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
         for delta, payload in chosen
     ]
     return await record_events(run.conn, flow, events)
+
+
+async def _restore_snapshot(run: _Run, deltas: list[Delta]) -> None:
+    """Put the snapshot rows of these deltas back to their fingerprint before this poll."""
+    name = run.flow.name
+    kept = [(name, d.item_key, d.previous) for d in deltas if d.previous is not None]
+    if kept:
+        await run.conn.executemany(q("snapshot_upsert_item"), kept)
+    # An "added" row had no fingerprint before: restoring it means forgetting it again.
+    gone = [(name, d.item_key) for d in deltas if d.previous is None]
+    if gone:
+        await run.conn.executemany(q("snapshot_delete_item"), gone)

@@ -39,6 +39,10 @@ class CampaignStatusChanged(Trigger):
     item_key: ClassVar[str] = "id"
     emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"changed", "added"})
     enriches: ClassVar[bool] = True
+    # Offset paging can miss a campaign for one poll. Forgotten, it would come back as
+    # "added" and its status change would be lost (or, already in ``to``, announced twice);
+    # kept, it comes back as "changed" from the status it had. Campaign ids are never reused.
+    keeps_removed: ClassVar[bool] = True
     payload_fields = CAMPAIGN_FIELDS | {"previous_status", "send_date", "statistics"}
     summary = "an email campaign's status changed"
     api_calls = (
