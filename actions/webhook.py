@@ -17,7 +17,7 @@ from connector.errors import FatalError, RetriableError
 from connector.plugins import Action, ActionContext, ActionResult, PluginParams, StoredEvent
 from connector.signing import sign_headers
 from connector.templates import is_template
-from connector.units import Duration
+from connector.units import Duration, check_timeout
 
 RESPONSE_LIMIT = 300
 # Ours to set: a user's extra header must not replace the signature or the body's type.
@@ -43,6 +43,12 @@ class Params(PluginParams):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("url must be an http:// or https:// URL with a host")
         return str(AnyHttpUrl(value))
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        # A receiver that takes longer than this holds a delivery slot for nothing.
+        return check_timeout(value, timedelta(minutes=5))
 
     @field_validator("secret")
     @classmethod

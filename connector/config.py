@@ -29,13 +29,14 @@ from pydantic import (
 from connector.errors import ConfigInvalid, ConfigProblem
 from connector.logging import register_secret
 from connector.plugins import Action, PluginParams, Trigger
-from connector.units import Duration, RateLimitField, parse_rate_limit
+from connector.units import Duration, RateLimitField, check_timeout, parse_rate_limit
 from connector.yamlsource import Located, format_path, load
 
 FLOW_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 CONNECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 SENDPULSE_MAX_PER_SECOND = 10.0
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+MAX_API_TIMEOUT = timedelta(minutes=10)
 
 
 class Model(BaseModel):
@@ -56,6 +57,11 @@ class Connection(Model):
     scopes: list[str] | None = None
     # The secret part of this connection's webhook intake URL; unset, the intake is off.
     webhook_token: SecretStr | None = None
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        return check_timeout(value, MAX_API_TIMEOUT)
 
     @field_validator("webhook_token")
     @classmethod
@@ -169,6 +175,11 @@ class App(Model):
     rate_limit: RateLimitField = parse_rate_limit("3/s")
     timeout: Duration = timedelta(seconds=30)
     signature_window: Duration = timedelta(minutes=5)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        return check_timeout(value, MAX_API_TIMEOUT)
 
     @model_validator(mode="after")
     def _ids(self) -> App:

@@ -42,6 +42,23 @@ def format_duration(value: timedelta) -> str:
     return f"{seconds:g}s"
 
 
+MIN_TIMEOUT = timedelta(seconds=1)
+
+
+def check_timeout(value: timedelta, at_most: timedelta) -> timedelta:
+    """A request timeout between 1s and ``at_most``; aiohttp reads 0 as no timeout at all."""
+    if value < MIN_TIMEOUT:
+        raise ValueError(
+            f"timeout must be at least 1s (got {format_duration(value)}); "
+            "a request without a timeout can hang forever"
+        )
+    if value > at_most:
+        raise ValueError(
+            f"timeout must be at most {format_duration(at_most)} (got {format_duration(value)})"
+        )
+    return value
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),

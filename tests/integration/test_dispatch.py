@@ -221,7 +221,7 @@ async def test_timeout_counts_as_a_failure(
     try:
         config = flow_file(
             webhook_flow("slow", url, **{}).replace(
-                "      secret:", "      timeout: 200ms\n      secret:"
+                "      secret:", "      timeout: 1s\n      secret:"
             )
         )
         async with db_pool.acquire() as conn:
@@ -229,7 +229,7 @@ async def test_timeout_counts_as_a_failure(
         await dispatcher(db_pool, config, http, FakeClock()).run_once()
         async with db_pool.acquire() as conn:
             row = await delivery(conn, did)
-        assert row["state"] == "pending" and "timed out after 0.2s" in row["last_error"]
+        assert row["state"] == "pending" and "timed out after 1s" in row["last_error"]
     finally:
         release.set()
         await runner.cleanup()

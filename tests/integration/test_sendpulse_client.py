@@ -211,7 +211,7 @@ async def test_a_hanging_request_times_out_and_is_retried(
     sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
 ) -> None:
     sleep = RecordingSleep()
-    client = clients(sb, http, db_pool, sleep=sleep, timeout="300ms").sendpulse("main")
+    client = clients(sb, http, db_pool, sleep=sleep, timeout="1s").sendpulse("main")
     await client.request("GET", "/addressbooks")
     sb.faults.script("hang", 1, path_prefix="/addressbooks", hang_seconds=5)
     loop = asyncio.get_running_loop()

@@ -353,6 +353,41 @@ def test_salvaged_checks_do_not_repeat_the_model_problem(
     assert any(p.startswith(hidden) for p in paths)
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "words"),
+    [
+        ("connection", "0s", "at least 1s (got 0s)"),
+        ("connection", "0", "at least 1s (got 0s)"),
+        ("connection", "500ms", "at least 1s (got 0.5s)"),
+        ("connection", "11m", "at most 10m (got 11m)"),
+        ("webhook", "0s", "at least 1s (got 0s)"),
+        ("webhook", "999ms", "at least 1s"),
+        ("webhook", "6m", "at most 5m (got 6m)"),
+    ],
+)
+def test_timeouts_cannot_be_switched_off_or_unbounded(where: str, value: str, words: str) -> None:
+    if where == "connection":
+        text = VALID.replace("rate_limit: 3/s", f"rate_limit: 3/s\n    timeout: {value}")
+        path = "connections.main.timeout"
+    else:
+        text = VALID.replace(
+            "secret: ${HOOK_SECRET}", f"secret: ${{HOOK_SECRET}}\n        timeout: {value}"
+        )
+        path = "flows[0].actions[0].timeout"
+    [problem] = problems_of(text)
+    assert problem.path == path
+    assert words in problem.message
+
+
+def test_timeouts_at_the_bounds_are_accepted() -> None:
+    text = VALID.replace("rate_limit: 3/s", "rate_limit: 3/s\n    timeout: 1s").replace(
+        "secret: ${HOOK_SECRET}", "secret: ${HOOK_SECRET}\n        timeout: 5m"
+    )
+    config = parse(text, "flows.yaml", ENV)
+    assert config.connections["main"].timeout == timedelta(seconds=1)
+    assert config.action_params["welcome"][0].timeout == timedelta(minutes=5)  # type: ignore[attr-defined]
+
+
 def test_missing_variables_are_all_named() -> None:
     problems = problems_of(VALID, env={})
     names = " ".join(p.message for p in problems)
