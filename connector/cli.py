@@ -225,13 +225,32 @@ def _web_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("HOST", "127.0.0.1"),
         help="web server address (env HOST, default 127.0.0.1; 0.0.0.0 to accept webhooks)",
     )
+    # PORT is read when a command needs it, so a bad value breaks only those commands.
     parser.add_argument(
-        "--port",
-        type=int,
-        default=int(os.environ.get("PORT", "8080")),
-        help="web server port (env PORT, default 8080)",
+        "--port", type=_port_number, help="web server port (env PORT, default 8080)"
     )
     parser.add_argument("--no-web", action="store_true", help="run without the web server")
+
+
+def _port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return port
+
+
+def _port(args: argparse.Namespace) -> int:
+    """``--port``, else ``PORT``, else 8080."""
+    if args.port is not None:
+        return int(args.port)
+    text = os.environ.get("PORT", "").strip() or "8080"
+    try:
+        return _port_number(text)
+    except argparse.ArgumentTypeError:
+        raise ConfigError(f"PORT={text!r} is not a port number (0 to 65535)") from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -244,7 +263,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             config,
             config_path=args.config,
             host=args.host,
-            port=None if args.no_web else args.port,
+            port=None if args.no_web else _port(args),
             drain=args.drain,
         )
     )
@@ -258,7 +277,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             args.config,
             sandbox_port=args.sandbox_port,
             receiver_port=args.receiver_port,
-            web_port=args.port,
+            web_port=_port(args),
             rate=args.rate,
         )
     )

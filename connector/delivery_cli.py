@@ -32,6 +32,8 @@ def parse_since(text: str | None, now: datetime) -> datetime | None:
         return now - parse_duration(text)
     except ValueError:
         pass
+    except OverflowError:
+        raise ConfigError(f"--since {text!r} reaches back before the year 1") from None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -42,12 +44,25 @@ def parse_since(text: str | None, now: datetime) -> datetime | None:
 
 
 async def _with_db(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    from connector.db.pool import connect, locate
+    from connector.db import migrate as migrations
+    from connector.db.pool import connect, ensure_database, locate
 
     location = locate()
     try:
-        conn = await connect(location.dsn)
+        if location.embedded is not None:
+            # Our private cluster: make what `connector run` would make, then look.
+            await ensure_database(location.dsn)
         try:
+            conn = await connect(location.dsn)
+        except ConfigError as exc:
+            if isinstance(exc.__cause__, asyncpg.InvalidCatalogNameError):
+                raise ConfigError(
+                    "the database does not exist yet; run: connector db migrate"
+                ) from None
+            raise
+        try:
+            if location.embedded is not None:
+                await migrations.migrate(conn)
             return await work(conn)
         except asyncpg.UndefinedTableError:
             raise ConfigError(
@@ -193,7 +208,10 @@ def cmd_verify_webhook(args: argparse.Namespace) -> int:
         if not sep:
             raise ConfigError(f"--header {header!r}: write it as 'name: value'")
         headers[name.strip()] = value.strip()
-    body = Path(args.body).read_bytes() if args.body != "-" else sys.stdin.buffer.read()
+    try:
+        body = Path(args.body).read_bytes() if args.body != "-" else sys.stdin.buffer.read()
+    except OSError as exc:
+        raise ConfigError(f"--body {args.body}: cannot read it ({exc.strerror})") from None
     now = datetime.fromtimestamp(int(args.now), UTC) if args.now is not None else datetime.now(UTC)
     try:
         msg_id = verify(secrets, headers, body, now=now, tolerance=args.tolerance)
@@ -253,7 +271,7 @@ def add_parsers(commands: Any) -> None:
     )
     verify.add_argument("--body", default="-", help="file with the raw body ('-' = stdin)")
     verify.add_argument("--tolerance", type=int, default=300, help="seconds either way (300)")
-    verify.add_argument("--now", help=argparse.SUPPRESS)
+    verify.add_argument("--now", type=int, help=argparse.SUPPRESS)
 
     secret = commands.add_parser("secret", help="make secrets")
     secret_commands = secret.add_subparsers(dest="secret_kind", metavar="KIND", required=True)

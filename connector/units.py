@@ -21,16 +21,24 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("a duration is a string like 30s, 5m or 1h")
     if isinstance(value, int | float):
+        if value != value:  # NaN
+            raise ValueError("a duration is a string like 30s, 5m or 1h")
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        try:
+            return timedelta(seconds=value)
+        except OverflowError:
+            raise ValueError(f"{value!r} is too long a duration") from None
     if not isinstance(value, str):
         raise ValueError("a duration is a string like 30s, 5m or 1h")
     text = value.strip().lower()
     if not text or not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"{value!r} is not a duration; write it like 30s, 5m, 1h or 1h30m")
     seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{value!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 from tests.e2e.conftest import Daemon, cli_env, run_cli
 
 SECRET_KEY = "x3yXV8nP2m1c0bq6m7i0YxM6kYQw5bK0nY3Q2zW9r8s="
+# Never reached: the commands under test must fail before they touch a database.
+UNREACHABLE = "postgresql://connector@127.0.0.1:1/never"
 
 
 def test_check_valid_demo_file_exits_0_and_lists_flows() -> None:
@@ -131,3 +134,49 @@ def test_embedded_database_is_shared_and_survives_restarts(tmp_path: Path) -> No
     assert "nothing to apply" in again.stdout
     # As root the cluster may live outside tmp_path (see embedded._reachable); clean it too.
     shutil.rmtree((home / "postgres").resolve(), ignore_errors=True)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The single ``error: ...`` line a bad-usage exit leaves on stderr (no traceback)."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_a_bad_port_breaks_only_the_commands_that_listen() -> None:
+    env = cli_env(PORT="abc")
+    assert run_cli("check", "config/demo.yaml", env=env).returncode == 0
+    assert run_cli("schema", env=env).returncode == 0
+    line = one_line_error(
+        run_cli(
+            "run", "--config", "config/demo.yaml", env=cli_env(PORT="abc", DATABASE_URL=UNREACHABLE)
+        )
+    )
+    assert line == "error: PORT='abc' is not a port number (0 to 65535)"
+    line = one_line_error(
+        run_cli(
+            "run",
+            "--config",
+            "config/demo.yaml",
+            env=cli_env(PORT="70000", DATABASE_URL=UNREACHABLE),
+        )
+    )
+    assert "PORT='70000'" in line
+    flag = run_cli("run", "--config", "config/demo.yaml", "--port", "x", env=env)
+    assert flag.returncode == 2 and "'x' is not a port number" in flag.stderr
+
+
+def test_verify_webhook_with_a_missing_body_file_is_a_usage_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    result = run_cli(
+        "verify-webhook",
+        "--secret",
+        "whsec_" + "QUJD" * 8,
+        "-H",
+        "webhook-id: msg_1",
+        "--body",
+        str(missing),
+    )
+    line = one_line_error(result)
+    assert str(missing) in line and "No such file or directory" in line

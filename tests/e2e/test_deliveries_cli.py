@@ -7,10 +7,12 @@ import base64
 import hashlib
 import hmac
 import json
+import shutil
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -175,3 +177,41 @@ def test_verify_webhook_and_secret(tmp_path: Path) -> None:
     secret = made.stdout.strip()
     assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
     assert run_cli("secret", "webhook").stdout.strip() != secret
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+async def test_a_since_before_the_year_1_is_a_usage_error(database: str) -> None:
+    for command in (["deliveries"], ["replay", "--flow", "hooks"]):
+        line = one_line_error(await cli(database, *command, "--since", "99999999d"))
+        assert "--since '99999999d'" in line
+    line = one_line_error(await cli(database, "deliveries", "--since", "99999999999999999d"))
+    assert "--since" in line
+
+
+async def test_a_missing_database_points_to_db_migrate(database: str) -> None:
+    parts = urlsplit(database)
+    missing = urlunsplit(parts._replace(path=f"/nope_{uuid.uuid4().hex[:12]}"))
+    line = one_line_error(await cli(missing, "deliveries"))
+    assert line == "error: the database does not exist yet; run: connector db migrate"
+    assert one_line_error(await cli(missing, "events", "show", "ev-1")) == line
+
+
+def test_deliveries_on_a_fresh_embedded_home_makes_the_database(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = cli_env(CONNECTOR_HOME=str(home))
+    try:
+        listed = run_cli("deliveries", "--json", env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout == ""
+        table = run_cli("deliveries", env=env)
+        assert table.returncode == 0, table.stderr
+        assert "0 shown" in table.stdout
+    finally:
+        # As root the cluster may live outside tmp_path (see embedded._reachable); clean it too.
+        shutil.rmtree((home / "postgres").resolve(), ignore_errors=True)

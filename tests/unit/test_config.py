@@ -434,3 +434,9 @@ def test_durations_and_rate_limits_parse() -> None:
     for bad_rate in ("0/s", "3/", "/s", "three/s"):
         with pytest.raises(ValueError):
             parse_rate_limit(bad_rate)
+
+
+def test_an_enormous_duration_is_a_problem_not_a_crash() -> None:
+    [problem] = problems_of(VALID.replace("every: 5m", "every: 99999999999999d"))
+    assert problem.path == "flows[0].every"
+    assert "too long a duration" in problem.message
