@@ -74,6 +74,9 @@ class Runtime:
     secret_key: bytes
     home: Path
     worker_id: str
+    # Tokens and connection rows get their own few connections: a token refresh must never
+    # wait for a pooled connection that only a poll waiting for that token could give back.
+    token_pool: asyncpg.Pool | None = None
 
 
 @asynccontextmanager
@@ -88,6 +91,7 @@ async def runtime(env: Mapping[str, str] | None = None) -> AsyncIterator[Runtime
             stack.callback(location.embedded.stop)
         await ensure_database(location.dsn)
         db = await stack.enter_async_context(pool(location.dsn, min_size=2, max_size=20))
+        token_db = await stack.enter_async_context(pool(location.dsn, min_size=1, max_size=4))
         async with db.acquire() as conn:
             applied = await migrations.migrate(conn)
         log.info("database_ready", migrations_applied=len(applied))
@@ -100,13 +104,20 @@ async def runtime(env: Mapping[str, str] | None = None) -> AsyncIterator[Runtime
             secret_key=secret_key,
             home=state_home,
             worker_id=env.get("CONNECTOR_WORKER_ID") or default_worker_id(),
+            token_pool=token_db,
         )
 
 
-def polled_connections(config: Config) -> list[str]:
-    return sorted(
-        {f.trigger.connection for f in config.flows if f.enabled and f.trigger.connection}
-    )
+def owned_connections(config: Config) -> list[str]:
+    """Every connection a flow polls or acts on: each gets one owner in the cluster."""
+    names = set()
+    for flow in config.flows:
+        if not flow.enabled:
+            continue
+        if flow.trigger.connection:
+            names.add(flow.trigger.connection)
+        names.update(a.connection for a in flow.actions if a.connection)
+    return sorted(names)
 
 
 class Worker:
@@ -134,6 +145,7 @@ class Worker:
         self.extra_routes = extra_routes or []
         self.stop = asyncio.Event()
         self._signals = 0
+        self._reload_lock = asyncio.Lock()
         self._db_down = False
         self._paused: dict[str, str] = {}
         # Shorter leases (CONNECTOR_LEASE_TTL for connections and their polls,
@@ -152,7 +164,7 @@ class Worker:
             }
         )
         self.ownership = Ownership(
-            rt.pool, rt.worker_id, polled_connections(config), ttl=connection_lease or DEFAULT_TTL
+            rt.pool, rt.worker_id, owned_connections(config), ttl=connection_lease or DEFAULT_TTL
         )
         self.scheduler = FlowScheduler(self._poll)
         self.providers = self._providers(config)
@@ -164,7 +176,7 @@ class Worker:
     def _providers(self, config: Config) -> ProviderClients:
         return ProviderClients(
             session=self.rt.session,
-            pool=self.rt.pool,
+            pool=self.rt.token_pool or self.rt.pool,
             config=config,
             secret_key=self.rt.secret_key,
             worker_id=self.rt.worker_id,
@@ -284,27 +296,43 @@ class Worker:
         """Re-read the flow file; keep the running flows if the new one is invalid."""
         if self.config_path is None:
             return False
-        try:
-            config = await asyncio.to_thread(load_file, self.config_path)
-        except ConfigInvalid as exc:
-            log.error(
-                "config_reload_failed",
-                file=self.config_path,
-                problems=[str(p) for p in exc.problems],
-            )
-            return False
-        providers = self._providers(config)
-        await providers.ensure_connections()
-        await self._stop_dispatcher(self.drain)
-        self.file_config = config
-        self.providers = providers
-        self.config = await self._expanded(config)
-        self.ownership.set_connections(polled_connections(self.config))
-        await self.ownership.tick()
-        self._start_dispatcher()
-        self.scheduler.sync(self.config.flows)
-        log.info("config_reloaded", file=self.config_path, flows=len(self.config.flows))
-        return True
+        async with self._reload_lock:
+            try:
+                config = await asyncio.to_thread(load_file, self.config_path)
+            except ConfigInvalid as exc:
+                log.error(
+                    "config_reload_failed",
+                    file=self.config_path,
+                    problems=[str(p) for p in exc.problems],
+                )
+                return False
+            try:
+                # Everything that can fail comes first, on a scratch registry: a failure
+                # leaves the running flows exactly as they were.
+                await self._providers(config).ensure_connections()
+                expanded = await self._expanded(config)
+            except DB_ERRORS as exc:
+                log.error("config_reload_failed", file=self.config_path, error=str(exc))
+                return False
+            if config.document.egress != self.file_config.document.egress:
+                log.warning(
+                    "config_reload_partial",
+                    reason="egress.allow_networks changes take effect at the next restart",
+                )
+            self.providers.use_config(config)
+            self.file_config = config
+            self._switch(expanded)
+            await self._claim_connections()
+            log.info("config_reloaded", file=self.config_path, flows=len(self.config.flows))
+            return True
+
+    def _switch(self, config: Config) -> None:
+        """Run ``config`` from now on: deliveries, ownership and schedules follow it."""
+        self.config = config
+        if self.dispatcher is not None:
+            self.dispatcher.use_config(config)
+        self.ownership.set_connections(owned_connections(config))
+        self.scheduler.sync(config.flows)
 
     async def _expanded(self, config: Config) -> Config:
         apps = apps_used(config)
@@ -315,16 +343,21 @@ class Worker:
 
     async def refresh_installs(self) -> bool:
         """Start or stop per-install flow instances as apps are installed and removed."""
-        config = await self._expanded(self.file_config)
-        if [f.name for f in config.flows] == [f.name for f in self.config.flows]:
-            return False
-        self.config = config
-        if self.dispatcher is not None:
-            self.dispatcher.use_config(config)
-        self.ownership.set_connections(polled_connections(config))
-        self.scheduler.sync(config.flows)
-        log.info("flow_instances_changed", flows=len(config.flows))
-        return True
+        async with self._reload_lock:
+            config = await self._expanded(self.file_config)
+            if [f.name for f in config.flows] == [f.name for f in self.config.flows]:
+                return False
+            self._switch(config)
+            await self._claim_connections()
+            log.info("flow_instances_changed", flows=len(config.flows))
+            return True
+
+    async def _claim_connections(self) -> None:
+        # New connections are taken now rather than at the next heartbeat.
+        try:
+            await self.ownership.tick()
+        except DB_ERRORS as exc:
+            self._database_lost(exc)
 
     async def _installs_loop(self) -> None:
         while not self.stop.is_set():
@@ -358,7 +391,7 @@ class Worker:
             self.http = await stack.enter_async_context(guarded_session(policy))
             await self.providers.ensure_connections()
             self.config = await self._expanded(self.file_config)
-            self.ownership.set_connections(polled_connections(self.config))
+            self.ownership.set_connections(owned_connections(self.config))
             await self.ownership.tick()
             ownership_task = asyncio.create_task(self.ownership.run(self.stop), name="ownership")
             installs_task = asyncio.create_task(self._installs_loop(), name="installs")

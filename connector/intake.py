@@ -150,11 +150,16 @@ class WebhookIntake:
         if token is None or not hmac.compare_digest(given, token.get_secret_value().encode()):
             metrics.WEBHOOKS_RECEIVED.labels(connection="unknown", outcome="refused").inc()
             return web.json_response({"error": "not found"}, status=404)
+        too_large = f"the body is larger than {MAX_BODY} bytes"
         if request.content_length is not None and request.content_length > MAX_BODY:
-            return self._refuse(name, 413, f"the body is larger than {MAX_BODY} bytes")
-        body = await request.content.read(MAX_BODY + 1)
+            return self._refuse(name, 413, too_large)
+        try:
+            # The whole body, however it was chunked; the app's client_max_size caps it.
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._refuse(name, 413, too_large)
         if len(body) > MAX_BODY:
-            return self._refuse(name, 413, f"the body is larger than {MAX_BODY} bytes")
+            return self._refuse(name, 413, too_large)
         try:
             changes, others = parse_batch(body)
         except MalformedWebhook as exc:

@@ -81,6 +81,21 @@ class ProviderClients:
         self.limiters: dict[str, AsyncLimiter] = {}
         self.auth: dict[str, Authorizer] = {}
 
+    def use_config(self, config: connector.config.Config) -> None:
+        """Take a reloaded flow file; a connection whose settings changed gets a new client.
+
+        Unchanged connections keep their client, limiter and token: a reload must not open a
+        second limiter on an account while polls on the first are still running.
+        """
+        for name in list(self._clients):
+            old = self._config.connections.get(name)
+            new = config.connections.get(name)
+            if old != new:
+                self._clients.pop(name, None)
+                self.limiters.pop(name, None)
+                self.auth.pop(name, None)
+        self._config = config
+
     @property
     def cipher(self) -> Cipher:
         return self._cipher

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -230,3 +231,22 @@ async def test_a_poll_holding_the_connection_defers_the_batch(rig: Rig) -> None:
     assert status == 202
     assert body == {"deferred": 1}
     assert await rig.events() == []
+
+
+async def test_a_slow_chunked_body_is_read_whole(rig: Rig) -> None:
+    rig.h.sb.state.add_subscriber(1, "chunked@example.com", {})
+    element = b'{"event": "open", "email": "x@y.io", "task_id": 1},'
+    real = b'{"event": "new_emails", "email": "chunked@example.com", "book_id": 1}'
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield b"["
+        for _ in range(2000):  # about 100 kB, sent in many small pieces
+            yield element
+            await asyncio.sleep(0)
+        yield real + b"]"
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(rig.url, data=slowly()) as resp:
+            status, body = resp.status, await resp.json()
+    assert status == 200, body
+    assert body == {"received": 2001, "events_created": 1}
