@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--sandbox-port", type=int, default=8525)
     demo.add_argument("--receiver-port", type=int, default=8526)
     demo.add_argument(
-        "--rate", type=float, default=0.5, help="sandbox changes per second (default 0.5)"
+        "--rate", type=float, default=1.0, help="sandbox changes per second (default 1)"
     )
 
     check = commands.add_parser("check", help="validate a flow file and list what it defines")
@@ -277,7 +277,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             args.config,
             sandbox_port=args.sandbox_port,
             receiver_port=args.receiver_port,
-            web_port=_port(args),
+            web_port=None if args.no_web else _port(args),
             rate=args.rate,
         )
     )

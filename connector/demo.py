@@ -29,8 +29,8 @@ async def run_demo(
     *,
     sandbox_port: int = 8525,
     receiver_port: int = 8526,
-    web_port: int = 8080,
-    rate: float = 0.5,
+    web_port: int | None = 8080,
+    rate: float = 1.0,
 ) -> int:
     """Run the demo until SIGINT/SIGTERM; return the exit code."""
     # The demo flow file reads these; set them before it is loaded.
@@ -40,7 +40,15 @@ async def run_demo(
     config = load_file(config_path)
     async with AsyncExitStack() as stack:
         sandbox = await stack.enter_async_context(
-            start_sandbox(seed="demo", port=sandbox_port, rate_limit=10.0)
+            # Campaigns move through review and sending in seconds, not minutes, so the demo
+            # shows their status changes within its first minute.
+            start_sandbox(
+                seed="demo",
+                port=sandbox_port,
+                rate_limit=10.0,
+                campaign_review_seconds=10.0,
+                campaign_send_seconds=30.0,
+            )
         )
         sandbox.generator.start(rate)
         stack.callback(sandbox.generator.stop)
