@@ -36,7 +36,7 @@ bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 soak: setup
-	$(PY) -m pytest -m slow tests
+	$(PY) -m pytest -m soak -o timeout=1800 -s tests/soak
 
 sandbox: setup
 	$(VENV)/bin/connector sandbox --port 8525 --seed demo
