@@ -8,11 +8,13 @@ lease is still ours. A poll that fails (or a worker that dies) leaves the state 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import heapq
 import json
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -147,6 +149,20 @@ async def poll_flow(
 # sharing a connection in one worker share its lease, released when the last one ends.
 _polling: set[tuple[str, str]] = set()
 _holds: Counter[tuple[str, str]] = Counter()
+# Taking or giving up a shared lease and counting its holders is one step: a sibling that
+# ends while another is still taking the lease would otherwise see no holder and delete the
+# lease just taken. One lock per lease, per event loop (an asyncio lock belongs to one loop).
+_lease_locks: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+
+
+def _lease_lock(hold: tuple[str, str]) -> asyncio.Lock:
+    locks = _lease_locks.setdefault(asyncio.get_running_loop(), {})
+    lock = locks.get(hold)
+    if lock is None:
+        lock = locks[hold] = asyncio.Lock()
+    return lock
 
 
 async def _poll_leased(
@@ -163,12 +179,16 @@ async def _poll_leased(
     resource = leases.connection_resource(connection, flow.name)
     bound = log.bind(flow=flow.name, trigger=trigger.key, connection=connection, worker=worker)
     started = clock()
+    hold = (resource, worker)
     async with pool.acquire() as conn:
-        if not await leases.acquire(conn, resource, worker, started, lease_ttl):
+        async with _lease_lock(hold):
+            taken = await leases.acquire(conn, resource, worker, started, lease_ttl)
+            if taken:
+                _holds[hold] += 1
+        if not taken:
             held = await leases.holder(conn, resource)
             bound.info("poll_skipped", reason="lease_held", holder=held[0] if held else None)
             return PollResult(status="skipped")
-        _holds[(resource, worker)] += 1
         try:
             state = await conn.fetchrow(q("flow_state_get"), flow.name)
             key = state_key(trigger.key, params)
@@ -190,10 +210,11 @@ async def _poll_leased(
             )
             return await _poll(run, bound)
         finally:
-            _holds[(resource, worker)] -= 1
-            if _holds[(resource, worker)] <= 0:
-                del _holds[(resource, worker)]
-                await leases.release(conn, resource, worker)
+            async with _lease_lock(hold):
+                _holds[hold] -= 1
+                if _holds[hold] <= 0:
+                    del _holds[hold]
+                    await leases.release(conn, resource, worker)
 
 
 async def _poll(run: _Run, bound: Any) -> PollResult:

@@ -160,7 +160,7 @@ def poll(db_pool: asyncpg.Pool, store: Store, clock: Clock) -> Poll:
 
 
 async def events(pool: asyncpg.Pool) -> list[asyncpg.Record]:
-    return await pool.fetch("SELECT * FROM events ORDER BY created_at, id")
+    return list(await pool.fetch("SELECT * FROM events ORDER BY created_at, id"))
 
 
 def at(minutes: float) -> float:

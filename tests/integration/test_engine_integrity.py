@@ -7,16 +7,20 @@ it comes later, is still found, exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
 import pytest
 
+from connector import leases
 from connector.engine import PollResult, poll_flow
+from connector.errors import RetriableError
 from connector.plugins import PluginParams, Trigger
 from connector.providers.errors import NotFound
-from tests.integration.test_engine import Clock, Store, make_flow
+from tests.integration.test_engine import Clock, ItemJoined, Params, Store, make_flow
 from triggers.sendpulse._subscribers import ListParams
 from triggers.sendpulse.campaign_status_changed import CampaignStatusChanged, CampaignStatusParams
 from triggers.sendpulse.subscriber_removed import SubscriberRemoved
@@ -124,3 +128,116 @@ async def test_a_sent_campaign_missed_for_one_poll_is_not_announced_again(
     account.items["1"] = missed
     assert (await _poll(db_pool, account, CampaignStatusChanged, params)).events_created == 0
     assert len(await _payloads(db_pool)) == 1
+
+
+async def test_flows_sharing_a_connection_never_take_each_others_lease(
+    db_pool: asyncpg.Pool,
+) -> None:
+    # Four flows on one connection in one worker, polled together again and again: each one
+    # that ends while a sibling is still taking the lease must leave that lease alone.
+    flows = [make_flow(ItemJoined).model_copy(update={"name": f"f{i}"}) for i in range(4)]
+    stores = [Store() for _ in flows]
+    clock = Clock()
+    outcomes: Counter[str] = Counter()
+    for round_ in range(40):
+        for i, store in enumerate(stores):
+            store.items[f"{round_}-{i}"] = {"id": f"{round_}-{i}"}
+        results = await asyncio.gather(
+            *(
+                poll_flow(
+                    flow,
+                    Params(),
+                    client=store,
+                    pool=db_pool,
+                    worker="w1",
+                    clock=clock,
+                    trigger=ItemJoined,
+                )
+                for flow, store in zip(flows, stores, strict=True)
+            )
+        )
+        outcomes.update(r.error or r.status for r in results)
+    assert outcomes == Counter({"ok": 160})
+    async with db_pool.acquire() as conn:
+        assert await leases.holder(conn, "poll:main") is None
+
+
+class FailsWhenLetGo(Store):
+    """A fetch that waits at a gate, then fails: its poll ends without touching the lease."""
+
+    async def request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+    ) -> Any:
+        self.requests_made += 1
+        assert self.gate is not None
+        await self.gate.wait()
+        raise RetriableError("the account is down")
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _waiters(pool: asyncpg.Pool, n: int) -> bool:
+    # Asked outside the blocking transaction: inside one, pg_stat_activity is a snapshot.
+    waiting = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    return bool(waiting >= n)
+
+
+async def _failed(pool: asyncpg.Pool, flow: str) -> bool:
+    return bool(await pool.fetchval("SELECT count(*) FROM poll_runs WHERE flow_name = $1", flow))
+
+
+async def _until(
+    check: Callable[[], Awaitable[bool]], tries: int = 500, required: bool = True
+) -> None:
+    """A bounded wait for something another task does (10 ms steps)."""
+    for _ in range(tries):
+        if await check():
+            return
+        await asyncio.sleep(0.01)
+    assert not required, "the awaited step never happened"
+
+
+async def test_a_sibling_ending_while_a_flow_takes_the_lease_leaves_it_alone(
+    db_pool: asyncpg.Pool,
+) -> None:
+    a_flow = make_flow(ItemJoined).model_copy(update={"name": "a"})
+    b_flow = make_flow(ItemJoined).model_copy(update={"name": "b"})
+    a_store, b_store, clock = FailsWhenLetGo(), Store(), Clock()
+    a_store.gate = asyncio.Event()
+
+    def poll(flow: Any, store: Store) -> Any:
+        return poll_flow(
+            flow, Params(), client=store, pool=db_pool, worker="w1", clock=clock, trigger=ItemJoined
+        )
+
+    first = asyncio.create_task(poll(a_flow, a_store))
+    blocker = await db_pool.acquire()
+    tx = blocker.transaction()
+    await tx.start()
+    second: asyncio.Task[PollResult] | None = None
+    try:
+        await _until(lambda: _true(a_store.requests_made > 0))
+        # Hold the lease row, so that b's taking of the lease is caught in the middle.
+        await blocker.execute("SELECT 1 FROM leases WHERE resource = 'poll:main' FOR UPDATE")
+        second = asyncio.create_task(poll(b_flow, b_store))
+        await _until(lambda: _waiters(db_pool, 1))
+        # Flow a now fails and ends while b is still taking the lease.
+        a_store.gate.set()
+        await _until(lambda: _failed(db_pool, "a"))
+        # Give a release by a (the bug) the time to queue behind b on the row.
+        await _until(lambda: _waiters(db_pool, 2), tries=50, required=False)
+    finally:
+        a_store.gate.set()
+        await tx.rollback()
+        await db_pool.release(blocker)
+    assert (await first).status == "failed"
+    assert second is not None
+    result = await second
+    assert (result.status, result.error) == ("ok", None)
+    async with db_pool.acquire() as conn:
+        assert await leases.holder(conn, "poll:main") is None
