@@ -254,7 +254,7 @@ async def test_kill9_soak_loses_and_doubles_nothing(
     await eventually(baselines, "every flow's first poll", 60)
 
     # Items arrive at a pace that spreads them over the whole killing period.
-    pace = (KILLS * sum(KILL_EVERY) / 2) / ITEMS
+    pace = KILLS * (sum(KILL_EVERY) + sum(RESTART_AFTER)) / 2 / ITEMS
     added: dict[str, list[str]] = defaultdict(list)
 
     async def add_items() -> None:
@@ -292,6 +292,13 @@ async def test_kill9_soak_loses_and_doubles_nothing(
         await eventually(settled, f"{ITEMS} deliveries to settle", 180, interval=0.5)
     finally:
         rows = await fetch(database, deliveries_sql)
+        attempts = await fetch(
+            database,
+            "SELECT delivery_id::text AS id, count(*) AS total,"
+            " count(*) FILTER (WHERE outcome = 'delivered') AS delivered,"
+            " count(*) FILTER (WHERE detail LIKE 'lease expired%') AS rescued"
+            " FROM delivery_attempts GROUP BY delivery_id",
+        )
         states = Counter(r["state"] for r in rows)
         received = Counter(a.webhook_id for a in rec.arrivals)
         print(
@@ -299,6 +306,7 @@ async def test_kill9_soak_loses_and_doubles_nothing(
             f" workers_started={cluster.generation} deliveries={len(rows)} states={dict(states)}"
             f" received={len(rec.arrivals)} distinct={len(received)}"
             f" duplicates={len(rec.arrivals) - len(received)} too_late={rec.too_late}"
+            f" rescued={sum(a['rescued'] for a in attempts)}"
             f" run_s={calm - began:.0f} settle_s={time.monotonic() - calm:.1f}"
             f" max_restart_gap_s={max(cluster.restart_gaps, default=0):.2f}"
         )
@@ -324,6 +332,14 @@ async def test_kill9_soak_loses_and_doubles_nothing(
     assert not late, late[:5]
     over = {i: n for i, n in received.items() if n > by_id[i]["attempt"]}
     assert not over, over
+    # Each delivery's attempts are written down: exactly one delivered, and every arrival
+    # before it belongs to an attempt recorded as not delivered (timed out, or its worker
+    # was killed and the lease rescued).
+    recorded = {a["id"]: a for a in attempts}
+    assert set(recorded) == set(by_id)
+    assert {a["delivered"] for a in attempts} == {1}
+    unrecorded = {i: n for i, n in received.items() if n > recorded[i]["total"]}
+    assert not unrecorded, unrecorded
 
     # No two workers polled one connection at the same time.
     runs = await fetch(
