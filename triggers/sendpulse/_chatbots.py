@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from connector.plugins import ApiClient, Item, PluginParams
-from triggers.sendpulse._dates import epoch
+from triggers.sendpulse._dates import epoch_or_none
 
 PAGE = 100
 CHANNELS = ("telegram", "whatsapp", "instagram", "messenger", "viber", "livechat", "tiktok")
@@ -43,7 +43,7 @@ async def recent_dialogs(
         rows = data.get("list") if isinstance(data, dict) else None
         rows = rows if isinstance(rows, list) else []
         for row in rows:
-            if since is not None and epoch(row.get("last_activity_at")) < since:
+            if _older(row.get("last_activity_at"), since):
                 return
             if params.bot_id and row.get("bot_id") != params.bot_id:
                 continue
@@ -54,3 +54,9 @@ async def recent_dialogs(
         if len(rows) < PAGE or next_cursor in (None, "", cursor):
             return
         cursor = next_cursor
+
+
+def _older(value: Any, since: float | None) -> bool:
+    """Dated before ``since`` (a row with no date is never taken for an old one)."""
+    position = epoch_or_none(value)
+    return since is not None and position is not None and position < since

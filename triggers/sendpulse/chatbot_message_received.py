@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from connector.plugins import ApiClient, Item, Strategy, Trigger
 from triggers.sendpulse._chatbots import PAGE, BotParams, recent_dialogs, unwrap
-from triggers.sendpulse._dates import epoch, parse_datetime
+from triggers.sendpulse._dates import epoch, epoch_or_none, parse_datetime
 
 INCOMING = 1
 
@@ -50,7 +50,8 @@ class ChatbotMessageReceived(Trigger):
                 rows = page if isinstance(page, list) else []
                 older = False
                 for row in rows:
-                    if since is not None and epoch(row.get("created_at")) < since:
+                    created = epoch_or_none(row.get("created_at"))
+                    if since is not None and created is not None and created < since:
                         older = True
                         break
                     if row.get("direction") == INCOMING:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from connector.plugins import ApiClient, Item, NoParams, Strategy, Trigger
 from triggers.sendpulse._crm import CONTACT_FIELDS, CONTACTS, get_list, pick
-from triggers.sendpulse._dates import epoch, parse_datetime
+from triggers.sendpulse._dates import epoch, epoch_or_none, parse_datetime
 
 
 class CrmContactUpdated(Trigger):
@@ -41,7 +41,9 @@ class CrmContactUpdated(Trigger):
             body["updateFrom"] = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d")
 
         def reached(rows: list[Item]) -> bool:
-            return since is not None and min(epoch(r.get("updatedAt")) for r in rows) < since
+            dated = [epoch_or_none(r.get("updatedAt")) for r in rows]
+            known = [d for d in dated if d is not None]
+            return since is not None and bool(known) and min(known) < since
 
         async for item in get_list(client, CONTACTS, body, stop=reached):
             yield item
