@@ -43,6 +43,7 @@ from connector.diff import (
 from connector.errors import FatalError, RetriableError
 from connector.events import NewEvent, record_events
 from connector.plugins import ApiClient, PluginParams, Trigger
+from connector.request_count import RequestCount, counting
 
 log = structlog.get_logger(__name__)
 
@@ -218,21 +219,22 @@ async def _poll_leased(
 
 
 async def _poll(run: _Run, bound: Any) -> PollResult:
-    before = run.client.requests_made
-    try:
-        if run.trigger.strategy == "watermark":
-            result = await _poll_watermark(run, before)
-        else:
-            result = await _poll_snapshot(run, before)
-    except (FatalError, RetriableError) as exc:
-        result = await _record_failure(run, before, exc, bound)
-    except Exception as exc:
-        # A bug or a lost database: still visible in poll_runs (if the database lets us),
-        # then raised for the scheduler to report. The state is untouched either way.
-        bound.exception("poll_crashed")
-        with contextlib.suppress(Exception):
-            await _record_failure(run, before, exc, bound)
-        raise
+    # This poll's requests only: the client is shared with the connection's other flows.
+    with counting() as sent:
+        try:
+            if run.trigger.strategy == "watermark":
+                result = await _poll_watermark(run, sent)
+            else:
+                result = await _poll_snapshot(run, sent)
+        except (FatalError, RetriableError) as exc:
+            result = await _record_failure(run, sent, exc, bound)
+        except Exception as exc:
+            # A bug or a lost database: still visible in poll_runs (if the database lets us),
+            # then raised for the scheduler to report. The state is untouched either way.
+            bound.exception("poll_crashed")
+            with contextlib.suppress(Exception):
+                await _record_failure(run, sent, exc, bound)
+            raise
     duration_ms = run.ms_since(run.t0)
     bound.info(
         "poll_finished",
@@ -254,9 +256,9 @@ async def _poll(run: _Run, bound: Any) -> PollResult:
     return result
 
 
-async def _record_failure(run: _Run, before: int, exc: Exception, bound: Any) -> PollResult:
+async def _record_failure(run: _Run, sent: RequestCount, exc: Exception, bound: Any) -> PollResult:
     message = f"{type(exc).__name__}: {exc}"
-    requests = run.client.requests_made - before
+    requests = sent.value
     flow = run.flow
     async with run.conn.transaction():
         await run.conn.execute(
@@ -307,7 +309,7 @@ async def _save_state(run: _Run, cursor: Any) -> None:
 # -- watermark -----------------------------------------------------------------------------
 
 
-async def _poll_watermark(run: _Run, before: int) -> PollResult:
+async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
     flow, trigger = run.flow, run.trigger
     cursor = Watermark.from_json(run.previous_cursor)
     emit = not run.fresh or flow.start != "now"
@@ -358,7 +360,7 @@ async def _poll_watermark(run: _Run, before: int) -> PollResult:
                 occurred_at=trigger.occurred_at(item),
             )
         )
-    requests = run.client.requests_made - before
+    requests = sent.value
     async with run.conn.transaction():
         await leases.check_for_commit(run.conn, run.resource, run.worker, run.clock())
         created = await record_events(run.conn, flow, events)
@@ -380,7 +382,7 @@ async def _poll_watermark(run: _Run, before: int) -> PollResult:
 # -- snapshot and fingerprint --------------------------------------------------------------
 
 
-async def _poll_snapshot(run: _Run, before: int) -> PollResult:
+async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
     flow, trigger = run.flow, run.trigger
     loader = SnapshotLoader(run.conn)
     await loader.open()
@@ -391,7 +393,7 @@ async def _poll_snapshot(run: _Run, before: int) -> PollResult:
             await loader.add(trigger.key_of(item), trigger.fingerprint_of(item), payload)
         fetched = time.monotonic()
         await loader.close()
-        requests = run.client.requests_made - before
+        requests = sent.value
         held_back = 0
         async with run.conn.transaction():
             await leases.check_for_commit(run.conn, run.resource, run.worker, run.clock())
@@ -410,7 +412,7 @@ async def _poll_snapshot(run: _Run, before: int) -> PollResult:
                     created += await _record_deltas(run, batch)
             cursor = {"items": loader.count, "at": run.started.isoformat()}
             await _save_state(run, cursor)
-            requests = run.client.requests_made - before
+            requests = sent.value
             await _insert_poll_run(run, requests, loader.count, created, None)
         diff_ms = run.ms_since(fetched)
     finally:

@@ -39,6 +39,7 @@ from connector.providers.models import (
 from connector.providers.parsing import as_list, decode_json, model
 from connector.providers.retry import RetryPolicy, Sleep, parse_retry_after
 from connector.providers.transport import Reply, send
+from connector.request_count import count_request
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +133,7 @@ class SendPulseClient:
         self, method: str, path: str, params: Mapping[str, Any] | None, json: Any, token: str
     ) -> Reply:
         self.requests_made += 1
+        count_request()
         try:
             reply = await send(
                 self._session,

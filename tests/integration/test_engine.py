@@ -23,6 +23,7 @@ from connector.engine import PollResult, poll_flow
 from connector.errors import FatalError
 from connector.events import NewEvent, record_events
 from connector.plugins import ApiClient, Item, PluginParams, SnapshotChange, Strategy, Trigger
+from connector.request_count import count_request
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -41,6 +42,7 @@ class Store:
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
     ) -> Any:
         self.requests_made += 1
+        count_request()
         if self.fail is not None:
             raise self.fail
         if self.gate is not None:

@@ -20,6 +20,7 @@ from connector.engine import PollResult, poll_flow
 from connector.errors import RetriableError
 from connector.plugins import PluginParams, Trigger
 from connector.providers.errors import NotFound
+from connector.request_count import count_request
 from tests.integration.test_engine import Clock, ItemJoined, Params, Store, make_flow
 from triggers.sendpulse._subscribers import ListParams
 from triggers.sendpulse.campaign_status_changed import CampaignStatusChanged, CampaignStatusParams
@@ -41,6 +42,7 @@ class Account(Store):
         if path not in self.replies:
             return await super().request(method, path, params=params, json=json)
         self.requests_made += 1
+        count_request()
         reply = self.replies[path]
         if isinstance(reply, Exception):
             raise reply
@@ -169,6 +171,7 @@ class FailsWhenLetGo(Store):
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
     ) -> Any:
         self.requests_made += 1
+        count_request()
         assert self.gate is not None
         await self.gate.wait()
         raise RetriableError("the account is down")

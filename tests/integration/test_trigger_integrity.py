@@ -7,6 +7,7 @@ id). These tests feed such answers and check that the poll fails and the state s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -79,3 +80,35 @@ async def test_a_bad_list_page_fails_the_poll_and_changes_nothing(
     assert (after.status, after.events_created) == ("ok", 0), after.error
     snapshot, _, events = await _state(h, flow.name)
     assert (snapshot, events) == (before[0], before[2])
+
+
+async def test_each_poll_counts_only_its_own_requests(db_pool: asyncpg.Pool) -> None:
+    # Two flows and an action's calls share one connection's client, all at once.
+    async with harness(db_pool, latency=0.002) as sb:
+        big = sb.state.add_book("Big")
+        small = sb.state.add_book("Small")
+        for i in range(250):
+            sb.state.add_subscriber(big.id, f"b{i}@example.com", {})
+        sb.state.add_subscriber(small.id, "s@example.com", {})
+        flows = [
+            sb.flow("sendpulse.subscriber_added", {"mailing_list_id": book.id})
+            for book in (big, small)
+        ]
+        flows[1] = (flows[1][0].model_copy(update={"name": "small"}), flows[1][1])
+
+        async def action() -> None:
+            for _ in range(5):
+                await sb.client.request("GET", "/addressbooks")
+
+        for _ in range(2):
+            before = len(sb.api_paths())
+            polls = [sb.poll(flow, params) for flow, params in flows]
+            results = (await asyncio.gather(asyncio.gather(*polls), action()))[0]
+            paths = sb.api_paths()[before:]
+            assert [r.status for r in results] == ["ok", "ok"]
+            assert results[0].requests == paths.count(f"/addressbooks/{big.id}/emails") == 3
+            assert results[1].requests == paths.count(f"/addressbooks/{small.id}/emails") == 1
+        runs = await db_pool.fetch("SELECT flow_name, requests FROM poll_runs ORDER BY id")
+        assert sorted((r["flow_name"], r["requests"]) for r in runs) == sorted(
+            [(flows[0][0].name, 3), ("small", 1)] * 2
+        )
