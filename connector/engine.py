@@ -56,7 +56,11 @@ def utc_now() -> datetime:
 
 
 def state_key(trigger_type: str, params: PluginParams) -> str:
-    """Identifies what a flow watches; when it changes, the flow starts a new baseline."""
+    """Identifies what a flow watches; when it changes, the flow starts a new baseline.
+
+    The connection is not part of it (the webhook intake compares keys too): the engine
+    compares the stored ``connection_id`` beside it, with the same effect.
+    """
     raw = canonical_json({"type": trigger_type, "params": params.model_dump(mode="json")})
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
@@ -193,7 +197,13 @@ async def _poll_leased(
         try:
             state = await conn.fetchrow(q("flow_state_get"), flow.name)
             key = state_key(trigger.key, params)
-            fresh = state is None or state["state_key"] != key or not state["baseline_done"]
+            fresh = (
+                state is None
+                or state["state_key"] != key
+                or not state["baseline_done"]
+                # Another account's list is no continuation of this one's: a new baseline.
+                or state["connection_id"] != connection
+            )
             run = _Run(
                 flow=flow,
                 trigger=trigger(params, started),

@@ -244,3 +244,36 @@ async def test_a_sibling_ending_while_a_flow_takes_the_lease_leaves_it_alone(
     assert (result.status, result.error) == ("ok", None)
     async with db_pool.acquire() as conn:
         assert await leases.holder(conn, "poll:main") is None
+
+
+async def test_pointing_a_flow_at_another_connection_starts_a_new_baseline(
+    db_pool: asyncpg.Pool,
+) -> None:
+    flow = make_flow(ItemJoined)
+    old, new = Store(), Store()
+    old.items = {k: {"id": k} for k in ("a", "b")}
+    new.items = {k: {"id": k} for k in ("c", "d", "e")}
+    moved = flow.model_copy(
+        update={"trigger": flow.trigger.model_copy(update={"connection": "other"})}
+    )
+
+    async def poll(flow: Any, store: Store) -> PollResult:
+        return await poll_flow(
+            flow,
+            Params(),
+            client=store,
+            pool=db_pool,
+            worker="w1",
+            clock=Clock(),
+            trigger=ItemJoined,
+        )
+
+    assert (await poll(flow, old)).baseline
+    assert (await poll(flow, old)).events_created == 0
+    first = await poll(moved, new)
+    assert (first.status, first.baseline, first.events_created) == ("ok", True, 0)
+    new.items["f"] = {"id": "f"}
+    second = await poll(moved, new)
+    assert (second.baseline, second.events_created) == (False, 1)
+    rows = await db_pool.fetch("SELECT item_key, connection_id FROM events")
+    assert [(r["item_key"], r["connection_id"]) for r in rows] == [("f", "other")]
