@@ -37,12 +37,18 @@ async def _state(h: Harness, flow: str) -> tuple[Any, ...]:
 
 LIST = {"mailing_list_id": 1}
 EMAILS = "/addressbooks/1/emails"
+DEALS = "/crm/v1/deals/get-list"
 
 
 def _subscribers(state: State) -> None:
     book = state.add_book("Newsletter")
     for i in range(3):
         state.add_subscriber(book.id, f"s{i}@example.com", {})
+
+
+def _deals(state: State) -> None:
+    for n in range(3):
+        state.crm.add_deal(f"Deal {n}", state.now() - 3600, price=100.0, contacts=[])
 
 
 def _campaigns(state: State) -> None:
@@ -59,8 +65,15 @@ def _campaigns(state: State) -> None:
         ("sendpulse.subscriber_added", LIST, _subscribers, EMAILS, "wrapped"),
         ("sendpulse.subscriber_removed", LIST, _subscribers, EMAILS, "empty"),
         ("sendpulse.campaign_status_changed", {}, _campaigns, "/campaigns", "empty"),
+        ("sendpulse.crm_deal_stage_changed", {}, _deals, DEALS, "empty"),
     ],
-    ids=["added-empty", "added-wrapped", "removed-empty", "campaigns-empty"],
+    ids=[
+        "added-empty",
+        "added-wrapped",
+        "removed-empty",
+        "campaigns-empty",
+        "deals-empty",
+    ],
 )
 async def test_a_bad_list_page_fails_the_poll_and_changes_nothing(
     h: Harness, key: str, params: dict[str, Any], setup: Any, path: str, fault: str
@@ -112,3 +125,17 @@ async def test_each_poll_counts_only_its_own_requests(db_pool: asyncpg.Pool) -> 
         assert sorted((r["flow_name"], r["requests"]) for r in runs) == sorted(
             [(flows[0][0].name, 3), ("small", 1)] * 2
         )
+
+
+async def test_a_deal_missed_for_one_poll_keeps_its_stage_change(h: Harness) -> None:
+    _deals(h.state)
+    flow, params = h.flow("sendpulse.crm_deal_stage_changed", {})
+    assert (await h.poll(flow, params)).baseline
+    # One poll reads a well-formed but empty page: {"data": []} is how deals come.
+    h.sb.faults.script("wrapped", path_prefix=DEALS)
+    assert (await h.poll(flow, params)).events_created == 0
+    h.state.crm.move_deal(2, 2, h.state.now())
+    result = await h.poll(flow, params)
+    assert (result.status, result.events_created) == ("ok", 1), result.error
+    payloads = await h.payloads(flow)
+    assert [(p["id"], p["previous_step_id"], p["stepId"]) for p in payloads] == [(2, 1, 2)]

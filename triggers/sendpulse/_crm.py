@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from connector.plugins import ApiClient, Item
+from connector.providers.errors import MalformedResponse
 
 PAGE = 100
 CONTACTS = "/crm/v1/contacts/get-list"
@@ -41,7 +42,11 @@ def _rows(answer: Any) -> tuple[list[Item], int | None]:
     else:
         meta = answer.get("meta") if isinstance(answer, dict) else None
         rows, total = data, meta.get("total") if isinstance(meta, dict) else None
-    return (rows if isinstance(rows, list) else []), (total if isinstance(total, int) else None)
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        # Read as an empty page, this would end the list early: the deal stage trigger would
+        # take every deal after it for gone, and miss their changes.
+        raise MalformedResponse(f"expected a CRM list page, got {type(answer).__name__}")
+    return rows, (total if isinstance(total, int) else None)
 
 
 async def get_list(

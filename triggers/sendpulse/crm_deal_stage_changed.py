@@ -32,6 +32,9 @@ class CrmDealStageChanged(Trigger):
     strategy: ClassVar[Strategy] = "fingerprint"
     item_key: ClassVar[str] = "id"
     emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"changed"})
+    # A deal a bad read missed for one poll comes back as a change from the stage it had,
+    # not as an "added" that this trigger ignores. Deal ids are never reused.
+    keeps_removed: ClassVar[bool] = True
     payload_fields = DEAL_FIELDS | {"previous_pipeline_id", "previous_step_id"}
     summary = "a CRM deal moved to another stage"
     api_calls = ("POST /crm/v1/deals/get-list (limit 100, every page)",)
