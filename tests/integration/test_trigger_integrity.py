@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from connector.sandbox.state import State
-from tests.integration.test_triggers import Harness, harness
+from tests.integration.test_triggers import CASES, Case, Harness, harness
 
 
 @pytest.fixture
@@ -139,3 +139,32 @@ async def test_a_deal_missed_for_one_poll_keeps_its_stage_change(h: Harness) -> 
     assert (result.status, result.events_created) == ("ok", 1), result.error
     payloads = await h.payloads(flow)
     assert [(p["id"], p["previous_step_id"], p["stepId"]) for p in payloads] == [(2, 1, 2)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.key.split(".")[1])
+async def test_every_trigger_fails_on_an_empty_reply_and_keeps_its_state(
+    h: Harness, case: Case
+) -> None:
+    case.setup(h.state)
+    flow, params = h.flow(case.key, case.params)
+    assert (await h.poll(flow, params)).status == "ok"
+    case.change(h.state)
+    h.state.clock.advance(600)
+    before = await _cursor(h, flow.name)
+    seen = len(h.api_paths())
+    assert (await h.poll(flow, params)).status == "ok"
+    first_call = h.api_paths()[seen]
+    # The same poll again, with the first list call answering 200 and no body at all.
+    await h.pool.execute(
+        "UPDATE flow_states SET cursor = $2 WHERE flow_name = $1", flow.name, before
+    )
+    await h.pool.execute("DELETE FROM events WHERE flow_name = $1", flow.name)
+    h.sb.faults.script("empty", path_prefix=first_call)
+    bad = await h.poll(flow, params)
+    assert bad.status == "failed" and "MalformedResponse" in (bad.error or ""), bad
+    assert await _cursor(h, flow.name) == before
+    assert await h.pool.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def _cursor(h: Harness, flow: str) -> str:
+    return str(await h.pool.fetchval("SELECT cursor FROM flow_states WHERE flow_name = $1", flow))

@@ -13,6 +13,7 @@ from typing import Any
 
 from connector.plugins import ApiClient, Item, PluginParams
 from triggers.sendpulse._dates import epoch_or_none
+from triggers.sendpulse._paging import rows_of
 
 PAGE = 100
 CHANNELS = ("telegram", "whatsapp", "instagram", "messenger", "viber", "livechat", "tiktok")
@@ -41,7 +42,7 @@ async def recent_dialogs(
             query["search_after"] = cursor
         data = unwrap(await client.request("GET", "/chatbots/dialogs", params=query))
         rows = data.get("list") if isinstance(data, dict) else None
-        rows = rows if isinstance(rows, list) else []
+        rows = rows_of(rows, "/chatbots/dialogs")
         for row in rows:
             if _older(row.get("last_activity_at"), since):
                 return

@@ -36,12 +36,21 @@ async def _page(
     # The reference documents a bare array here. Anything else (an empty body, a wrapper,
     # a row that is not an object) fails the poll: taken for "no more rows", it would make
     # every row after it look removed, and added again (as new events) on the next poll.
-    if not isinstance(answer, list):
-        shape = "an empty reply" if answer is None else f"a {type(answer).__name__}"
-        raise MalformedResponse(f"{path} offset {offset}: expected a list, got {shape}")
-    if not all(isinstance(row, dict) for row in answer):
-        raise MalformedResponse(f"{path} offset {offset}: a row of the list is not an object")
-    return answer
+    return rows_of(answer, f"{path} offset {offset}")
+
+
+def rows_of(rows: Any, where: str) -> list[Item]:
+    """``rows`` if it is a list of objects; else :class:`MalformedResponse` (retriable).
+
+    A page that cannot be read must fail the poll, never pass for an empty one: that would
+    end the list early, and the rows after it would be lost (or look removed).
+    """
+    if not isinstance(rows, list):
+        shape = "an empty reply" if rows is None else f"a {type(rows).__name__}"
+        raise MalformedResponse(f"{where}: expected a list, got {shape}")
+    if not all(isinstance(row, dict) for row in rows):
+        raise MalformedResponse(f"{where}: a row of the list is not an object")
+    return rows
 
 
 def _after_anchor(rows: list[Item], tail: list[str], key: Callable[[Item], str]) -> int | None:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from connector.plugins import ApiClient, Item, NoParams, Strategy, Trigger
 from triggers.sendpulse._campaigns import CAMPAIGN_FIELDS, campaign_payload
+from triggers.sendpulse._paging import rows_of
 
 PAGE = 100
 
@@ -35,7 +36,7 @@ class CampaignCreated(Trigger):
             page = await client.request(
                 "GET", "/campaigns", params={"order": "desc", "limit": PAGE, "offset": offset}
             )
-            items = page if isinstance(page, list) else []
+            items = rows_of(page, "/campaigns")
             for item in items:
                 yield item
             if len(items) < PAGE:

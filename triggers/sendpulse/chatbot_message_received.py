@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from connector.plugins import ApiClient, Item, Strategy, Trigger
 from triggers.sendpulse._chatbots import PAGE, BotParams, recent_dialogs, unwrap
 from triggers.sendpulse._dates import epoch, epoch_or_none, parse_datetime
+from triggers.sendpulse._paging import rows_of
 
 INCOMING = 1
 
@@ -47,7 +48,7 @@ class ChatbotMessageReceived(Trigger):
                 page = unwrap(
                     await client.request("GET", f"/{channel}/chats/messages", params=query)
                 )
-                rows = page if isinstance(page, list) else []
+                rows = rows_of(page, f"/{channel}/chats/messages")
                 older = False
                 for row in rows:
                     created = epoch_or_none(row.get("created_at"))

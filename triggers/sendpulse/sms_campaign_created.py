@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from connector.plugins import ApiClient, Item, NoParams, Strategy, Trigger
 from triggers.sendpulse._dates import epoch, fmt_datetime, parse_datetime
+from triggers.sendpulse._paging import rows_of
 
 
 class SmsCampaignCreated(Trigger):
@@ -49,7 +50,7 @@ class SmsCampaignCreated(Trigger):
             params["dateFrom"] = fmt_datetime(since)
         answer = await client.request("GET", "/sms/campaigns/list", params=params)
         rows = answer.get("data") if isinstance(answer, dict) else answer
-        for row in rows if isinstance(rows, list) else []:
+        for row in rows_of(rows, "/sms/campaigns/list"):
             yield row
 
     def position_of(self, item: Item) -> float:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from connector.plugins import ApiClient, Item, NoParams, Strategy, Trigger
 from triggers.sendpulse._dates import days_between, epoch, parse_datetime
+from triggers.sendpulse._paging import rows_of
 
 PAGE = 100
 
@@ -51,8 +52,10 @@ class SmtpEmailBounced(Trigger):
                     "/smtp/bounces/day",
                     params={"date": day, "limit": PAGE, "offset": offset},
                 )
-                rows = answer.get("emails") if isinstance(answer, dict) else None
-                rows = rows if isinstance(rows, list) else []
+                rows = rows_of(
+                    answer.get("emails") if isinstance(answer, dict) else answer,
+                    f"/smtp/bounces/day {day}",
+                )
                 for row in rows:
                     yield row
                 offset += len(rows)
