@@ -261,6 +261,7 @@ async def _apply_change(conn: asyncpg.Connection, flow: Flow, params: Any, chang
         baseline is None
         or not baseline["baseline_done"]
         or baseline["state_key"] != state_key(trigger_cls.key, params)
+        or baseline["connection_id"] != flow.trigger.connection
     ):
         # Before its first poll a flow has no view of the list to compare with; its
         # baseline poll takes this change in like every other.

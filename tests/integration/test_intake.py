@@ -250,3 +250,12 @@ async def test_a_slow_chunked_body_is_read_whole(rig: Rig) -> None:
             status, body = resp.status, await resp.json()
     assert status == 200, body
     assert body == {"received": 2001, "events_created": 1}
+
+
+async def test_a_flow_moved_to_another_connection_waits_for_its_new_baseline(rig: Rig) -> None:
+    # The stored state belongs to another account: its snapshot says nothing about this one.
+    await rig.h.pool.execute("UPDATE flow_states SET connection_id = 'old-account'")
+    rig.h.sb.state.add_subscriber(1, "moved@example.com", {})
+    [delivery] = await rig.h.sb.flush_webhooks()
+    assert delivery.status == 200
+    assert await rig.events() == []
