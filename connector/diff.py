@@ -9,8 +9,9 @@ ahead of ours cannot make the cursor skip items that are yet to appear.
 
 Snapshot: the whole list is streamed as ``(key, fingerprint, payload)`` rows into a temporary
 table with COPY, a page at a time; added, removed and changed keys come out of one full join
-against ``snapshot_items`` in SQL, and only those deltas are written back. Python holds one
-page, never the list.
+against ``snapshot_items`` in SQL, and only those deltas are written back. Python holds at
+most one COPY batch, never the list (the engine keeps a list that fits in one batch in memory
+until its commit, so that a poll waiting for the API holds no database connection).
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ class _Run:
     flow: Flow
     trigger: Trigger
     client: ApiClient
-    conn: asyncpg.Connection
+    pool: asyncpg.Pool
     worker: str
     clock: Clock
     lease_ttl: timedelta
@@ -104,10 +104,31 @@ class _Run:
     last_error: str | None
     renewed_at: datetime = field(init=False)
     t0: float = field(init=False)
+    # Taken for the commit (or from the first COPY batch of a long list) and held to the end
+    # of the poll; a poll waiting for the API or its rate limiter holds none of the pool's
+    # few connections, which other polls need to start and to commit.
+    _conn: Any = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.renewed_at = self.started
         self.t0 = time.monotonic()
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        if self._conn is None:
+            raise RuntimeError("the poll holds no database connection; await connect() first")
+        conn: asyncpg.Connection = self._conn
+        return conn
+
+    async def connect(self) -> asyncpg.Connection:
+        if self._conn is None:
+            self._conn = await self.pool.acquire()
+        return self.conn
+
+    async def disconnect(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self.pool.release(conn)
 
     def ms_since(self, mark: float) -> int:
         return round((time.monotonic() - mark) * 1000)
@@ -116,7 +137,11 @@ class _Run:
         """Renew the lease during long fetches, so a big list can take longer than its TTL."""
         now = self.clock()
         if now - self.renewed_at >= self.lease_ttl / 3:
-            await leases.renew(self.conn, self.resource, self.worker, now, self.lease_ttl)
+            if self._conn is not None:
+                await leases.renew(self._conn, self.resource, self.worker, now, self.lease_ttl)
+            else:
+                async with self.pool.acquire() as conn:
+                    await leases.renew(conn, self.resource, self.worker, now, self.lease_ttl)
             self.renewed_at = now
 
 
@@ -196,36 +221,48 @@ async def _poll_leased(
             return PollResult(status="skipped")
         try:
             state = await conn.fetchrow(q("flow_state_get"), flow.name)
-            key = state_key(trigger.key, params)
-            fresh = (
-                state is None
-                or state["state_key"] != key
-                or not state["baseline_done"]
-                # Another account's list is no continuation of this one's: a new baseline.
-                or state["connection_id"] != connection
-            )
-            run = _Run(
-                flow=flow,
-                trigger=trigger(params, started),
-                client=client,
-                conn=conn,
-                worker=worker,
-                clock=clock,
-                lease_ttl=lease_ttl,
-                resource=resource,
-                started=started,
-                state_key=key,
-                fresh=fresh,
-                previous_cursor=None if state is None or fresh else _json(state["cursor"]),
-                last_error=None if state is None else state["last_error"],
-            )
-            return await _poll(run, bound)
+        except BaseException:
+            await _let_go(conn, hold)
+            raise
+    key = state_key(trigger.key, params)
+    fresh = (
+        state is None
+        or state["state_key"] != key
+        or not state["baseline_done"]
+        # Another account's list is no continuation of this one's: a new baseline.
+        or state["connection_id"] != connection
+    )
+    run = _Run(
+        flow=flow,
+        trigger=trigger(params, started),
+        client=client,
+        pool=pool,
+        worker=worker,
+        clock=clock,
+        lease_ttl=lease_ttl,
+        resource=resource,
+        started=started,
+        state_key=key,
+        fresh=fresh,
+        previous_cursor=None if state is None or fresh else _json(state["cursor"]),
+        last_error=None if state is None else state["last_error"],
+    )
+    try:
+        return await _poll(run, bound)
+    finally:
+        try:
+            await _let_go(await run.connect(), hold)
         finally:
-            async with _lease_lock(hold):
-                _holds[hold] -= 1
-                if _holds[hold] <= 0:
-                    del _holds[hold]
-                    await leases.release(conn, resource, worker)
+            await run.disconnect()
+
+
+async def _let_go(conn: asyncpg.Connection, hold: tuple[str, str]) -> None:
+    """One poll less under the shared lease; the last one gives the lease up."""
+    async with _lease_lock(hold):
+        _holds[hold] -= 1
+        if _holds[hold] <= 0:
+            del _holds[hold]
+            await leases.release(conn, *hold)
 
 
 async def _poll(run: _Run, bound: Any) -> PollResult:
@@ -270,6 +307,7 @@ async def _record_failure(run: _Run, sent: RequestCount, exc: Exception, bound: 
     message = f"{type(exc).__name__}: {exc}"
     requests = sent.value
     flow = run.flow
+    await run.connect()
     async with run.conn.transaction():
         await run.conn.execute(
             q("flow_state_set_error"),
@@ -371,6 +409,7 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
             )
         )
     requests = sent.value
+    await run.connect()
     async with run.conn.transaction():
         await leases.check_for_commit(run.conn, run.resource, run.worker, run.clock())
         created = await record_events(run.conn, flow, events)
@@ -394,14 +433,25 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
 
 async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
     flow, trigger = run.flow, run.trigger
-    loader = SnapshotLoader(run.conn)
-    await loader.open()
+    loader: SnapshotLoader | None = None
+    # A list that fits in one COPY batch is kept in memory and needs no database connection
+    # until the commit; a longer one streams into the temporary table from its first batch,
+    # so Python never holds more than one batch of any list.
+    pending: list[tuple[str, str, str | None]] = []
     try:
         async for item in trigger.poll(run.client, None):
             await run.heartbeat()
             payload = canonical_json(trigger.payload_of(item))
-            await loader.add(trigger.key_of(item), trigger.fingerprint_of(item), payload)
+            row = (trigger.key_of(item), trigger.fingerprint_of(item), payload)
+            if loader is not None:
+                await loader.add(*row)
+                continue
+            pending.append(row)
+            if len(pending) >= SNAPSHOT_BATCH:
+                loader = await _open_loader(run, pending)
         fetched = time.monotonic()
+        if loader is None:
+            loader = await _open_loader(run, pending)
         await loader.close()
         requests = sent.value
         held_back = 0
@@ -428,8 +478,9 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
     finally:
         # Drop the rows a large list leaves behind on this pooled connection; a connection
         # too broken for that is dropped by the pool, and must not hide the first error.
-        with contextlib.suppress(Exception):
-            await loader.discard()
+        if loader is not None:
+            with contextlib.suppress(Exception):
+                await loader.discard()
     return PollResult(
         status="ok",
         requests=requests,
@@ -441,6 +492,18 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
         fetch_ms=round((fetched - run.t0) * 1000),
         diff_ms=diff_ms,
     )
+
+
+SNAPSHOT_BATCH = 5000
+
+
+async def _open_loader(run: _Run, rows: list[tuple[str, str, str | None]]) -> SnapshotLoader:
+    loader = SnapshotLoader(await run.connect(), page_size=SNAPSHOT_BATCH)
+    await loader.open()
+    for row in rows:
+        await loader.add(*row)
+    rows.clear()
+    return loader
 
 
 async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:

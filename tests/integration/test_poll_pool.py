@@ -1,4 +1,4 @@
-"""More polls at once than the worker has database connections, all needing a new token."""
+"""Polls and the worker's few database connections: none is held while a poll waits."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import pytest
 from cryptography.fernet import Fernet
 
 from connector.config import parse
 from connector.daemon import Runtime, Worker
+from connector.engine import poll_flow
+from connector.plugins import Trigger
 from connector.sandbox.testing import start_sandbox
+from tests.integration.test_engine import ItemCreated, ItemJoined, Params, Store, make_flow
 
 CONNECTIONS = 6
 
@@ -70,3 +74,32 @@ async def test_polls_filling_the_pool_still_get_their_tokens(database: str, tmp_
         ]
         tokens = {r.client_id for r in sb.requests() if r.path == "/oauth/access_token"}
         assert tokens == {f"client-{n}" for n in range(CONNECTIONS)}
+
+
+@pytest.mark.parametrize("trigger", [ItemCreated, ItemJoined], ids=["watermark", "snapshot"])
+async def test_a_poll_waiting_for_the_api_holds_no_database_connection(
+    database: str, trigger: type[Trigger]
+) -> None:
+    # A pool of one: while the poll waits for its answer, anyone else can still have it.
+    async with asyncpg.create_pool(database, min_size=1, max_size=1) as pool:
+        store = Store()
+        store.items["a"] = {"id": "a", "at": 1.0}
+        store.gate = asyncio.Event()
+        flow = make_flow(trigger)
+        polling = asyncio.create_task(
+            poll_flow(flow, Params(), client=store, pool=pool, worker="w1", trigger=trigger)
+        )
+        try:
+            for _ in range(500):
+                if store.requests_made or polling.done():
+                    break
+                await asyncio.sleep(0.01)
+            assert store.requests_made == 1
+            async with pool.acquire(timeout=10) as conn:
+                held = "SELECT count(*) FROM leases WHERE resource = 'poll:main'"
+                assert await conn.fetchval(held) == 1
+        finally:
+            store.gate.set()
+        result = await polling
+        assert (result.status, result.items_seen) == ("ok", 1), result.error
+        assert await pool.fetchval("SELECT count(*) FROM leases") == 0
