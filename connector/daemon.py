@@ -37,12 +37,13 @@ from connector.errors import ConfigError, ConfigInvalid, ConnectorError
 from connector.instances import apps_used, expand
 from connector.ownership import DEFAULT_TTL, Ownership
 from connector.providers.registry import ProviderClients
+from connector.providers.transport import provider_connector, send_trace
 from connector.scheduler import FlowScheduler
 from connector.web import WebState, build_app, serve
 
 log = structlog.get_logger(__name__)
 
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 # How often per-install flows look for new and removed installs, in seconds.
 INSTALLS_REFRESH = 10.0
 
@@ -96,7 +97,11 @@ async def runtime(env: Mapping[str, str] | None = None) -> AsyncIterator[Runtime
             applied = await migrations.migrate(conn)
         log.info("database_ready", migrations_applied=len(applied))
         session = await stack.enter_async_context(
-            aiohttp.ClientSession(headers={"User-Agent": "sendpulse-connector"})
+            aiohttp.ClientSession(
+                headers={"User-Agent": "sendpulse-connector"},
+                connector=provider_connector(),
+                trace_configs=[send_trace()],
+            )
         )
         yield Runtime(
             pool=db,

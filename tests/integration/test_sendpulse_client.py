@@ -30,7 +30,7 @@ from connector.providers.testing import (
     max_in_window,
     sandbox_config,
 )
-from connector.providers.transport import make_limiter
+from connector.providers.transport import make_limiter, send_trace
 from connector.sandbox.testing import Sandbox, start_sandbox
 from connector.units import RateLimit
 
@@ -245,6 +245,47 @@ async def test_at_the_documented_10_per_second_the_sandbox_never_says_429(
     assert statuses.count(429) == 0
     assert sleep.delays == []
     assert max_in_window(sb.requests(), 1.0) <= 10
+
+
+async def test_a_loaded_connection_never_bunches_past_the_limit(db_pool: asyncpg.Pool) -> None:
+    # The server's limit equals the connection's. The session has one socket (as all
+    # accounts once shared aiohttp's 100), held for a second by a slow answer from another
+    # host: the requests the limiter lets through meanwhile queue, then leave together.
+    # However they queued, they must not reach the server closer together than the limit.
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.0)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    other = f"http://127.0.0.1:{runner.addresses[0][1]}/slow"
+    try:
+        async with (
+            start_sandbox(rate_limit=10.0, latency=0.02) as sandbox,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1), trace_configs=[send_trace()]
+            ) as http,
+        ):
+            client = clients(sandbox, http, db_pool, rate_limit="10/s").sendpulse("main")
+            await client.request("GET", "/addressbooks")
+
+            async def hog() -> None:
+                async with http.get(other) as response:
+                    await response.read()
+
+            await asyncio.gather(
+                hog(), *(client.request("GET", "/addressbooks") for _ in range(30))
+            )
+            records = sandbox.requests(sandbox.client_id)
+    finally:
+        await runner.cleanup()
+    assert [r.status for r in records if r.path == "/addressbooks"] == [200] * 31
+    assert all(r.status == 200 for r in records)
+    assert max_in_window(records, 1.0, ok_only=False) <= 10
 
 
 async def test_search_after_and_start_count_paging(
