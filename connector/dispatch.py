@@ -43,7 +43,13 @@ log = structlog.get_logger("connector.dispatch")
 
 DETAIL_LIMIT = 500
 WAKE_CHANNEL = "deliveries_due"
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: a pooled connection left mid-operation by a server restart.
+DB_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 def utcnow() -> datetime:
@@ -84,6 +90,14 @@ def _truncate(text: str | None) -> str | None:
         return None
     text = scrub(text)
     return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"
+
+
+def _alive(conn: asyncpg.Connection) -> bool:
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        # The pool took the connection back when the server went away.
+        return False
 
 
 async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -250,7 +264,7 @@ class Dispatcher:
                         for item in claimed:
                             self._spawn(item)
                     backoff = 0.0
-                    if listener is None or listener.is_closed():
+                    if listener is None or not _alive(listener):
                         # The database came back (or never let us listen): wake-ups again.
                         if listener is not None:
                             await self._unlisten(listener)
@@ -313,9 +327,15 @@ class Dispatcher:
         return conn
 
     async def _unlisten(self, conn: asyncpg.Connection) -> None:
-        # After a Postgres restart this connection is dead: there is nothing to undo on it.
-        with contextlib.suppress(*DB_ERRORS):
+        # After a Postgres restart this connection is dead: there is nothing to undo on it,
+        # and it must not go back to the pool half-way through an operation.
+        try:
+            if not _alive(conn):
+                raise ConnectionError("the listening connection was lost")
             await conn.remove_listener(WAKE_CHANNEL, self._notified)
+        except DB_ERRORS:
+            with contextlib.suppress(*DB_ERRORS):
+                conn.terminate()
         await self._release(conn)
 
     async def _release(self, conn: asyncpg.Connection) -> None:

@@ -125,7 +125,12 @@ class Ownership:
                 if self._db_down:
                     self._db_down = False
                     log.info("database_available", worker=self.worker_id)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+            ) as exc:
                 # Without the database we cannot prove our leases; stop polling until it is back.
                 self.owned = set()
                 if not self._db_down:
