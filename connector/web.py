@@ -47,7 +47,8 @@ async def readyz(request: web.Request) -> web.Response:
                 current = await migrations.is_current(conn)
         checks["database"] = "ok"
         checks["migrations"] = "ok" if current else "pending"
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+    except Exception as exc:
+        # Whatever stops us reaching the database means "not ready", never a 500.
         checks["database"] = f"unavailable: {type(exc).__name__}"
     checks["scheduler"] = "ok" if state.scheduler_running() else "stopped"
     for name, check in state.extra_checks.items():
