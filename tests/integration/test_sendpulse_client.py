@@ -270,8 +270,17 @@ async def test_a_loaded_connection_never_bunches_past_the_limit(db_pool: asyncpg
                 connector=aiohttp.TCPConnector(limit=1), trace_configs=[send_trace()]
             ) as http,
         ):
-            client = clients(sandbox, http, db_pool, rate_limit="10/s").sendpulse("main")
-            await client.request("GET", "/addressbooks")
+            # A token taken beforehand: no token call opens a socket to the sandbox first.
+            token = sandbox.state.auth.issue(sandbox.client_id, sandbox.state.now(), 3600)
+            client = SendPulseClient(
+                connection_id="main",
+                session=http,
+                base_url=sandbox.base_url,
+                limiter=make_limiter(RateLimit(max_rate=10, period=1)),
+                auth=StaticKey(
+                    connection_id="main", provider="sendpulse", key=token.value, pool=db_pool
+                ),
+            )
 
             async def hog() -> None:
                 async with http.get(other) as response:
@@ -283,8 +292,7 @@ async def test_a_loaded_connection_never_bunches_past_the_limit(db_pool: asyncpg
             records = sandbox.requests(sandbox.client_id)
     finally:
         await runner.cleanup()
-    assert [r.status for r in records if r.path == "/addressbooks"] == [200] * 31
-    assert all(r.status == 200 for r in records)
+    assert [r.status for r in records] == [200] * 30
     assert max_in_window(records, 1.0, ok_only=False) <= 10
 
 
