@@ -16,7 +16,7 @@ import json
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -222,7 +222,7 @@ async def _poll_leased(
         try:
             state = await conn.fetchrow(q("flow_state_get"), flow.name)
         except BaseException:
-            await _let_go(conn, hold)
+            await _let_go(hold, lambda: _given(conn))
             raise
     key = state_key(trigger.key, params)
     fresh = (
@@ -251,18 +251,26 @@ async def _poll_leased(
         return await _poll(run, bound)
     finally:
         try:
-            await _let_go(await run.connect(), hold)
+            await _let_go(hold, run.connect)
         finally:
             await run.disconnect()
 
 
-async def _let_go(conn: asyncpg.Connection, hold: tuple[str, str]) -> None:
+async def _let_go(
+    hold: tuple[str, str], connect: Callable[[], Awaitable[asyncpg.Connection]]
+) -> None:
     """One poll less under the shared lease; the last one gives the lease up."""
     async with _lease_lock(hold):
         _holds[hold] -= 1
-        if _holds[hold] <= 0:
-            del _holds[hold]
-            await leases.release(conn, *hold)
+        if _holds[hold] > 0:
+            return
+        del _holds[hold]
+        # Counted out first: without a database to release it on, the lease lapses alone.
+        await leases.release(await connect(), *hold)
+
+
+async def _given(conn: asyncpg.Connection) -> asyncpg.Connection:
+    return conn
 
 
 async def _poll(run: _Run, bound: Any) -> PollResult:
