@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 
 from connector.config import parse
 from connector.daemon import Runtime, Worker
-from connector.engine import poll_flow
+from connector.engine import SNAPSHOT_BATCH, PollResult, poll_flow
 from connector.plugins import Trigger
 from connector.sandbox.testing import start_sandbox
 from tests.integration.test_engine import ItemCreated, ItemJoined, Params, Store, make_flow
@@ -103,3 +103,37 @@ async def test_a_poll_waiting_for_the_api_holds_no_database_connection(
         result = await polling
         assert (result.status, result.items_seen) == ("ok", 1), result.error
         assert await pool.fetchval("SELECT count(*) FROM leases") == 0
+
+
+async def test_a_list_longer_than_one_batch_streams_and_diffs_like_a_short_one(
+    database: str,
+) -> None:
+    async with asyncpg.create_pool(database, min_size=1, max_size=1) as pool:
+        store = Store()
+        for n in range(SNAPSHOT_BATCH + 2):
+            store.items[f"k{n}"] = {"id": f"k{n}", "at": 1.0}
+        flow = make_flow(ItemJoined)
+
+        async def poll() -> PollResult:
+            return await poll_flow(
+                flow, Params(), client=store, pool=pool, worker="w1", trigger=ItemJoined
+            )
+
+        baseline = await poll()
+        assert (baseline.status, baseline.items_seen) == ("ok", SNAPSHOT_BATCH + 2)
+        del store.items["k7"]
+        store.items["new"] = {"id": "new", "at": 2.0}
+        second = await poll()
+        assert (second.status, second.items_seen, second.events_created) == (
+            "ok",
+            SNAPSHOT_BATCH + 2,
+            2,
+        ), second.error
+        async with pool.acquire() as conn:
+            keys = await conn.fetch("SELECT item_key FROM events ORDER BY item_key")
+            assert [r["item_key"] for r in keys] == ["k7", "new"]
+            stored = "SELECT count(*) FROM snapshot_items WHERE flow_name = 'f1'"
+            assert await conn.fetchval(stored) == SNAPSHOT_BATCH + 2
+            # The pool's one connection carries no rows of the poll's list any more.
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.snapshot_incoming')") is None
+            assert await conn.fetchval("SELECT count(*) FROM leases") == 0
