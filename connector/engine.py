@@ -108,6 +108,8 @@ class _Run:
     # of the poll; a poll waiting for the API or its rate limiter holds none of the pool's
     # few connections, which other polls need to start and to commit.
     _conn: Any = field(init=False, default=None)
+    # Enrichments made before the commit, by (kind, key, fingerprint, previous, payload).
+    enriched: dict[tuple[str, ...], dict[str, Any] | None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.renewed_at = self.started
@@ -459,6 +461,7 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
                 loader = await _open_loader(run, pending)
         fetched = time.monotonic()
         if loader is None:
+            await _enrich_ahead(run, pending)
             loader = await _open_loader(run, pending)
         await loader.close()
         requests = sent.value
@@ -514,6 +517,61 @@ async def _open_loader(run: _Run, rows: list[tuple[str, str, str | None]]) -> Sn
     return loader
 
 
+async def _enrich_ahead(run: _Run, rows: list[tuple[str, str, str | None]]) -> None:
+    """Make a short list's enrichment calls before the commit, holding no database connection.
+
+    The diff is worked out in memory against the stored fingerprints; the commit's SQL diff
+    then uses these answers, and calls the API itself only for a change it finds that this
+    did not (a webhook that moved the snapshot in between).
+    """
+    trigger = run.trigger
+    if not trigger.enriches or run.fresh:
+        return
+    async with run.pool.acquire() as conn:
+        stored = await conn.fetch(q("snapshot_fingerprints"), run.flow.name, SNAPSHOT_BATCH + 1)
+    if len(stored) > SNAPSHOT_BATCH:
+        return
+    before = {r["item_key"]: r["fingerprint"] for r in stored}
+    deltas: list[Delta] = []
+    seen: set[str] = set()
+    for key, fp, text in rows:
+        seen.add(key)
+        previous = before.get(key)
+        if previous != fp:
+            kind: Literal["added", "changed"] = "added" if previous is None else "changed"
+            body = None if text is None else json.loads(text)
+            deltas.append(Delta(kind, key, fp, previous, body))
+    deltas += [Delta("removed", k, None, fp, None) for k, fp in before.items() if k not in seen]
+    for delta in deltas:
+        wanted = _wanted_payload(trigger, delta)
+        if wanted is not None and _enrich_key(delta, wanted) not in run.enriched:
+            answer = await trigger.enrich(run.client, delta.kind, wanted)
+            run.enriched[_enrich_key(delta, wanted)] = answer
+
+
+def _enrich_key(delta: Delta, payload: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        delta.kind,
+        delta.item_key,
+        delta.fingerprint or "",
+        delta.previous or "",
+        canonical_json(payload),
+    )
+
+
+def _wanted_payload(trigger: Trigger, delta: Delta) -> dict[str, Any] | None:
+    """The payload of an event for this delta, or None if the flow does not want one."""
+    if delta.kind not in trigger.emits:
+        return None
+    if delta.kind == "removed":
+        payload = trigger.removed_payload(delta.item_key)
+    else:
+        payload = dict(delta.payload or {})
+        if delta.kind == "changed":
+            payload = trigger.changed_payload(payload, delta.previous)
+    return payload if trigger.wants(delta.kind, payload) else None
+
+
 async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
     trigger, flow = run.trigger, run.flow
     chosen: list[tuple[Delta, dict[str, Any]]] = []
@@ -525,17 +583,17 @@ async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
             if delta.kind == "removed" and keeps_removed:
                 restore.append(delta)
             continue
-        if delta.kind == "removed":
-            payload = trigger.removed_payload(delta.item_key)
-        else:
-            payload = dict(delta.payload or {})
-            if delta.kind == "changed":
-                payload = trigger.changed_payload(payload, delta.previous)
-        if trigger.wants(delta.kind, payload):
+        payload = _wanted_payload(trigger, delta)
+        if payload is not None:
             if trigger.enriches:
                 # A few calls for the few changes found (a sent campaign's statistics, or
                 # proof that a subscriber really left); None means it was no change after all.
-                enriched = await trigger.enrich(run.client, delta.kind, payload)
+                # A short list made them before the commit (see _enrich_ahead).
+                key = _enrich_key(delta, payload)
+                if key in run.enriched:
+                    enriched = run.enriched[key]
+                else:
+                    enriched = await trigger.enrich(run.client, delta.kind, payload)
                 if enriched is None:
                     # Not a change after all (the paging missed a row). The snapshot keeps
                     # what it held, so that the change, if it comes later, is still found.

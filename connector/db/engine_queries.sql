@@ -122,6 +122,10 @@ CREATE TEMP TABLE IF NOT EXISTS snapshot_delta (
 -- name: snapshot_delta_truncate
 TRUNCATE snapshot_delta;
 
+-- name: snapshot_fingerprints
+-- A flow's stored snapshot, up to a limit (a short list diffed in memory before its commit).
+SELECT item_key, fingerprint FROM snapshot_items WHERE flow_name = $1 LIMIT $2;
+
 -- name: snapshot_delta_fill
 -- One full join of the incoming list against the stored snapshot: everything that differs.
 INSERT INTO snapshot_delta (kind, item_key, fingerprint, previous, payload)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from pathlib import Path
+from typing import Any, ClassVar
 
 import aiohttp
 import asyncpg
@@ -14,7 +16,7 @@ from cryptography.fernet import Fernet
 from connector.config import parse
 from connector.daemon import Runtime, Worker
 from connector.engine import SNAPSHOT_BATCH, PollResult, poll_flow
-from connector.plugins import Trigger
+from connector.plugins import ApiClient, SnapshotChange, Trigger
 from connector.sandbox.testing import start_sandbox
 from tests.integration.test_engine import ItemCreated, ItemJoined, Params, Store, make_flow
 
@@ -137,3 +139,52 @@ async def test_a_list_longer_than_one_batch_streams_and_diffs_like_a_short_one(
             # The pool's one connection carries no rows of the poll's list any more.
             assert await conn.fetchval("SELECT to_regclass('pg_temp.snapshot_incoming')") is None
             assert await conn.fetchval("SELECT count(*) FROM leases") == 0
+
+
+class ProofStore(Store):
+    """A store whose enrichment answer waits until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asking = asyncio.Event()
+        self.proof = asyncio.Event()
+
+
+class ItemLeft(ItemJoined):
+    key: ClassVar[str] = "test.item_left"
+    emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"removed"})
+    enriches: ClassVar[bool] = True
+
+    async def enrich(
+        self, client: ApiClient, kind: SnapshotChange, payload: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        assert isinstance(client, ProofStore)
+        client.asking.set()
+        await client.proof.wait()
+        return {**payload, "proven": True}
+
+
+async def test_an_enrichment_call_waits_with_no_database_connection(database: str) -> None:
+    async with asyncpg.create_pool(database, min_size=1, max_size=1) as pool:
+        store = ProofStore()
+        store.items = {k: {"id": k, "at": 1.0} for k in ("a", "b")}
+        flow = make_flow(ItemLeft)
+
+        async def poll() -> PollResult:
+            return await poll_flow(
+                flow, Params(), client=store, pool=pool, worker="w1", trigger=ItemLeft
+            )
+
+        assert (await poll()).status == "ok"
+        del store.items["b"]
+        polling = asyncio.create_task(poll())
+        try:
+            await asyncio.wait_for(store.asking.wait(), 10)
+            async with pool.acquire(timeout=10) as conn:
+                assert await conn.fetchval("SELECT count(*) FROM leases") == 1
+        finally:
+            store.proof.set()
+        result = await polling
+        assert (result.status, result.events_created) == ("ok", 1), result.error
+        payload = await pool.fetchval("SELECT payload FROM events WHERE item_key = 'b'")
+        assert json.loads(payload) == {"id": "b", "proven": True}
