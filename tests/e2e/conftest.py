@@ -130,3 +130,56 @@ async def wait_exit(proc: subprocess.Popen[str], within: float) -> int | None:
         if code is not None or time.monotonic() > deadline:
             return code
         await asyncio.sleep(0.05)
+
+
+def write_flows(
+    path: Path,
+    sb: Any,
+    url: str,
+    flows: dict[str, tuple[str, int]],
+    *,
+    secret: str,
+    start: str = "now",
+    flow_options: dict[str, Any] | None = None,
+    action_options: dict[str, Any] | None = None,
+) -> Path:
+    """A flow file: ``flows`` maps a flow name to (connection, mailing list id).
+
+    Each connection gets its own sandbox client; each flow a ``subscriber_added`` trigger and
+    one signed webhook to ``url``. ``start: all`` makes a flow's first poll deliver the
+    subscribers already there, so a test need not wait a whole interval for its second poll.
+    """
+    connections = sorted({connection for connection, _ in flows.values()})
+    for connection in connections:
+        sb.add_client(f"client-{connection}", f"secret-{connection}")
+    document = {
+        "connections": {
+            c: {
+                "client_id": f"client-{c}",
+                "client_secret": f"secret-{c}",
+                "base_url": sb.base_url,
+                "rate_limit": "5/s",
+            }
+            for c in connections
+        },
+        "egress": {"allow_networks": ["127.0.0.0/8"]},
+        "flows": [
+            {
+                "name": name,
+                "trigger": {
+                    "type": "sendpulse.subscriber_added",
+                    "connection": connection,
+                    "params": {"mailing_list_id": list_id},
+                },
+                "every": "10s",
+                "start": start,
+                **(flow_options or {}),
+                "actions": [
+                    {"type": "webhook", "url": url, "secret": secret, **(action_options or {})}
+                ],
+            }
+            for name, (connection, list_id) in flows.items()
+        ],
+    }
+    path.write_text(json.dumps(document, indent=2))
+    return path

@@ -36,6 +36,7 @@ from tests.e2e.conftest import (
     log_records,
     wait_exit,
 )
+from tests.e2e.conftest import write_flows as write_flow_file
 
 WEBHOOK_SECRET = generate_secret()
 # Short leases so that a dead worker's connections and deliveries move on within seconds.
@@ -112,42 +113,7 @@ def write_flows(
     *,
     start: str = "now",
 ) -> Path:
-    """A flow file: ``flows`` maps a flow name to (connection, mailing list id).
-
-    ``start: all`` makes a flow's first poll deliver the subscribers already there, so a
-    test need not wait a whole interval for its second poll.
-    """
-    connections = sorted({connection for connection, _ in flows.values()})
-    for connection in connections:
-        sb.add_client(f"client-{connection}", f"secret-{connection}")
-    document = {
-        "connections": {
-            c: {
-                "client_id": f"client-{c}",
-                "client_secret": f"secret-{c}",
-                "base_url": sb.base_url,
-                "rate_limit": "5/s",
-            }
-            for c in connections
-        },
-        "egress": {"allow_networks": ["127.0.0.0/8"]},
-        "flows": [
-            {
-                "name": name,
-                "trigger": {
-                    "type": "sendpulse.subscriber_added",
-                    "connection": connection,
-                    "params": {"mailing_list_id": list_id},
-                },
-                "every": "10s",
-                "start": start,
-                "actions": [{"type": "webhook", "url": url, "secret": WEBHOOK_SECRET}],
-            }
-            for name, (connection, list_id) in flows.items()
-        ],
-    }
-    path.write_text(json.dumps(document, indent=2))
-    return path
+    return write_flow_file(path, sb, url, flows, secret=WEBHOOK_SECRET, start=start)
 
 
 def start_worker(

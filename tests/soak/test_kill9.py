@@ -32,6 +32,7 @@ from aiohttp import web
 from connector.sandbox.testing import Sandbox, start_sandbox
 from connector.signing import SignatureInvalid, generate_secret, verify
 from tests.e2e.conftest import SECRET_KEY, Daemon, cli_env, eventually, wait_exit
+from tests.e2e.conftest import write_flows as write_flow_file
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1500)]
 
@@ -123,46 +124,17 @@ def processes() -> Iterator[list[Daemon]]:
 
 
 def write_flows(path: Path, sb: Sandbox, url: str, books: dict[str, int]) -> Path:
-    connections = sorted(set(CONNECTION_OF.values()))
-    for c in connections:
-        sb.add_client(f"client-{c}", f"secret-{c}")
-    document = {
-        "connections": {
-            c: {
-                "client_id": f"client-{c}",
-                "client_secret": f"secret-{c}",
-                "base_url": sb.base_url,
-                "rate_limit": "5/s",
-            }
-            for c in connections
-        },
-        "egress": {"allow_networks": ["127.0.0.0/8"]},
-        "flows": [
-            {
-                "name": flow,
-                "trigger": {
-                    "type": "sendpulse.subscriber_added",
-                    "connection": connection,
-                    "params": {"mailing_list_id": books[flow]},
-                },
-                "every": "10s",
-                "start": "all",
-                # Quick retries: an unacknowledged attempt is tried again within seconds.
-                "retry_schedule": ["1s", "2s", "3s", "5s", "5s", "5s", "5s", "5s"],
-                "actions": [
-                    {
-                        "type": "webhook",
-                        "url": url,
-                        "secret": WEBHOOK_SECRET,
-                        "timeout": f"{WEBHOOK_TIMEOUT:g}s",
-                    }
-                ],
-            }
-            for flow, connection in CONNECTION_OF.items()
-        ],
-    }
-    path.write_text(json.dumps(document, indent=2))
-    return path
+    return write_flow_file(
+        path,
+        sb,
+        url,
+        {flow: (connection, books[flow]) for flow, connection in CONNECTION_OF.items()},
+        secret=WEBHOOK_SECRET,
+        start="all",
+        # Quick retries: an unacknowledged attempt is tried again within seconds.
+        flow_options={"retry_schedule": ["1s", "2s", "3s", "5s", "5s", "5s", "5s", "5s"]},
+        action_options={"timeout": f"{WEBHOOK_TIMEOUT:g}s"},
+    )
 
 
 async def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
