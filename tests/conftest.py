@@ -17,12 +17,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import pytest
 
 from connector.db import migrate as migrations
 from connector.db.embedded import EmbeddedPostgres
 from connector.db.pool import ensure_database
+from connector.sandbox.testing import Sandbox, start_sandbox
 
 TEMPLATE = "connector_template"
 
@@ -123,9 +125,14 @@ async def db_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[object]:
+async def sb() -> AsyncIterator[Sandbox]:
     """A running SendPulse sandbox on loopback (`start_sandbox()` defaults); yields its handle."""
-    from connector.sandbox.testing import start_sandbox
+    async with start_sandbox() as running:
+        yield running
 
-    async with start_sandbox() as sb:
-        yield sb
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """One plain client session for a test (webhook tests use a guarded one of their own)."""
+    async with aiohttp.ClientSession() as session:
+        yield session

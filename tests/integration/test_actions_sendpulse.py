@@ -38,12 +38,6 @@ async def sb() -> AsyncIterator[Sandbox]:
         yield handle
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def config_for(sb: Sandbox, actions: list[dict[str, Any]], **extra: Any) -> Config:
     flows = [{"name": "f", "trigger": TRIGGER, "actions": actions, "concurrency": 50}]
     return sandbox_config(sb.base_url, sb.client_id, sb.client_secret, flows=flows, extra=extra)

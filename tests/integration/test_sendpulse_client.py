@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import asyncpg
@@ -33,18 +32,6 @@ from connector.providers.testing import (
 from connector.providers.transport import make_limiter, send_trace
 from connector.sandbox.testing import Sandbox, start_sandbox
 from connector.units import RateLimit
-
-
-@pytest.fixture
-async def sb() -> AsyncIterator[Sandbox]:
-    async with start_sandbox(rate_limit=10.0) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def clients(

@@ -6,7 +6,6 @@ import asyncio
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -23,18 +22,6 @@ from connector.sandbox.testing import Sandbox, start_sandbox
 
 TOKEN_PATH = "/oauth/access_token"
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-@pytest.fixture
-async def sb() -> AsyncIterator[Sandbox]:
-    async with start_sandbox(rate_limit=10.0) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def make(
