@@ -17,7 +17,7 @@ import structlog
 
 from connector import __version__
 from connector import logging as connector_logging
-from connector.errors import ConfigError, ConfigInvalid
+from connector.errors import ConfigError, ConfigInvalid, StartupFailed
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -103,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StartupFailed as exc:
+        structlog.get_logger("connector").error(exc.event, **exc.fields)
+        if sys.stderr.isatty():
+            print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
 

@@ -380,9 +380,13 @@ class Worker:
     # -- the whole life -----------------------------------------------------------------------
 
     async def run(self) -> int:
+        """Start every part in order, run until a stop signal, stop them in reverse.
+
+        Each part goes on the exit stack as soon as it starts, so a failure at any step (a
+        taken port, a lost database) unwinds exactly what had started, leases included, and
+        the error reaches the caller instead of a half-started worker waiting forever.
+        """
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_stop_signal, sig)
         reloads: set[asyncio.Task[bool]] = set()
 
         def on_hup() -> None:
@@ -390,25 +394,34 @@ class Worker:
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
         policy = EgressPolicy(self.config.document.egress.allow_networks)
         async with AsyncExitStack() as stack:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._on_stop_signal, sig)
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
+            stack.callback(_remove_signal_handlers, loop)
             self.http = await stack.enter_async_context(guarded_session(policy))
             await self.providers.ensure_connections()
             self.config = await self._expanded(self.file_config)
-            self.ownership.set_connections(owned_connections(self.config))
-            await self.ownership.tick()
-            ownership_task = asyncio.create_task(self.ownership.run(self.stop), name="ownership")
-            installs_task = asyncio.create_task(self._installs_loop(), name="installs")
-            self._start_dispatcher()
-            self.scheduler.start(self.config.flows)
-            runner = None
+            # The port is taken before any lease: a worker that cannot serve holds nothing.
             if self.port is not None:
                 app = build_app(
                     WebState(pool=self.rt.pool, scheduler_running=lambda: self.scheduler.running),
                     routes=self._routes(),
                 )
                 runner = await serve(app, self.host, self.port)
+                stack.push_async_callback(runner.cleanup)
+            self.ownership.set_connections(owned_connections(self.config))
+            stack.push_async_callback(self.ownership.release_all)
+            await self.ownership.tick()
+            ownership = asyncio.create_task(self.ownership.run(self.stop), name="ownership")
+            stack.push_async_callback(self._join, ownership)
+            installs = asyncio.create_task(self._installs_loop(), name="installs")
+            stack.push_async_callback(self._join, installs)
+            self._start_dispatcher()
+            stack.push_async_callback(self._stop_dispatcher, self.drain)
+            self.scheduler.start(self.config.flows)
+            stack.push_async_callback(self.scheduler.shutdown, self.drain)
             log.info(
                 "worker_started",
                 worker=self.rt.worker_id,
@@ -417,19 +430,16 @@ class Worker:
                 owned=sorted(self.ownership.owned),
                 port=self.port,
             )
+            # Then stop taking new work, let what is in flight finish (bounded), and let go:
+            # the stack unwinds scheduler, dispatcher, background loops, leases, web server.
             await self.stop.wait()
-            # Stop taking new work, let what is in flight finish (bounded), then let go.
-            await self.scheduler.shutdown(self.drain)
-            await self._stop_dispatcher(self.drain)
-            await ownership_task
-            await installs_task
-            await self.ownership.release_all()
-            if runner is not None:
-                await runner.cleanup()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
         log.info("worker_stopped", worker=self.rt.worker_id)
         return 0
+
+    async def _join(self, task: asyncio.Task[None]) -> None:
+        # On a failed start nothing set the stop event yet; the loop must still end.
+        self.stop.set()
+        await task
 
     def _routes(self) -> list[Any]:
         from connector.auth.app_directory import app_directory_routes
@@ -449,6 +459,11 @@ class Worker:
             cipher=self.providers.cipher,
         )
         return routes
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.remove_signal_handler(sig)
 
 
 async def run(

@@ -5,6 +5,8 @@
     ConnectorError                  the root: anything this project raises on purpose
     ├── ConfigError                 fix the configuration or environment, then start again
     │   └── ConfigInvalid           a flow file has errors (each with file, line, column, path)
+    ├── StartupFailed               the worker could not start (a taken port, a newer database);
+    │                               it let go of everything it held: fix the cause, start again
     ├── RetriableError              try again later (429, 5xx, timeouts, a lost connection)
     ├── FatalError                  stop: retrying cannot help (other 4xx, bad credentials)
     │   └── NeedsReauth             the connection's credentials were refused
@@ -53,6 +55,19 @@ class ConfigInvalid(ConfigError):
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class StartupFailed(ConnectorError):
+    """The worker could not start; everything it had opened is closed again.
+
+    ``event`` is the log event that names the cause (``web_server_failed``, ...), ``fields``
+    its data: the command line prints both plainly and exits 1.
+    """
+
+    def __init__(self, event: str, message: str, **fields: object) -> None:
+        super().__init__(message)
+        self.event = event
+        self.fields = fields
 
 
 class RetriableError(ConnectorError):

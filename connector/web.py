@@ -7,6 +7,7 @@ the schema is current and the scheduler runs.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from connector import metrics
 from connector.db import migrate as migrations
+from connector.errors import StartupFailed
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +85,18 @@ async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Start serving ``app``; the caller owns the returned runner and cleans it up."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        # asyncio wraps the bind error's text in its own sentence; the errno alone is clear.
+        error = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+        raise StartupFailed(
+            "web_server_failed",
+            f"cannot serve on {host}:{port}: {error} (set --port or PORT to a free port)",
+            host=host,
+            port=port,
+            error=error,
+        ) from exc
     log.info("web_server_started", host=host, port=port)
     return runner

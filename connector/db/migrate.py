@@ -16,7 +16,7 @@ import asyncpg
 import structlog
 
 from connector.db.queries import q
-from connector.errors import ConfigError
+from connector.errors import ConfigError, StartupFailed
 
 log = structlog.get_logger(__name__)
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -68,7 +68,16 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
         await conn.execute(q("create_migrations_table"))
         rows = await conn.fetch(q("applied_migrations"))
         done = {row["version"]: row["checksum"] for row in rows}
-        for migration in available():
+        known = available()
+        newer = sorted(set(done) - {m.version for m in known})
+        if newer:
+            raise StartupFailed(
+                "database_newer_than_code",
+                f"the database has migration {newer[-1]:04d}, which this version does not know: "
+                "it was migrated by a newer connector; run that version, or upgrade this one",
+                migrations=[f"{v:04d}" for v in newer],
+            )
+        for migration in known:
             if migration.version in done:
                 if done[migration.version] != migration.checksum:
                     raise MigrationMismatch(
