@@ -190,15 +190,22 @@ def _at_variable(text: str, index: int) -> bool:
     return index > 0 and text.startswith("${", index - 1)
 
 
+_STR = "tag:yaml.org,2002:str"
+# Keys that SafeConstructor.flatten_mapping rewrites: ``<<`` merges and ``=`` values.
+_FLATTENED = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+
+
 def _build(
     node: yaml.Node, path: Path, loader: Any, located: Located, env: Mapping[str, str]
 ) -> Any:
-    located.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    mark = node.start_mark
+    located.positions[path] = (mark.line + 1, mark.column + 1)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        if any(key_node.tag in _FLATTENED for key_node, _ in node.value):
+            loader.flatten_mapping(node)
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(key_node, loader)
             if not isinstance(key, str):
                 key = str(key)
             child = (*path, key)
@@ -218,7 +225,7 @@ def _build(
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), loader, located, env) for i, item in enumerate(node.value)]
-    value = loader.construct_object(node, deep=True)
+    value = _scalar(node, loader)
     if isinstance(value, str) and "$" in value:
         missing: list[str] = []
         value = _interpolate(value, env, missing)
@@ -231,3 +238,10 @@ def _build(
                 )
             )
     return value
+
+
+def _scalar(node: yaml.Node, loader: Any) -> Any:
+    # Most values are plain strings: skip the constructor's bookkeeping for them.
+    if type(node) is yaml.ScalarNode and node.tag == _STR:
+        return node.value
+    return loader.construct_object(node, deep=True)
