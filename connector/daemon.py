@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
@@ -316,6 +316,7 @@ class Worker:
                 # leaves the running flows exactly as they were.
                 await self._providers(config).ensure_connections()
                 expanded = await self._expanded(config)
+                polled_before = await self._polled_before(expanded)
             except DB_ERRORS as exc:
                 log.error("config_reload_failed", file=self.config_path, error=str(exc))
                 return False
@@ -326,18 +327,28 @@ class Worker:
                 )
             self.providers.use_config(config)
             self.file_config = config
-            self._switch(expanded)
+            self._switch(expanded, polled_before)
             await self._claim_connections()
             log.info("config_reloaded", file=self.config_path, flows=len(self.config.flows))
             return True
 
-    def _switch(self, config: Config) -> None:
+    def _switch(self, config: Config, polled_before: Collection[str]) -> None:
         """Run ``config`` from now on: deliveries, ownership and schedules follow it."""
         self.config = config
         if self.dispatcher is not None:
             self.dispatcher.use_config(config)
         self.ownership.set_connections(owned_connections(config))
-        self.scheduler.sync(config.flows)
+        self.scheduler.sync(config.flows, polled_before)
+
+    async def _polled_before(self, config: Config) -> set[str]:
+        """The flows of ``config`` not scheduled yet that have polled before (any worker)."""
+        scheduled = set(self.scheduler.scheduled)
+        names = [f.name for f in config.flows if f.name not in scheduled]
+        if not names:
+            return set()
+        async with self.rt.pool.acquire() as conn:
+            rows = await conn.fetch(q("flows_polled_before"), names)
+        return {row["flow_name"] for row in rows}
 
     async def _expanded(self, config: Config) -> Config:
         apps = apps_used(config)
@@ -352,7 +363,8 @@ class Worker:
             config = await self._expanded(self.file_config)
             if [f.name for f in config.flows] == [f.name for f in self.config.flows]:
                 return False
-            self._switch(config)
+            polled_before = await self._polled_before(config)
+            self._switch(config, polled_before)
             await self._claim_connections()
             log.info("flow_instances_changed", flows=len(config.flows))
             return True
@@ -420,7 +432,7 @@ class Worker:
             stack.push_async_callback(self._join, installs)
             self._start_dispatcher()
             stack.push_async_callback(self._stop_dispatcher, self.drain)
-            self.scheduler.start(self.config.flows)
+            self.scheduler.start(self.config.flows, await self._polled_before(self.config))
             stack.push_async_callback(self.scheduler.shutdown, self.drain)
             log.info(
                 "worker_started",

@@ -1,21 +1,24 @@
-"""APScheduler wiring: one interval job per flow, never overlapping, drained on shutdown.
+"""APScheduler wiring: one job per flow at its phase, never overlapping, drained on shutdown.
 
 Each job only names its flow; the poll looks the flow up in the current config, so a reload
 (SIGHUP) that changes a flow's params takes effect at its next run without touching the job.
+When a flow polls is :mod:`connector.phases`' business: at a fixed place in its interval, the
+same after a restart or a reload, plus a little jitter.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.triggers.base import BaseTrigger
 
 from connector.config import Flow
+from connector.phases import first_poll_delay, next_slot, phases, spread
 
 log = structlog.get_logger(__name__)
 
@@ -23,44 +26,86 @@ PollFn = Callable[[str], Awaitable[None]]
 
 
 def jitter_for(every: timedelta) -> float:
-    """Up to 10% of the interval (at most 30 s), so a thousand flows do not fire together."""
-    return min(every.total_seconds() * 0.1, 30.0)
+    """Up to 0.2% of the interval, at most half a second: phases already keep flows apart."""
+    return min(every.total_seconds() * 0.002, 0.5)
+
+
+class PhaseTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler ships no type hints
+    """Fires at a flow's phase in each interval, at least half an interval after the last run.
+
+    The phase is read from the scheduler's table at every firing, so a reload that moves it
+    needs no new job. "Half an interval" lets a first poll or a manual kick come early without
+    a second poll just after it.
+    """
+
+    __slots__ = ("every", "jitter", "name", "table")
+
+    def __init__(self, name: str, every: timedelta, table: dict[str, float]) -> None:
+        self.name = name
+        self.every = every.total_seconds()
+        self.jitter = jitter_for(every)
+        self.table = table
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        after = now
+        if previous_fire_time is not None:
+            after = previous_fire_time + timedelta(seconds=self.every / 2)
+        slot = next_slot(self.table.get(self.name, 0.0), self.every, after)
+        return slot + timedelta(seconds=random.uniform(0, self.jitter))  # noqa: S311 - spreading load, not security
+
+    def __repr__(self) -> str:
+        return f"PhaseTrigger(every={self.every:g}s, phase={self.table.get(self.name, 0.0):g}s)"
 
 
 class FlowScheduler:
-    """Runs ``poll(flow_name)`` for every enabled flow at its interval."""
+    """Runs ``poll(flow_name)`` for every enabled flow, each at its phase of its interval."""
 
-    def __init__(self, poll: PollFn, *, first_run_spread: float | None = None) -> None:
+    def __init__(self, poll: PollFn) -> None:
         self._poll = poll
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._intervals: dict[str, timedelta] = {}
+        # Shared with every job's trigger: updated in place when the flows change.
+        self._phases: dict[str, float] = {}
         self._inflight: set[asyncio.Task[None]] = set()
-        self._first_run_spread = first_run_spread
         self.running = False
 
-    def start(self, flows: Iterable[Flow]) -> None:
+    def start(self, flows: Iterable[Flow], polled_before: Collection[str] = ()) -> None:
         self._scheduler.start()
         self.running = True
-        self.sync(flows)
+        self.sync(flows, polled_before)
 
-    def sync(self, flows: Iterable[Flow]) -> None:
-        """Make the jobs match ``flows``: add new ones, drop removed ones, re-time changed ones."""
+    def sync(self, flows: Iterable[Flow], polled_before: Collection[str] = ()) -> None:
+        """Make the jobs match ``flows``: add new ones, drop removed ones, re-time changed ones.
+
+        A flow that is neither scheduled yet nor in ``polled_before`` (the flows the database
+        holds a state for) is new: its first poll comes within min(every, 30 s).
+        """
         wanted = {flow.name: flow.every for flow in flows if flow.enabled}
         for name in list(self._intervals):
             if name not in wanted:
                 self._scheduler.remove_job(name)
                 del self._intervals[name]
                 log.info("flow_unscheduled", flow=name)
+        found = phases(wanted.items())
+        self._phases.clear()
+        self._phases.update(found)
+        now = datetime.now(UTC)
         for name, every in wanted.items():
-            if self._intervals.get(name) == every:
+            previous = self._intervals.get(name)
+            if previous == every:
                 continue
             seconds = every.total_seconds()
-            spread = seconds if self._first_run_spread is None else self._first_run_spread
-            # The first poll comes soon, spread out so that workers and flows do not align.
-            first = datetime.now(UTC) + timedelta(seconds=random.uniform(0, min(spread, 5.0)))  # noqa: S311 - spreading load, not security
+            trigger = PhaseTrigger(name, every, self._phases)
+            if previous is None and name not in polled_before:
+                first = now + timedelta(seconds=first_poll_delay(found[name], seconds))
+            else:
+                first = trigger.get_next_fire_time(None, now)
+            if previous is not None:
+                # Removed first: a scheduler not started yet keeps a replaced job beside the new.
+                self._scheduler.remove_job(name)
             self._scheduler.add_job(
                 self._run,
-                IntervalTrigger(seconds=seconds, jitter=jitter_for(every), timezone=UTC),
+                trigger,
                 args=[name],
                 id=name,
                 name=name,
@@ -72,7 +117,8 @@ class FlowScheduler:
                 replace_existing=True,
             )
             self._intervals[name] = every
-            log.info("flow_scheduled", flow=name, every_s=seconds)
+            log.debug("flow_scheduled", flow=name, every_s=seconds, phase_s=found[name])
+        log.info("schedule_spread", **spread(wanted.items()).log_fields())
 
     async def _run(self, flow_name: str) -> None:
         task = asyncio.current_task()
@@ -92,6 +138,15 @@ class FlowScheduler:
         job = self._scheduler.get_job(flow_name)
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC))
+
+    def next_poll(self, flow_name: str) -> datetime | None:
+        """When ``flow_name`` polls next, or None if it is not scheduled."""
+        job = self._scheduler.get_job(flow_name)
+        return None if job is None else job.next_run_time
+
+    def phase(self, flow_name: str) -> float | None:
+        """Seconds into each interval at which ``flow_name`` polls (see connector.phases)."""
+        return self._phases.get(flow_name)
 
     @property
     def scheduled(self) -> list[str]:

@@ -2,6 +2,10 @@
 
 The flow loader needs to say *where* a problem is. PyYAML's node tree carries marks; we build
 the Python value from it ourselves so every path (``flows[2].actions[0].url``) maps to a line.
+libyaml composes the tree where it is installed; a document it refuses is parsed again by the
+pure-Python loader, whose error messages are the ones users know. Aliases (``*name``) are
+refused: a flow file does not need them, and expanded they turn a few hundred bytes into
+gigabytes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import yaml
 from connector.errors import ConfigProblem
 
 Path = tuple[str | int, ...]
+# yaml.SafeLoader or yaml.CSafeLoader: the same interface, no common base class in the stubs.
+LoaderClass = type[Any]
 
 # ${VAR} or ${VAR:-default}; $${...} is a literal "${...}".
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -69,39 +75,137 @@ def _interpolate(text: str, env: Mapping[str, str], missing: list[str]) -> str:
     return _VAR.sub(replace, text)
 
 
-def load(text: str, file: str, env: Mapping[str, str] | None = None) -> Located:
-    """Parse ``text``; syntax errors, duplicate keys and missing variables become problems."""
+PURE_LOADER: LoaderClass = yaml.SafeLoader
+
+
+def fast_loader(module: Any = yaml) -> LoaderClass:
+    """libyaml's loader where PyYAML was built with it, else the pure-Python one.
+
+    libyaml (a C extension) composes a large file about ten times faster than PyYAML's own
+    scanner; both give the same marks.
+    """
+    found: LoaderClass = getattr(module, "CSafeLoader", None) or module.SafeLoader
+    return found
+
+
+FAST_LOADER: LoaderClass = fast_loader()
+
+FLOW_MAPPING_HINT = "${...} inside {...} or [...] must be quoted, or written in block style"
+
+
+class _Refused(Exception):
+    """The document is well-formed YAML that a flow file may not use."""
+
+    def __init__(self, mark: yaml.Mark, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+def load(
+    text: str,
+    file: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    loader: LoaderClass | None = None,
+) -> Located:
+    """Parse ``text``; syntax errors, aliases, duplicate keys and missing variables are problems.
+
+    ``loader`` is the loader class to try first (libyaml's where it is installed). A document
+    it refuses is parsed again by PyYAML's pure-Python loader, so every syntax error reads and
+    points exactly the same with or without libyaml.
+    """
     env = os.environ if env is None else env
     located = Located(file=file, data=None)
-    loader = yaml.SafeLoader(text)
+    first = FAST_LOADER if loader is None else loader
     try:
-        node = loader.get_single_node()
-        if node is None:
-            located.data = {}
-            return located
-        located.data = _build(node, (), loader, located, env)
+        try:
+            node, composer = _compose(text, first)
+        except yaml.YAMLError:
+            if first is PURE_LOADER:
+                raise
+            node, composer = _compose(text, PURE_LOADER)
+        try:
+            if node is None:
+                located.data = {}
+                return located
+            located.data = _build(node, (), composer, located, env)
+        finally:
+            composer.dispose()
+    except _Refused as exc:
+        located.problems.append(
+            ConfigProblem(file, exc.mark.line + 1, exc.mark.column + 1, "", exc.message)
+        )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         reason = exc.problem or exc.context or "invalid YAML"
+        if mark is not None and _at_variable(text, mark.index):
+            reason = f"{reason}; {FLOW_MAPPING_HINT}"
         located.problems.append(ConfigProblem(file, line, column, "", f"YAML syntax: {reason}"))
     except yaml.YAMLError as exc:
         located.problems.append(ConfigProblem(file, None, None, "", f"YAML syntax: {exc}"))
-    finally:
-        loader.dispose()
     return located
 
 
+def _compose(text: str, loader_cls: LoaderClass) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree and the loader that holds it (the caller disposes of it)."""
+    if "*" in text:
+        _refuse_aliases(text, loader_cls)
+    loader = loader_cls(text)
+    try:
+        return loader.get_single_node(), loader
+    except BaseException:
+        loader.dispose()
+        raise
+
+
+def _refuse_aliases(text: str, loader_cls: LoaderClass) -> None:
+    """Refuse the first alias (``*name``): expanded, a few hundred bytes can become gigabytes.
+
+    Flow files have no use for them. Only the scanner runs here; a syntax error is left to the
+    parse that follows, which reports it.
+    """
+    scanner = loader_cls(text)
+    try:
+        while not scanner.check_token(yaml.StreamEndToken):
+            token = scanner.get_token()
+            if isinstance(token, yaml.AliasToken):
+                raise _Refused(
+                    token.start_mark,
+                    f"YAML alias *{token.value} is not allowed in a flow file; "
+                    "write the value out in full",
+                )
+    except yaml.YAMLError:
+        return
+    finally:
+        scanner.dispose()
+
+
+def _at_variable(text: str, index: int) -> bool:
+    """Whether ``index`` is at a ``${`` (or at its ``{``): YAML reads that as a flow mapping."""
+    if text.startswith("${", index):
+        return True
+    return index > 0 and text.startswith("${", index - 1)
+
+
+_STR = "tag:yaml.org,2002:str"
+# Keys that SafeConstructor.flatten_mapping rewrites: ``<<`` merges and ``=`` values.
+_FLATTENED = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+
+
 def _build(
-    node: yaml.Node, path: Path, loader: yaml.SafeLoader, located: Located, env: Mapping[str, str]
+    node: yaml.Node, path: Path, loader: Any, located: Located, env: Mapping[str, str]
 ) -> Any:
-    located.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    mark = node.start_mark
+    located.positions[path] = (mark.line + 1, mark.column + 1)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        if any(key_node.tag in _FLATTENED for key_node, _ in node.value):
+            loader.flatten_mapping(node)
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(key_node, loader)
             if not isinstance(key, str):
                 key = str(key)
             child = (*path, key)
@@ -121,7 +225,7 @@ def _build(
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), loader, located, env) for i, item in enumerate(node.value)]
-    value = loader.construct_object(node, deep=True)
+    value = _scalar(node, loader)
     if isinstance(value, str) and "$" in value:
         missing: list[str] = []
         value = _interpolate(value, env, missing)
@@ -134,3 +238,10 @@ def _build(
                 )
             )
     return value
+
+
+def _scalar(node: yaml.Node, loader: Any) -> Any:
+    # Most values are plain strings: skip the constructor's bookkeeping for them.
+    if type(node) is yaml.ScalarNode and node.tag == _STR:
+        return node.value
+    return loader.construct_object(node, deep=True)
