@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from connector.accounts import of_connection, of_install
-from connector.config import Connection
+from connector.config import Connection, parse
+from connector.daemon import Worker
 from connector.engine import new_label, same_account
 
 SECRET = "client-secret-value-0123"
@@ -98,3 +100,26 @@ def test_watermark_labels_differ_by_account_and_stay_as_before_without_one() -> 
     assert new_label(None) == "new"
     assert new_label("a") != new_label("b")
     assert new_label("a") == new_label("a")
+
+
+def test_a_worker_takes_a_file_connections_account_from_its_own_file() -> None:
+    document = {
+        "connections": {"main": {"client_id": "client-a", "client_secret": SECRET}},
+        "flows": [
+            {
+                "name": "f1",
+                "trigger": {"type": "sendpulse.subscriber_added", "params": {"mailing_list_id": 1}},
+                "actions": [{"type": "log"}],
+            }
+        ],
+    }
+    config = parse(json.dumps(document), "flows.yaml", env={})
+    own = of_connection(config.connections["main"])
+    # What another worker stored for the row does not count for a file connection ...
+    assert Worker._account(config, "main", "install|elsewhere") == own
+    assert Worker._account(config, "main", None) == own
+    # ... while an app install, which the file does not describe, is what its row says.
+    assert (
+        Worker._account(config, "store-7", "install|sendpulse:app:1") == "install|sendpulse:app:1"
+    )
+    assert Worker._account(config, "store-7", None) is None
