@@ -24,7 +24,7 @@ import aiohttp
 import asyncpg
 import structlog
 
-from connector import metrics
+from connector import accounts, metrics
 from connector.auth.crypto import load_secret_key
 from connector.config import Config, load_file
 from connector.db import migrate as migrations
@@ -199,9 +199,14 @@ class Worker:
         if connection is None or not self.ownership.owns(connection):
             return
         try:
-            if await self._needs_reauth(connection):
+            async with self.rt.pool.acquire() as conn:
+                row = await conn.fetchrow(q("connection_status"), connection)
+            if self._needs_reauth(connection, None if row is None else row["status"]):
                 metrics.POLLS.labels(flow=flow.name, outcome="paused").inc()
                 return
+            account = self._account(
+                config, connection, None if row is None else row["account_fingerprint"]
+            )
             client = self.providers.sendpulse(connection)
             # A poll holds a pooled database connection until it commits, and a token refresh
             # needs one of its own: with the pool full of polls waiting for tokens, none could
@@ -215,6 +220,7 @@ class Worker:
                     client=client,
                     pool=self.rt.pool,
                     worker=self.rt.worker_id,
+                    account=account,
                     **self._poll_options,
                 )
             metrics.POLLS.labels(flow=flow.name, outcome=result.status).inc()
@@ -228,9 +234,18 @@ class Worker:
             metrics.POLLS.labels(flow=flow.name, outcome="error").inc()
             self._database_lost(exc)
 
-    async def _needs_reauth(self, connection: str) -> bool:
-        async with self.rt.pool.acquire() as conn:
-            status = await conn.fetchval(q("connection_status"), connection)
+    @staticmethod
+    def _account(config: Config, connection: str, stored: str | None) -> str | None:
+        """The fingerprint of the account this worker's settings reach for ``connection``.
+
+        A flow-file connection's comes from this worker's own file, never from the row: a
+        worker still on the old file must not take the new account's state for its own. An
+        app install has no settings in the file; its row is its settings.
+        """
+        settings = config.connections.get(connection)
+        return stored if settings is None else accounts.of_connection(settings)
+
+    def _needs_reauth(self, connection: str, status: str | None) -> bool:
         if status == "needs_reauth":
             if self._paused.get(connection) != status:
                 self._paused[connection] = status

@@ -65,6 +65,25 @@ def state_key(trigger_type: str, params: PluginParams) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
 
+def same_account(stored: str | None, current: str | None) -> bool:
+    """Whether state stored under account ``stored`` goes on under account ``current``.
+
+    Unknown on either side counts as the same: state from before fingerprints were kept is
+    adopted by the account that polls it next, and a poll that names no account keeps it.
+    """
+    return stored is None or current is None or stored == current
+
+
+def new_label(account: str | None) -> str:
+    """The change part of a watermark event's id.
+
+    Ids grow in each account on their own, so deal 7 of one account and deal 7 of the next
+    are two items: the account keeps the second from taking the first one's id (and being
+    dropped as already recorded). Without a known account the label stays as it always was.
+    """
+    return "new" if account is None else f"new@{account}"
+
+
 def _json(value: Any) -> Any:
     # asyncpg hands jsonb over as text unless a codec is set on the pool, which we do not own.
     return json.loads(value) if isinstance(value, str) else value
@@ -99,6 +118,8 @@ class _Run:
     resource: str
     started: datetime
     state_key: str
+    # The fingerprint of the account this poll reaches (None: unknown, nothing to compare).
+    account: str | None
     fresh: bool
     previous_cursor: Any
     last_error: str | None
@@ -157,8 +178,14 @@ async def poll_flow(
     clock: Clock = utc_now,
     trigger: type[Trigger] | None = None,
     lease_ttl: timedelta = DEFAULT_LEASE_TTL,
+    account: str | None = None,
 ) -> PollResult:
-    """Poll one flow once and commit what changed; safe to call from any worker at any time."""
+    """Poll one flow once and commit what changed; safe to call from any worker at any time.
+
+    ``account`` is the fingerprint of the account ``client`` reaches (:mod:`connector.accounts`):
+    state taken under another one is no continuation of this one, and the flow starts a new
+    baseline as a new flow would.
+    """
     if trigger is None:
         from triggers import TRIGGERS
 
@@ -172,7 +199,9 @@ async def poll_flow(
         return PollResult(status="skipped")
     _polling.add((worker, flow.name))
     try:
-        return await _poll_leased(flow, params, trigger, client, pool, worker, clock, lease_ttl)
+        return await _poll_leased(
+            flow, params, trigger, client, pool, worker, clock, lease_ttl, account
+        )
     finally:
         _polling.discard((worker, flow.name))
 
@@ -206,6 +235,7 @@ async def _poll_leased(
     worker: str,
     clock: Clock,
     lease_ttl: timedelta,
+    account: str | None,
 ) -> PollResult:
     connection = flow.trigger.connection
     resource = leases.connection_resource(connection, flow.name)
@@ -233,6 +263,7 @@ async def _poll_leased(
         or not state["baseline_done"]
         # Another account's list is no continuation of this one's: a new baseline.
         or state["connection_id"] != connection
+        or not same_account(state["account_fingerprint"], account)
     )
     run = _Run(
         flow=flow,
@@ -245,6 +276,7 @@ async def _poll_leased(
         resource=resource,
         started=started,
         state_key=key,
+        account=account,
         fresh=fresh,
         previous_cursor=None if state is None or fresh else _json(state["cursor"]),
         last_error=None if state is None else state["last_error"],
@@ -361,6 +393,7 @@ async def _save_state(run: _Run, cursor: Any) -> None:
         canonical_json(cursor),
         True,
         None,
+        run.account,
     )
 
 
@@ -412,7 +445,7 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
         key = trigger.key_of(item)
         events.append(
             NewEvent(
-                id=event_id(flow.name, trigger.key, key, "new"),
+                id=event_id(flow.name, trigger.key, key, new_label(run.account)),
                 item_key=key,
                 payload=trigger.payload_of(item),
                 occurred_at=trigger.occurred_at(item),

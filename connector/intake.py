@@ -34,11 +34,11 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from connector import leases, metrics
+from connector import accounts, leases, metrics
 from connector.config import Config, Flow
 from connector.db.queries import q
 from connector.diff import snapshot_event_id
-from connector.engine import state_key
+from connector.engine import same_account, state_key
 from connector.events import NewEvent, record_events
 from connector.plugins import SnapshotChange, Trigger
 
@@ -192,6 +192,9 @@ class WebhookIntake:
         return web.json_response({"error": reason}, status=status)
 
     async def _apply(self, config: Config, name: str, changes: list[Change]) -> int:
+        # The account this worker's settings reach: a flow whose state belongs to another
+        # one waits for its new baseline, as after any other change of what it watches.
+        account = accounts.of_connection(config.connections[name])
         resource = leases.connection_resource(name, "")
         owner = f"intake:{self.worker_id}:{uuid.uuid4().hex[:8]}"
         async with self.pool.acquire() as conn:
@@ -204,7 +207,7 @@ class WebhookIntake:
                             params = config.trigger_params[flow.name]
                             if getattr(params, "mailing_list_id", None) != change.book_id:
                                 continue
-                            made = await _apply_change(conn, flow, params, change)
+                            made = await _apply_change(conn, flow, params, change, account)
                             if made:
                                 metrics.EVENTS_CREATED.labels(flow=flow.name, source="webhook").inc(
                                     made
@@ -249,7 +252,9 @@ def _item(change: Change) -> dict[str, Any]:
     }
 
 
-async def _apply_change(conn: asyncpg.Connection, flow: Flow, params: Any, change: Change) -> int:
+async def _apply_change(
+    conn: asyncpg.Connection, flow: Flow, params: Any, change: Change, account: str
+) -> int:
     """Move the flow's snapshot as the poll would and record the event it would make."""
     from triggers import TRIGGERS
 
@@ -262,9 +267,11 @@ async def _apply_change(conn: asyncpg.Connection, flow: Flow, params: Any, chang
         or not baseline["baseline_done"]
         or baseline["state_key"] != state_key(trigger_cls.key, params)
         or baseline["connection_id"] != flow.trigger.connection
+        or not same_account(baseline["account_fingerprint"], account)
     ):
-        # Before its first poll a flow has no view of the list to compare with; its
-        # baseline poll takes this change in like every other.
+        # Before its first poll a flow has no view of the list to compare with (nor after
+        # its connection moved to another account); its baseline poll takes this change in
+        # like every other.
         return 0
     trigger: Trigger = trigger_cls(params)
     item = _item(change)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import structlog
 
+from connector import accounts
 from connector.auth.crypto import Cipher
 from connector.auth.tokens import IssuedToken
 from connector.db.queries import q
@@ -50,6 +51,8 @@ async def store_install(
         list(scopes) if scopes is not None else None,
         cipher.encrypt(credentials) if credentials is not None else None,
     )
+    # Installing again (after an uninstall) is a new install id: its flows start over.
+    await accounts.record(conn, connection_id, accounts.of_install(install_id))
     await conn.execute(q("token_delete"), connection_id)
     if token is not None:
         await conn.execute(

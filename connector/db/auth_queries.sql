@@ -97,3 +97,15 @@ DELETE FROM oauth_states WHERE expires_at < $1;
 SELECT id FROM connections
  WHERE source = 'app_install' AND status = 'active' AND left(id, length($1) + 1) = $1 || '-'
  ORDER BY id;
+
+-- name: connection_account_record
+-- The old fingerprint comes back only when one was stored and it differs; under the row lock
+-- a second worker loading the same change finds it already made and gets nothing back.
+UPDATE connections c
+   SET account_fingerprint = $2,
+       account_changed_at = CASE WHEN old.fingerprint IS NULL THEN c.account_changed_at
+                                 ELSE now() END,
+       updated_at = now()
+  FROM (SELECT account_fingerprint AS fingerprint FROM connections WHERE id = $1 FOR UPDATE) old
+ WHERE c.id = $1 AND c.account_fingerprint IS DISTINCT FROM $2
+RETURNING old.fingerprint;

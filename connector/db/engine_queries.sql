@@ -28,16 +28,18 @@ SELECT owner, expires_at FROM leases WHERE resource = $1;
 SELECT owner, expires_at FROM leases WHERE resource = $1 FOR UPDATE;
 
 -- name: flow_state_get
-SELECT flow_name, connection_id, trigger_type, state_key, cursor, baseline_done, last_error
+SELECT flow_name, connection_id, trigger_type, state_key, cursor, baseline_done, last_error,
+       account_fingerprint
   FROM flow_states WHERE flow_name = $1;
 
 -- name: flow_state_save
 INSERT INTO flow_states AS f
        (flow_name, connection_id, trigger_type, state_key, cursor, baseline_done, last_error,
-        updated_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, now())
+        account_fingerprint, updated_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, now())
 ON CONFLICT (flow_name) DO UPDATE
    SET connection_id = EXCLUDED.connection_id,
+       account_fingerprint = EXCLUDED.account_fingerprint,
        trigger_type = EXCLUDED.trigger_type,
        state_key = EXCLUDED.state_key,
        cursor = EXCLUDED.cursor,

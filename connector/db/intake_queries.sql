@@ -4,4 +4,5 @@
 SELECT fingerprint FROM snapshot_items WHERE flow_name = $1 AND item_key = $2;
 
 -- name: flow_baseline
-SELECT state_key, baseline_done, connection_id FROM flow_states WHERE flow_name = $1;
+SELECT state_key, baseline_done, connection_id, account_fingerprint
+  FROM flow_states WHERE flow_name = $1;

@@ -10,7 +10,7 @@ SELECT resource FROM leases WHERE owner = $1 AND resource LIKE 'own:%' AND expir
 DELETE FROM leases WHERE owner = $1 AND (resource LIKE 'own:%' OR resource = 'worker:' || $1);
 
 -- name: connection_status
-SELECT status FROM connections WHERE id = $1;
+SELECT status, account_fingerprint FROM connections WHERE id = $1;
 
 -- name: clear_orphaned_poll_lease
 -- A worker that died mid-poll leaves the connection's poll lease behind for up to its TTL.

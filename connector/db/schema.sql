@@ -155,3 +155,11 @@ CREATE TRIGGER deliveries_notify AFTER INSERT ON deliveries
 
 -- 0005_dead_index
 CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE state = 'dead';
+
+-- 0006_account_fingerprint
+-- Which account a connection reached, and which account each flow's state belongs to. When a
+-- connection's fingerprint changes (another base URL, client id, API key or install), every
+-- flow of it starts a new baseline; `account_changed_at` says when that last happened.
+ALTER TABLE connections ADD COLUMN account_fingerprint text;
+ALTER TABLE connections ADD COLUMN account_changed_at timestamptz;
+ALTER TABLE flow_states ADD COLUMN account_fingerprint text;

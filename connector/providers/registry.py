@@ -14,6 +14,7 @@ import structlog
 from aiolimiter import AsyncLimiter
 
 import connector.config
+from connector import accounts
 from connector.auth.client_credentials import (
     ACCOUNT_TOKEN_PATH,
     MARKET_TOKEN_PATH,
@@ -211,7 +212,11 @@ class ProviderClients:
         return [row["id"] for row in rows]
 
     async def ensure_connections(self) -> None:
-        """Upsert a row per flow-file connection; changed credentials clear ``needs_reauth``."""
+        """Upsert a row per flow-file connection; changed credentials clear ``needs_reauth``.
+
+        Each row also takes the fingerprint of the account its settings reach now; a change
+        is logged (``connection_account_changed``) and its flows start new baselines.
+        """
         async with self._pool.acquire() as conn:
             for name, connection in self._config.connections.items():
                 blob = self.credentials_blob(connection)
@@ -231,7 +236,9 @@ class ProviderClients:
                         self._cipher.encrypt(json.dumps(blob, sort_keys=True)),
                         changed,
                     )
-                    if changed and row is not None:
+                    moved = await accounts.record(conn, name, accounts.of_connection(connection))
+                    # A token of the account left behind must not be sent to the new one.
+                    if (changed or moved is not None) and row is not None:
                         await conn.execute(q("token_delete"), name)
                 if changed and row is not None:
                     log.info("connection_credentials_changed", connection=name)
