@@ -329,7 +329,7 @@ class Worker:
             try:
                 # Everything that can fail comes first, on a scratch registry: a failure
                 # leaves the running flows exactly as they were.
-                await self._providers(config).ensure_connections()
+                moved = await self._providers(config).ensure_connections()
                 expanded = await self._expanded(config)
                 polled_before = await self._polled_before(expanded)
             except DB_ERRORS as exc:
@@ -343,6 +343,11 @@ class Worker:
             self.providers.use_config(config)
             self.file_config = config
             self._switch(expanded, polled_before)
+            for flow in self.config.flows:
+                if flow.trigger.connection in moved:
+                    # The new account's baseline now, not an interval later: until it is
+                    # taken, the webhook intake makes no events for the flow.
+                    self.scheduler.run_now(flow.name)
             await self._claim_connections()
             log.info("config_reloaded", file=self.config_path, flows=len(self.config.flows))
             return True

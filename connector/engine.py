@@ -69,7 +69,8 @@ def same_account(stored: str | None, current: str | None) -> bool:
     """Whether state stored under account ``stored`` goes on under account ``current``.
 
     Unknown on either side counts as the same: state from before fingerprints were kept is
-    adopted by the account that polls it next, and a poll that names no account keeps it.
+    adopted by the account that polls it next, and a poll that names no account (a test, a
+    tool) compares nothing.
     """
     return stored is None or current is None or stored == current
 

@@ -211,12 +211,14 @@ class ProviderClients:
             rows = await conn.fetch(q("installs_active"), app)
         return [row["id"] for row in rows]
 
-    async def ensure_connections(self) -> None:
+    async def ensure_connections(self) -> list[str]:
         """Upsert a row per flow-file connection; changed credentials clear ``needs_reauth``.
 
         Each row also takes the fingerprint of the account its settings reach now; a change
-        is logged (``connection_account_changed``) and its flows start new baselines.
+        is logged (``connection_account_changed``) and its flows start new baselines. Returns
+        the connections whose account this call changed.
         """
+        moved_to_another: list[str] = []
         async with self._pool.acquire() as conn:
             for name, connection in self._config.connections.items():
                 blob = self.credentials_blob(connection)
@@ -240,5 +242,8 @@ class ProviderClients:
                     # A token of the account left behind must not be sent to the new one.
                     if (changed or moved is not None) and row is not None:
                         await conn.execute(q("token_delete"), name)
+                if moved is not None:
+                    moved_to_another.append(name)
                 if changed and row is not None:
                     log.info("connection_credentials_changed", connection=name)
+        return moved_to_another

@@ -81,7 +81,7 @@ async def accounts() -> AsyncIterator[tuple[Account, Account]]:
         yield Account(one, "a"), Account(two, "b")
 
 
-def write_config(path: Path, account: Account, url: str) -> Path:
+def write_config(path: Path, account: Account, url: str, every: str = "10s") -> Path:
     document = {
         "connections": {
             "main": {
@@ -96,7 +96,7 @@ def write_config(path: Path, account: Account, url: str) -> Path:
             {
                 "name": name,
                 "trigger": {"type": kind, "connection": "main", "params": params},
-                "every": "10s",
+                "every": every,
                 "start": "now",
                 "actions": [{"type": "webhook", "url": url, "secret": WEBHOOK_SECRET}],
             }
@@ -214,3 +214,34 @@ def rec_labels(rec: Receiver) -> list[tuple[str, str]]:
 
 async def _all_delivered(database: str, expected: set[tuple[str, str]]) -> bool:
     return await delivered(database) == expected
+
+
+@pytest.mark.timeout(180)
+async def test_a_reload_to_another_account_takes_the_new_baselines_at_once(
+    database: str,
+    tmp_path: Path,
+    daemons: list[Daemon],
+    accounts: tuple[Account, Account],
+    receiver: tuple[Receiver, str],  # noqa: F811
+) -> None:
+    a, b = accounts
+    _, url = receiver
+    b.make(2)
+    # Polls five minutes apart: the first comes within seconds of the start, the next would
+    # come minutes after the reload if the reload did not bring it forward.
+    config = write_config(tmp_path / "flows.yaml", a, url, every="5m")
+    worker = start_worker(daemons, tmp_path, config, database, "w1")
+    await started(worker)
+    await eventually(lambda: baselines_under(database, a), "baselines in account a", 60)
+    write_config(config, b, url, every="5m")
+    worker.proc.send_signal(signal.SIGHUP)
+    await eventually(lambda: baselines_under(database, b), "new baselines in account b", 60)
+    assert await recorded(database) == set()
+    # A reload that changes nothing of the account brings no poll forward and logs nothing.
+    worker.proc.send_signal(signal.SIGHUP)
+    await eventually(
+        lambda: worker.output().count('"config_reloaded"') == 2, "the second reload", 30
+    )
+    assert len(changes_logged(worker)) == 1
+    worker.proc.send_signal(signal.SIGTERM)
+    assert await wait_exit(worker.proc, 30) == 0, worker.output()[-4000:]

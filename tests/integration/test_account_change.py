@@ -21,6 +21,7 @@ from connector import accounts
 from connector.auth.crypto import Cipher
 from connector.auth.installs import store_install
 from connector.config import Config, Flow, parse
+from connector.db import migrate as migrations
 from connector.engine import PollResult, poll_flow
 from connector.providers.registry import ProviderClients
 from tests.integration.test_engine import (
@@ -318,4 +319,29 @@ async def test_the_intake_goes_on_under_the_connections_own_account(rig: Rig) ->
     assert delivery.status == 200
     assert [(r["flow_name"], r["item_key"]) for r in await rig.events()] == [
         ("added", "fresh@example.com")
+    ]
+
+
+async def test_installs_made_before_fingerprints_get_their_install_id_as_one(
+    empty_database: str,
+) -> None:
+    conn = await asyncpg.connect(empty_database)
+    try:
+        [ours] = [m for m in migrations.available() if m.name == "account_fingerprint"]
+        for earlier in (m for m in migrations.available() if m.version < ours.version):
+            await conn.execute(earlier.sql)
+        await conn.execute(
+            "INSERT INTO connections (id, provider, source, install_id) VALUES"
+            " ('store-7', 'sendpulse', 'app_install', 'sendpulse:app:1'),"
+            " ('main', 'sendpulse', 'config', NULL)"
+        )
+        await conn.execute(ours.sql)
+        rows = await conn.fetch(
+            "SELECT id, account_fingerprint, account_changed_at FROM connections ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [
+        ("main", None, None),
+        ("store-7", accounts.of_install("sendpulse:app:1"), None),
     ]

@@ -4,3 +4,7 @@
 ALTER TABLE connections ADD COLUMN account_fingerprint text;
 ALTER TABLE connections ADD COLUMN account_changed_at timestamptz;
 ALTER TABLE flow_states ADD COLUMN account_fingerprint text;
+-- Installs made before this have an install id already: it is their fingerprint (the form
+-- of connector.accounts.of_install). Flow-file connections take theirs at the next start.
+UPDATE connections SET account_fingerprint = 'install|' || install_id
+ WHERE source = 'app_install' AND install_id IS NOT NULL;
