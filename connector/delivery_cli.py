@@ -223,6 +223,10 @@ def cmd_verify_webhook(args: argparse.Namespace) -> int:
 
 
 def cmd_secret(args: argparse.Namespace) -> int:
+    if args.secret_kind == "rotate":  # noqa: S105 - a subcommand name, not a secret
+        from connector.auth.rotation import cmd_rotate
+
+        return cmd_rotate(_with_db)
     from connector.signing import generate_secret
 
     print(generate_secret())
@@ -276,3 +280,6 @@ def add_parsers(commands: Any) -> None:
     secret = commands.add_parser("secret", help="make secrets")
     secret_commands = secret.add_subparsers(dest="secret_kind", metavar="KIND", required=True)
     secret_commands.add_parser("webhook", help="print a fresh whsec_ webhook secret")
+    secret_commands.add_parser(
+        "rotate", help="re-encrypt every stored secret under the first CONNECTOR_SECRET_KEY"
+    )
