@@ -75,6 +75,14 @@ async def _with_db(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
             location.embedded.stop()
 
 
+def _console() -> Any:
+    from rich.console import Console
+
+    # Off a terminal rich assumes 80 columns and cuts ids short (an ellipsis no command
+    # takes back): piped output gets all the width it needs.
+    return Console(width=None if sys.stdout.isatty() else 100_000)
+
+
 def _when(value: str | None) -> str:
     return value.replace("T", " ")[:19] if value else "-"
 
@@ -100,7 +108,6 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
         return EXIT_OK
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Deliveries ({len(rows)} shown, newest first)")
@@ -125,7 +132,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
             _when(when),
             row["summary"] if state == "delivered" else (row["last_error"] or ""),
         )
-    Console().print(table)
+    _console().print(table)
     return EXIT_OK
 
 
@@ -142,10 +149,9 @@ def cmd_events_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(shown, ensure_ascii=False, indent=2))
         return EXIT_OK
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     console.print(
         f"[bold]event {shown['id']}[/bold]  flow {shown['flow_name']}  "
         f"trigger {shown['trigger_type']}  item {shown['item_key']}  "
