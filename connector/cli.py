@@ -19,6 +19,14 @@ from connector import __version__
 from connector import logging as connector_logging
 from connector.errors import ConfigError, ConfigInvalid
 
+
+def escape(text: str) -> str:
+    """Text shown as itself in a rich table, never read as markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -115,8 +123,6 @@ def _print_problems(exc: ConfigInvalid) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from connector.config import load_file
 
     try:
@@ -127,32 +133,95 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 print(json.dumps(problem.__dict__))
             return EXIT_CONFIG
         raise
+    summary = _check_summary(config)
+    if args.json:
+        print(json.dumps({"file": args.config, "valid": True, **summary}))
+        return EXIT_OK
+    _print_check_tables(summary)
+    _console().print(
+        f"[green]{escape(args.config)} is valid[/green]: {len(summary['connections'])} "
+        f"connections, {len(summary['apps'])} apps, {len(summary['flows'])} flows"
+    )
+    return EXIT_OK
+
+
+def _check_summary(config: Any) -> dict[str, Any]:
+    """What a valid flow file defines, as plain data (the tables and --json show this)."""
+    connections = [
+        {
+            "name": name,
+            "provider": conn.provider,
+            "base_url": str(conn.base_url),
+            "rate_limit": str(conn.rate_limit),
+            "auth": "api key" if conn.api_key is not None else "client credentials",
+        }
+        for name, conn in config.connections.items()
+    ]
+    apps = [
+        {
+            "name": name,
+            "provider": app.provider,
+            "id": app.app_id or app.client_id,
+            "scopes": list(app.scopes),
+            "routes": f"/apps/{name}/",
+        }
+        for name, app in config.apps.items()
+    ]
+    flows = [
+        {
+            "name": flow.name,
+            "trigger": flow.trigger.type,
+            "connection": flow.trigger.connection,
+            "installs_of": flow.installs_of,
+            "every": _fmt_duration(flow.every.total_seconds()),
+            "start": str(flow.start),
+            "enabled": flow.enabled,
+            "actions": [a.type for a in flow.actions],
+        }
+        for flow in config.flows
+    ]
+    return {"connections": connections, "apps": apps, "flows": flows}
+
+
+def _print_check_tables(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
     console = _console()
     connections = Table(title="Connections")
     for column in ("name", "provider", "base url", "rate limit", "auth"):
         connections.add_column(column)
-    for name, conn in config.connections.items():
-        auth = "api key" if conn.api_key is not None else "client credentials"
-        connections.add_row(name, conn.provider, str(conn.base_url), str(conn.rate_limit), auth)
+    fields = ("name", "provider", "base_url", "rate_limit", "auth")
+    for c in summary["connections"]:
+        connections.add_row(*(escape(str(c[k])) for k in fields))
+    console.print(connections)
+    if summary["apps"]:
+        apps = Table(title="Apps")
+        for column in ("name", "provider", "app / client id", "scopes", "routes"):
+            apps.add_column(column)
+        for a in summary["apps"]:
+            apps.add_row(
+                escape(a["name"]),
+                a["provider"],
+                escape(str(a["id"])),
+                escape(", ".join(a["scopes"]) or "-"),
+                escape(a["routes"]),
+            )
+        console.print(apps)
     flows = Table(title="Flows")
     for column in ("name", "trigger", "connection", "every", "start", "actions"):
         flows.add_column(column)
-    for flow in config.flows:
+    for f in summary["flows"]:
+        # A per-install flow runs once for each install of its app, as <flow>@<install>.
+        where = f"every install of {f['installs_of']}" if f["installs_of"] else f["connection"]
         flows.add_row(
-            flow.name,
-            flow.trigger.type,
-            flow.trigger.connection or "-",
-            _fmt_duration(flow.every.total_seconds()),
-            str(flow.start),
-            ", ".join(a.type for a in flow.actions),
+            escape(f["name"]),
+            f["trigger"],
+            escape(where or "-"),
+            f["every"],
+            escape(f["start"]),
+            ", ".join(f["actions"]),
         )
-    console.print(connections)
     console.print(flows)
-    console.print(
-        f"[green]{args.config} is valid[/green]: "
-        f"{len(config.connections)} connections, {len(config.flows)} flows"
-    )
-    return EXIT_OK
 
 
 def _console() -> Any:

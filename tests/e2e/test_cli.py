@@ -44,6 +44,76 @@ def test_check_invalid_file_exits_2_with_every_error(tmp_path: Path) -> None:
     assert {p["path"] for p in problems} == {"connections.main.rate_limit", "flows[0].trigger.type"}
 
 
+APPS_FILE = """
+apps:
+  store:
+    app_id: "42"
+    secret: app-directory-secret
+    scopes: [emails]
+flows:
+  - name: new-subscribers
+    installs_of: store
+    trigger: {type: sendpulse.subscriber_added, params: {mailing_list_id: 1}}
+    actions: [{type: log}]
+"""
+
+
+def test_check_json_on_a_valid_file_prints_json_with_apps_and_per_install_flows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "apps.yaml"
+    path.write_text(APPS_FILE)
+    result = run_cli("check", "--json", str(path))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["valid"] is True
+    assert [(a["name"], a["id"], a["scopes"]) for a in doc["apps"]] == [("store", "42", ["emails"])]
+    [flow] = doc["flows"]
+    assert (flow["name"], flow["installs_of"], flow["connection"]) == (
+        "new-subscribers",
+        "store",
+        None,
+    )
+    table = run_cli("check", str(path))
+    assert table.returncode == 0, table.stderr
+    assert "Apps" in table.stdout and "every install of store" in table.stdout
+    assert "1 apps, 1 flows" in table.stdout
+
+
+def test_check_reports_an_unset_secret_once_and_a_duplicate_name_beside_other_problems(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "connections:\n"
+        "  main: {client_id: a, client_secret: b}\n"
+        "flows:\n"
+        "  - name: one\n"
+        "    every: 1s\n"
+        "    trigger: {type: sendpulse.subscriber_added, params: {mailing_list_id: 1}}\n"
+        "    actions: [{type: log}]\n"
+        "  - name: one\n"
+        "    trigger: {type: sendpulse.subscriber_added, params: {mailing_list_id: 1}}\n"
+        "    actions:\n"
+        "      - type: webhook\n"
+        "        url: https://example.com/hook\n"
+        "        secret: ${CHECK_TEST_UNSET_SECRET}\n"
+        "extra: 1\n"
+    )
+    result = run_cli("check", "--json", str(path))
+    assert result.returncode == 2
+    problems = [json.loads(line) for line in result.stdout.splitlines()]
+    by_path: dict[str, list[str]] = {}
+    for problem in problems:
+        by_path.setdefault(problem["path"], []).append(problem["message"])
+    assert by_path["flows[1].actions[0].secret"] == [
+        "environment variable CHECK_TEST_UNSET_SECRET is not set "
+        "(set it, or write ${CHECK_TEST_UNSET_SECRET:-default})"
+    ]
+    assert by_path["flows[1].name"] == ["flow name 'one' is already used by flows[0]"]
+    assert "flows[0].every" in by_path and "extra" in by_path
+
+
 def test_check_missing_file_exits_2(tmp_path: Path) -> None:
     result = run_cli("check", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
