@@ -343,12 +343,13 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
                 located, raw, exc, where, connections, doc.connections, TRIGGERS, ACTIONS, apps
             )
             # A flow with other problems still takes its name: a later flow cannot reuse it.
-            name = raw.get("name") if isinstance(raw, dict) else None
-            if isinstance(name, str):
-                if name in seen_names:
-                    problems.append(_duplicate_name(located, where, name, seen_names[name]))
+            raw_name = raw.get("name") if isinstance(raw, dict) else None
+            if isinstance(raw_name, str):
+                if raw_name in seen_names:
+                    first = seen_names[raw_name]
+                    problems.append(_duplicate_name(located, where, raw_name, first))
                 else:
-                    seen_names[name] = index
+                    seen_names[raw_name] = index
             continue
         if flow.name in seen_names:
             problems.append(_duplicate_name(located, where, flow.name, seen_names[flow.name]))
