@@ -388,7 +388,9 @@ _PLACEHOLDER_ACTION = {"type": "_invalid_"}
 def _duplicate_name(
     located: Located, where: tuple[str | int, ...], name: str, first: int
 ) -> ConfigProblem:
-    return located.problem((*where, "name"), f"flow name {name!r} is already used by flows[{first}]")
+    return located.problem(
+        (*where, "name"), f"flow name {name!r} is already used by flows[{first}]"
+    )
 
 
 def _once_per_unset_variable(
