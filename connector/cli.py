@@ -113,6 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:
+        # The reader left (`| head`): what it did not read is not wanted. Point stdout at
+        # /dev/null so the interpreter's last flush does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _print_problems(exc: ConfigInvalid) -> None:

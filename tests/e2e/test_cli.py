@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import Daemon, cli_env, run_cli
+from tests.e2e.conftest import ROOT, Daemon, cli_env, run_cli
 
 SECRET_KEY = "x3yXV8nP2m1c0bq6m7i0YxM6kYQw5bK0nY3Q2zW9r8s="
 # Never reached: the commands under test must fail before they touch a database.
@@ -250,3 +253,41 @@ def test_verify_webhook_with_a_missing_body_file_is_a_usage_error(tmp_path: Path
     )
     line = one_line_error(result)
     assert str(missing) in line and "No such file or directory" in line
+
+
+def test_a_reader_that_leaves_early_ends_the_output_quietly() -> None:
+    # The read end is closed before the command writes a byte: every write meets EPIPE.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        for args in (["schema"], ["check", "--json", "config/demo.yaml"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "connector", *args],
+                cwd=ROOT,
+                env=cli_env(),
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stderr == "", result.stderr
+    finally:
+        os.close(write_end)
+
+
+def test_demo_on_a_taken_sandbox_port_prints_one_line_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "demo",
+            "--no-web",
+            "--sandbox-port",
+            str(port),
+            env=cli_env(CONNECTOR_HOME=str(tmp_path / "home")),
+        )
+    line = one_line_error(result)
+    assert f"127.0.0.1:{port}" in line and "--sandbox-port" in line
