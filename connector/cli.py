@@ -80,10 +80,15 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the flow file JSON Schema (for editors)")
 
-    db = commands.add_parser("db", help="database migrations")
+    db = commands.add_parser("db", help="database migrations and the embedded server")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_commands.add_parser("migrate", help="apply pending migrations")
     db_commands.add_parser("status", help="show applied and pending migrations")
+    db_commands.add_parser("stop", help="stop the embedded server of CONNECTOR_HOME")
+    clean = db_commands.add_parser(
+        "clean", help="stop and delete the embedded database of CONNECTOR_HOME (all its data)"
+    )
+    clean.add_argument("--yes", action="store_true", help="really delete it")
 
     from connector.delivery_cli import add_parsers as add_delivery_parsers
 
@@ -253,7 +258,35 @@ def _cmd_schema(_args: argparse.Namespace) -> int:
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
+    if args.db_command in ("stop", "clean"):
+        return _db_embedded(args)
     return asyncio.run(_db(args.db_command))
+
+
+def _db_embedded(args: argparse.Namespace) -> int:
+    """``db stop`` / ``db clean``: the embedded cluster of CONNECTOR_HOME, never DATABASE_URL."""
+    from connector.db.embedded import clean_cluster, stop_cluster
+    from connector.db.pool import home
+
+    if os.environ.get("DATABASE_URL"):
+        raise ConfigError(
+            f"db {args.db_command} manages the embedded database only; DATABASE_URL is set"
+        )
+    root = home() / "postgres"
+    where = root.resolve() if root.is_symlink() else root
+    if args.db_command == "stop":
+        stopped = stop_cluster(root)
+        print(f"stopped the embedded database in {where}" if stopped else "it was not running")
+        return EXIT_OK
+    if not args.yes:
+        print(f"this deletes the embedded database in {where} and all its data; add --yes")
+        return EXIT_CONFIG
+    removed = clean_cluster(root)
+    for path in removed:
+        print(f"removed {path}")
+    if not removed:
+        print(f"nothing to remove: no embedded database in {where}")
+    return EXIT_OK
 
 
 async def _db(action: str) -> int:

@@ -477,3 +477,41 @@ def stop_server(data_dir: Path, mode: str = "fast") -> None:
         text=True,
         check=False,
     )
+
+
+def stop_cluster(root: Path) -> bool:
+    """Stop the embedded server under ``root`` if it runs; True if it did."""
+    server = EmbeddedPostgres(root)
+    if root.is_symlink():
+        target = root.resolve()
+        if not target.exists():
+            return False
+        check_private(target)
+        server.root = target
+    if server.running_pid() is None:
+        return False
+    stop_server(server.data_dir)
+    log.info("embedded_postgres_stopped", root=str(server.root))
+    return True
+
+
+def clean_cluster(root: Path) -> list[Path]:
+    """Stop the embedded server under ``root`` and delete its cluster; return what went."""
+    stop_cluster(root)
+    server = EmbeddedPostgres(root)
+    removed: list[Path] = []
+    if root.is_symlink():
+        target = root.resolve()
+        if target.exists():
+            check_private(target)
+            shutil.rmtree(target)
+            removed.append(target)
+        root.unlink()
+        removed.append(root)
+    elif root.exists():
+        shutil.rmtree(root)
+        removed.append(root)
+    if server.password_file.exists():
+        server.password_file.unlink()
+        removed.append(server.password_file)
+    return removed

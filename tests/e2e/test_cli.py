@@ -291,3 +291,31 @@ def test_demo_on_a_taken_sandbox_port_prints_one_line_naming_it(tmp_path: Path) 
         )
     line = one_line_error(result)
     assert f"127.0.0.1:{port}" in line and "--sandbox-port" in line
+
+
+def test_db_stop_and_clean_manage_the_embedded_cluster_of_the_home(tmp_path: Path) -> None:
+    from connector.db.embedded import EmbeddedPostgres
+
+    home = tmp_path / "home"
+    server = EmbeddedPostgres(home / "postgres")
+    server.start(watchdog=False)
+    pid = server.running_pid()
+    assert pid is not None
+    env = cli_env(CONNECTOR_HOME=str(home))
+    stopped = run_cli("db", "stop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.startswith("stopped the embedded database in ")
+    assert server.running_pid() is None
+    assert run_cli("db", "stop", env=env).stdout.strip() == "it was not running"
+    refused = run_cli("db", "clean", env=env)
+    assert refused.returncode == 2 and "add --yes" in refused.stdout
+    assert (server.data_dir / "PG_VERSION").exists()
+    cleaned = run_cli("db", "clean", "--yes", env=env)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not server.root.exists() and not (home / "postgres").is_symlink()
+    assert not server.password_file.exists()
+    assert f"removed {server.root}" in cleaned.stdout
+    elsewhere = run_cli(
+        "db", "stop", env=cli_env(CONNECTOR_HOME=str(home), DATABASE_URL=UNREACHABLE)
+    )
+    assert one_line_error(elsewhere).startswith("error: db stop manages the embedded database only")
