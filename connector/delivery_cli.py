@@ -223,6 +223,11 @@ def cmd_verify_webhook(args: argparse.Namespace) -> int:
         msg_id = verify(secrets, headers, body, now=now, tolerance=args.tolerance)
     except SignatureInvalid as exc:
         print(f"invalid: {exc}")
+        if str(exc) in ("webhook-timestamp is too old", "webhook-timestamp is in the future"):
+            print(
+                f"(the accepted window is {args.tolerance}s either way; to check a request "
+                "captured earlier, widen it with --tolerance SECONDS)"
+            )
         return EXIT_FAILURE
     print(f"valid: webhook-id {msg_id}")
     return EXIT_OK

@@ -202,6 +202,16 @@ def test_verify_webhook_and_secret(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "invalid: no signature matches" in bad.stdout
     no_secret = run_cli("verify-webhook", "--body", str(body), *headers)
     assert no_secret.returncode == 2
+    # Captured ten minutes ago: too old for the default window, and the answer says why.
+    body.write_bytes(body.read_bytes()[:-1])
+    later = str(ts + 600)
+    stale = run_cli(
+        "verify-webhook", "--secret", SECRET, "--body", str(body), *headers, "--now", later
+    )
+    assert stale.returncode == 1 and "widen it with --tolerance" in stale.stdout
+    wide = ["--now", later, "--tolerance", "900"]
+    widened = run_cli("verify-webhook", "--secret", SECRET, "--body", str(body), *headers, *wide)
+    assert widened.returncode == 0, widened.stdout
     made = run_cli("secret", "webhook")
     assert made.returncode == 0
     secret = made.stdout.strip()
