@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
@@ -173,4 +174,35 @@ def test_a_server_whose_owner_is_killed_stops_itself(tmp_path: Path) -> None:
             owner.wait(10)
         if owner.stdout is not None:
             owner.stdout.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _connects(dsn: str) -> bool:
+    try:
+        conn = await asyncpg.connect(dsn)
+    except (asyncpg.InvalidPasswordError, asyncpg.ClientConfigurationError):
+        return False
+    await conn.close()
+    return True
+
+
+def test_a_cluster_left_open_by_an_earlier_version_is_locked_on_start() -> None:
+    base = Path(tempfile.mkdtemp(prefix="old-"))
+    base.chmod(0o711)
+    server = EmbeddedPostgres(base / "pg")
+    try:
+        server.start(watchdog=False)
+        server.stop()
+        # As earlier versions left it: trust for everyone on the socket, no password file.
+        (server.data_dir / "pg_hba.conf").write_text("local all all trust\n")
+        server.password_file.unlink()
+        again = EmbeddedPostgres(base / "pg")
+        again.start(watchdog=False)
+        assert again.password_file.exists()
+        assert "trust" not in (again.data_dir / "pg_hba.conf").read_text()
+        assert asyncio.run(_connects(again.dsn("postgres")))
+        bare = f"postgresql://connector@/postgres?host={again.socket_dir}&port=5432"
+        assert not asyncio.run(_connects(bare))
+    finally:
+        server.stop(mode="immediate")
         shutil.rmtree(base, ignore_errors=True)
