@@ -106,7 +106,9 @@ DROP TABLE IF EXISTS snapshot_incoming;
 SELECT kind, item_key, fingerprint, previous, payload FROM (
     SELECT kind, item_key, fingerprint, previous, payload, rank, seq FROM (
         SELECT DISTINCT ON (item_key) 'added' AS kind, item_key, fingerprint,
-               NULL AS previous, payload, (payload::jsonb ->> $2)::numeric AS rank, seq
+               NULL AS previous, payload,
+               CASE WHEN jsonb_typeof(payload::jsonb -> $2) = 'number'
+                    THEN (payload::jsonb ->> $2)::numeric END AS rank, seq
           FROM snapshot_incoming ORDER BY item_key, seq DESC
     ) latest
     ORDER BY rank DESC NULLS LAST, seq LIMIT $1
