@@ -19,20 +19,19 @@ from connector import __version__
 from connector import logging as connector_logging
 from connector.errors import ConfigError, ConfigInvalid
 
-
-def escape(text: str) -> str:
-    """Text shown as itself in a rich table, never read as markup."""
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(text)
-
-
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 DEFAULT_CONFIG = "config/flows.yaml"
 
 log = structlog.get_logger(__name__)
+
+
+def _escape(text: str) -> str:
+    """Text shown as itself in a rich table, never read as markup."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -150,7 +149,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return EXIT_OK
     _print_check_tables(summary)
     _console().print(
-        f"[green]{escape(args.config)} is valid[/green]: {len(summary['connections'])} "
+        f"[green]{_escape(args.config)} is valid[/green]: {len(summary['connections'])} "
         f"connections, {len(summary['apps'])} apps, {len(summary['flows'])} flows"
     )
     return EXIT_OK
@@ -203,7 +202,7 @@ def _print_check_tables(summary: dict[str, Any]) -> None:
         connections.add_column(column)
     fields = ("name", "provider", "base_url", "rate_limit", "auth")
     for c in summary["connections"]:
-        connections.add_row(*(escape(str(c[k])) for k in fields))
+        connections.add_row(*(_escape(str(c[k])) for k in fields))
     console.print(connections)
     if summary["apps"]:
         apps = Table(title="Apps")
@@ -211,11 +210,11 @@ def _print_check_tables(summary: dict[str, Any]) -> None:
             apps.add_column(column)
         for a in summary["apps"]:
             apps.add_row(
-                escape(a["name"]),
+                _escape(a["name"]),
                 a["provider"],
-                escape(str(a["id"])),
-                escape(", ".join(a["scopes"]) or "-"),
-                escape(a["routes"]),
+                _escape(str(a["id"])),
+                _escape(", ".join(a["scopes"]) or "-"),
+                _escape(a["routes"]),
             )
         console.print(apps)
     flows = Table(title="Flows")
@@ -225,11 +224,11 @@ def _print_check_tables(summary: dict[str, Any]) -> None:
         # A per-install flow runs once for each install of its app, as <flow>@<install>.
         where = f"every install of {f['installs_of']}" if f["installs_of"] else f["connection"]
         flows.add_row(
-            escape(f["name"]),
+            _escape(f["name"]),
             f["trigger"],
-            escape(where or "-"),
+            _escape(where or "-"),
             f["every"],
-            escape(f["start"]),
+            _escape(f["start"]),
             ", ".join(f["actions"]),
         )
     console.print(flows)

@@ -46,7 +46,7 @@ DATABASE = "connector"
 PORT = 5432
 # Unix socket paths are capped near 107 bytes by the kernel.
 _MAX_SOCKET_PATH = 100
-# Where relocated clusters live (see _reachable), for `connector db clean` to find them.
+# The name relocated clusters get in the system temp folder (see _reachable).
 RELOCATED_PREFIX = "connector-pg-"
 _WATCHDOGS: list[subprocess.Popen[bytes]] = []
 _HBA = (
