@@ -72,7 +72,7 @@ async def database(dsn: str | None) -> AsyncIterator[str]:
         return
     root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
     os.chmod(root, 0o755)  # noqa: S103 - the postgres user must reach its data folder
-    embedded = EmbeddedPostgres(root)
+    embedded = EmbeddedPostgres(root / "pg")
     try:
         url = embedded.start()
         await ensure_database(url)

@@ -27,6 +27,13 @@ DEFAULT_CONFIG = "config/flows.yaml"
 log = structlog.get_logger(__name__)
 
 
+def _escape(text: str) -> str:
+    """Text shown as itself in a rich table, never read as markup."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="connector",
@@ -72,10 +79,15 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the flow file JSON Schema (for editors)")
 
-    db = commands.add_parser("db", help="database migrations")
+    db = commands.add_parser("db", help="database migrations and the embedded server")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_commands.add_parser("migrate", help="apply pending migrations")
     db_commands.add_parser("status", help="show applied and pending migrations")
+    db_commands.add_parser("stop", help="stop the embedded server of CONNECTOR_HOME")
+    clean = db_commands.add_parser(
+        "clean", help="stop and delete the embedded database of CONNECTOR_HOME (all its data)"
+    )
+    clean.add_argument("--yes", action="store_true", help="really delete it")
 
     from connector.delivery_cli import add_parsers as add_delivery_parsers
 
@@ -110,6 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:
+        # The reader left (`| head`): what it did not read is not wanted. Point stdout at
+        # /dev/null so the interpreter's last flush does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _print_problems(exc: ConfigInvalid) -> None:
@@ -120,8 +138,6 @@ def _print_problems(exc: ConfigInvalid) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from connector.config import load_file
 
     try:
@@ -132,32 +148,95 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 print(json.dumps(problem.__dict__))
             return EXIT_CONFIG
         raise
+    summary = _check_summary(config)
+    if args.json:
+        print(json.dumps({"file": args.config, "valid": True, **summary}))
+        return EXIT_OK
+    _print_check_tables(summary)
+    _console().print(
+        f"[green]{_escape(args.config)} is valid[/green]: {len(summary['connections'])} "
+        f"connections, {len(summary['apps'])} apps, {len(summary['flows'])} flows"
+    )
+    return EXIT_OK
+
+
+def _check_summary(config: Any) -> dict[str, Any]:
+    """What a valid flow file defines, as plain data (the tables and --json show this)."""
+    connections = [
+        {
+            "name": name,
+            "provider": conn.provider,
+            "base_url": str(conn.base_url),
+            "rate_limit": str(conn.rate_limit),
+            "auth": "api key" if conn.api_key is not None else "client credentials",
+        }
+        for name, conn in config.connections.items()
+    ]
+    apps = [
+        {
+            "name": name,
+            "provider": app.provider,
+            "id": app.app_id or app.client_id,
+            "scopes": list(app.scopes),
+            "routes": f"/apps/{name}/",
+        }
+        for name, app in config.apps.items()
+    ]
+    flows = [
+        {
+            "name": flow.name,
+            "trigger": flow.trigger.type,
+            "connection": flow.trigger.connection,
+            "installs_of": flow.installs_of,
+            "every": _fmt_duration(flow.every.total_seconds()),
+            "start": str(flow.start),
+            "enabled": flow.enabled,
+            "actions": [a.type for a in flow.actions],
+        }
+        for flow in config.flows
+    ]
+    return {"connections": connections, "apps": apps, "flows": flows}
+
+
+def _print_check_tables(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
     console = _console()
     connections = Table(title="Connections")
     for column in ("name", "provider", "base url", "rate limit", "auth"):
         connections.add_column(column)
-    for name, conn in config.connections.items():
-        auth = "api key" if conn.api_key is not None else "client credentials"
-        connections.add_row(name, conn.provider, str(conn.base_url), str(conn.rate_limit), auth)
+    fields = ("name", "provider", "base_url", "rate_limit", "auth")
+    for c in summary["connections"]:
+        connections.add_row(*(_escape(str(c[k])) for k in fields))
+    console.print(connections)
+    if summary["apps"]:
+        apps = Table(title="Apps")
+        for column in ("name", "provider", "app / client id", "scopes", "routes"):
+            apps.add_column(column)
+        for a in summary["apps"]:
+            apps.add_row(
+                _escape(a["name"]),
+                a["provider"],
+                _escape(str(a["id"])),
+                _escape(", ".join(a["scopes"]) or "-"),
+                _escape(a["routes"]),
+            )
+        console.print(apps)
     flows = Table(title="Flows")
     for column in ("name", "trigger", "connection", "every", "start", "actions"):
         flows.add_column(column)
-    for flow in config.flows:
+    for f in summary["flows"]:
+        # A per-install flow runs once for each install of its app, as <flow>@<install>.
+        where = f"every install of {f['installs_of']}" if f["installs_of"] else f["connection"]
         flows.add_row(
-            flow.name,
-            flow.trigger.type,
-            flow.trigger.connection or "-",
-            _fmt_duration(flow.every.total_seconds()),
-            str(flow.start),
-            ", ".join(a.type for a in flow.actions),
+            _escape(f["name"]),
+            f["trigger"],
+            _escape(where or "-"),
+            f["every"],
+            _escape(f["start"]),
+            ", ".join(f["actions"]),
         )
-    console.print(connections)
     console.print(flows)
-    console.print(
-        f"[green]{args.config} is valid[/green]: "
-        f"{len(config.connections)} connections, {len(config.flows)} flows"
-    )
-    return EXIT_OK
 
 
 def _console() -> Any:
@@ -183,7 +262,35 @@ def _cmd_schema(_args: argparse.Namespace) -> int:
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
+    if args.db_command in ("stop", "clean"):
+        return _db_embedded(args)
     return asyncio.run(_db(args.db_command))
+
+
+def _db_embedded(args: argparse.Namespace) -> int:
+    """``db stop`` / ``db clean``: the embedded cluster of CONNECTOR_HOME, never DATABASE_URL."""
+    from connector.db.embedded import clean_cluster, stop_cluster
+    from connector.db.pool import home
+
+    if os.environ.get("DATABASE_URL"):
+        raise ConfigError(
+            f"db {args.db_command} manages the embedded database only; DATABASE_URL is set"
+        )
+    root = home() / "postgres"
+    where = root.resolve() if root.is_symlink() else root
+    if args.db_command == "stop":
+        stopped = stop_cluster(root)
+        print(f"stopped the embedded database in {where}" if stopped else "it was not running")
+        return EXIT_OK
+    if not args.yes:
+        print(f"this deletes the embedded database in {where} and all its data; add --yes")
+        return EXIT_CONFIG
+    removed = clean_cluster(root)
+    for path in removed:
+        print(f"removed {path}")
+    if not removed:
+        print(f"nothing to remove: no embedded database in {where}")
+    return EXIT_OK
 
 
 async def _db(action: str) -> int:

@@ -292,7 +292,13 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
     try:
         doc = FlowFileDoc.model_validate(data)
     except ValidationError as exc:
-        raise ConfigInvalid(problems + _errors_to_problems(located, exc, ())) from None
+        problems += _errors_to_problems(located, exc, ())
+        # An unknown top-level key must not hide the problems of the parts that are known.
+        known = {k: v for k, v in data.items() if k in FlowFileDoc.model_fields}
+        try:
+            doc = FlowFileDoc.model_validate(known)
+        except ValidationError:
+            raise ConfigInvalid(problems) from None
 
     connections: dict[str, Connection] = {}
     for name, raw in doc.connections.items():
@@ -336,14 +342,17 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
             problems += _salvaged_flow_problems(
                 located, raw, exc, where, connections, doc.connections, TRIGGERS, ACTIONS, apps
             )
+            # A flow with other problems still takes its name: a later flow cannot reuse it.
+            raw_name = raw.get("name") if isinstance(raw, dict) else None
+            if isinstance(raw_name, str):
+                if raw_name in seen_names:
+                    first = seen_names[raw_name]
+                    problems.append(_duplicate_name(located, where, raw_name, first))
+                else:
+                    seen_names[raw_name] = index
             continue
         if flow.name in seen_names:
-            problems.append(
-                located.problem(
-                    (*where, "name"),
-                    f"flow name {flow.name!r} is already used by flows[{seen_names[flow.name]}]",
-                )
-            )
+            problems.append(_duplicate_name(located, where, flow.name, seen_names[flow.name]))
             continue
         seen_names[flow.name] = index
         flow, flow_problems, tparams, aparams = _check_flow(
@@ -356,7 +365,7 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
             action_params[flow.name] = aparams
 
     if problems:
-        raise ConfigInvalid(problems)
+        raise ConfigInvalid(_once_per_unset_variable(problems, located.problems))
     document = FlowFile(connections=connections, flows=flows, egress=egress, apps=apps)
     for connection in connections.values():
         for secret in (connection.client_secret, connection.api_key, connection.webhook_token):
@@ -374,6 +383,26 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
 
 
 _PLACEHOLDER_ACTION = {"type": "_invalid_"}
+
+
+def _duplicate_name(
+    located: Located, where: tuple[str | int, ...], name: str, first: int
+) -> ConfigProblem:
+    return located.problem(
+        (*where, "name"), f"flow name {name!r} is already used by flows[{first}]"
+    )
+
+
+def _once_per_unset_variable(
+    problems: list[ConfigProblem], loader: list[ConfigProblem]
+) -> list[ConfigProblem]:
+    """Drop what a value's check says about a value that was never set.
+
+    An unset ``${VAR}`` is reported by the loader; the empty value left in its place then
+    fails its own check too (a webhook secret that is not ``whsec_``), which says nothing new.
+    """
+    unset = {p.path for p in loader}
+    return [p for p in problems if p in loader or p.path not in unset]
 
 
 def _salvaged_flow_problems(

@@ -75,6 +75,14 @@ async def _with_db(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
             location.embedded.stop()
 
 
+def _console() -> Any:
+    from rich.console import Console
+
+    # Off a terminal rich assumes 80 columns and cuts ids short (an ellipsis no command
+    # takes back): piped output gets all the width it needs.
+    return Console(width=None if sys.stdout.isatty() else 100_000)
+
+
 def _when(value: str | None) -> str:
     return value.replace("T", " ")[:19] if value else "-"
 
@@ -100,7 +108,6 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
         return EXIT_OK
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Deliveries ({len(rows)} shown, newest first)")
@@ -125,7 +132,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
             _when(when),
             row["summary"] if state == "delivered" else (row["last_error"] or ""),
         )
-    Console().print(table)
+    _console().print(table)
     return EXIT_OK
 
 
@@ -142,10 +149,9 @@ def cmd_events_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(shown, ensure_ascii=False, indent=2))
         return EXIT_OK
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     console.print(
         f"[bold]event {shown['id']}[/bold]  flow {shown['flow_name']}  "
         f"trigger {shown['trigger_type']}  item {shown['item_key']}  "
@@ -217,12 +223,21 @@ def cmd_verify_webhook(args: argparse.Namespace) -> int:
         msg_id = verify(secrets, headers, body, now=now, tolerance=args.tolerance)
     except SignatureInvalid as exc:
         print(f"invalid: {exc}")
+        if str(exc) in ("webhook-timestamp is too old", "webhook-timestamp is in the future"):
+            print(
+                f"(the accepted window is {args.tolerance}s either way; to check a request "
+                "captured earlier, widen it with --tolerance SECONDS)"
+            )
         return EXIT_FAILURE
     print(f"valid: webhook-id {msg_id}")
     return EXIT_OK
 
 
 def cmd_secret(args: argparse.Namespace) -> int:
+    if args.secret_kind == "rotate":  # noqa: S105 - a subcommand name, not a secret
+        from connector.auth.rotation import cmd_rotate
+
+        return cmd_rotate(_with_db)
     from connector.signing import generate_secret
 
     print(generate_secret())
@@ -276,3 +291,6 @@ def add_parsers(commands: Any) -> None:
     secret = commands.add_parser("secret", help="make secrets")
     secret_commands = secret.add_subparsers(dest="secret_kind", metavar="KIND", required=True)
     secret_commands.add_parser("webhook", help="print a fresh whsec_ webhook secret")
+    secret_commands.add_parser(
+        "rotate", help="re-encrypt every stored secret under the first CONNECTOR_SECRET_KEY"
+    )

@@ -8,6 +8,7 @@ that already succeeded is never run again by a replay.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,9 @@ from connector.db.queries import q
 from connector.errors import ConfigError
 
 STATES = ("pending", "running", "delivered", "dead")
+# The shortest id prefix taken on the command line; shorter ones match too much, too soon.
+MIN_PREFIX = 8
+_ID_CHARS = re.compile(r"[0-9a-f-]+")
 
 
 class NothingToReplay(ConfigError):
@@ -37,6 +41,32 @@ def _row(record: asyncpg.Record) -> dict[str, Any]:
     return {key: _plain(value) for key, value in record.items()}
 
 
+class AmbiguousId(ConfigError):
+    """An id prefix that matches more than one row: give more of it."""
+
+
+async def resolve_id(conn: asyncpg.Connection, kind: str, given: str) -> str | None:
+    """The full id of the one ``kind`` (``event`` or ``delivery``) that ``given`` starts.
+
+    ``given`` itself when it is shorter than :data:`MIN_PREFIX` or is no hex id (it may
+    still match exactly); None when no id starts with it; :class:`AmbiguousId` when more
+    than one does.
+    """
+    text = given.strip().lower()
+    if len(text) < MIN_PREFIX or not _ID_CHARS.fullmatch(text):
+        return given
+    rows = [str(r["id"]) for r in await conn.fetch(q(f"{kind}_ids_by_prefix"), text)]
+    if len(rows) > 1 and text not in rows:
+        shown = ", ".join(row[:20] + "…" for row in rows[:2])
+        raise AmbiguousId(
+            f"{kind} id prefix {given!r} is ambiguous: it matches {shown}"
+            f"{' and more' if len(rows) > 2 else ''}; give more characters"
+        )
+    if text in rows:
+        return text
+    return rows[0] if rows else None
+
+
 async def list_deliveries(
     conn: asyncpg.Connection,
     *,
@@ -49,12 +79,19 @@ async def list_deliveries(
     """Newest first."""
     if state is not None and state not in STATES:
         raise ConfigError(f"unknown status {state!r}; use one of {', '.join(STATES)}")
+    if event_id is not None:
+        # An unknown event has no deliveries; a prefix stands for the one event it starts.
+        event_id = await resolve_id(conn, "event", event_id) or event_id
     rows = await conn.fetch(q("deliveries_list"), flow, state, since, event_id, limit)
     return [_row(r) for r in rows]
 
 
 async def show_event(conn: asyncpg.Connection, event_id: str) -> dict[str, Any] | None:
-    """The event, its payload, and each delivery with every attempt."""
+    """The event (``event_id`` may be a unique prefix), its payload, and every attempt."""
+    found = await resolve_id(conn, "event", event_id)
+    if found is None:
+        return None
+    event_id = found
     event = await conn.fetchrow(q("event_get"), event_id)
     if event is None:
         return None
@@ -82,11 +119,16 @@ class Replayed:
 
 
 async def replay_delivery(conn: asyncpg.Connection, delivery_id: str, now: datetime) -> Replayed:
-    """Replay one dead delivery, or raise :class:`NothingToReplay` saying why not."""
+    """Replay one dead delivery (``delivery_id`` may be a unique prefix), or say why not."""
+    found = await resolve_id(conn, "delivery", delivery_id)
+    if found is None:
+        raise NothingToReplay(f"no delivery {delivery_id}")
     try:
-        did = uuid.UUID(delivery_id)
+        did = uuid.UUID(found)
     except ValueError:
-        raise NothingToReplay(f"{delivery_id!r} is not a delivery id (a UUID)") from None
+        raise NothingToReplay(
+            f"{delivery_id!r} is not a delivery id (a UUID, or {MIN_PREFIX}+ of its characters)"
+        ) from None
     async with conn.transaction():
         row = await conn.fetchrow(q("replay_delivery"), did, now)
         if row is None:

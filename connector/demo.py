@@ -11,17 +11,60 @@ from __future__ import annotations
 import os
 from contextlib import AsyncExitStack
 
+import asyncpg
 import structlog
 from aiohttp import web
 
-from connector.config import load_file
+from connector.config import Config, load_file
 from connector.daemon import Worker, runtime
+from connector.db.queries import q
 from connector.demo_receiver import Receiver, create_app
+from connector.errors import ConfigError
 from connector.sandbox.testing import start_sandbox
 
 log = structlog.get_logger(__name__)
 
 DEMO_SECRET = "whsec_ZGVtby1zZWNyZXQtZm9yLWxvY2FsLXVzZS1vbmx5"  # noqa: S105 - demo only
+
+
+class PortTaken(ConfigError):
+    """A port the demo listens on is in use: choose another with the flag named."""
+
+
+def _port_taken(exc: OSError, what: str, port: int, flag: str) -> PortTaken:
+    return PortTaken(
+        f"the {what} cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}); "
+        f"stop what uses it or choose another port with {flag}"
+    )
+
+
+async def reset_demo_state(pool: asyncpg.Pool, config: Config, sandbox_url: str) -> list[str]:
+    """Forget what earlier runs of the flows polling this sandbox saw; return those flows.
+
+    The sandbox starts from its seed every run, so an earlier run's snapshots would make the
+    same subscribers, statuses and stages count again as new changes, under new ids. Flows on
+    any other account (a real one, through SENDPULSE_BASE_URL) keep their state.
+    """
+    sandbox = sandbox_url.rstrip("/")
+    connections = [
+        name
+        for name, conn in config.connections.items()
+        if str(conn.base_url).rstrip("/") == sandbox
+    ]
+    flows = [f.name for f in config.flows if f.trigger.connection in connections]
+    if not flows:
+        return []
+    async with pool.acquire() as conn, conn.transaction():
+        for name in ("demo_reset_events", "demo_reset_snapshots", "demo_reset_cursors"):
+            await conn.execute(q(name), flows)
+        await conn.execute(q("demo_reset_poll_runs"), flows)
+        await conn.execute(q("demo_reset_tokens"), connections)
+    log.info(
+        "demo_state_reset",
+        flows=flows,
+        reason="the sandbox starts from its seed each run, so its flows start afresh too",
+    )
+    return flows
 
 
 async def run_demo(
@@ -39,17 +82,20 @@ async def run_demo(
     os.environ.setdefault("DEMO_WEBHOOK_SECRET", DEMO_SECRET)
     config = load_file(config_path)
     async with AsyncExitStack() as stack:
-        sandbox = await stack.enter_async_context(
-            # Campaigns move through review and sending in seconds, not minutes, so the demo
-            # shows their status changes within its first minute.
-            start_sandbox(
-                seed="demo",
-                port=sandbox_port,
-                rate_limit=10.0,
-                campaign_review_seconds=10.0,
-                campaign_send_seconds=30.0,
+        try:
+            sandbox = await stack.enter_async_context(
+                # Campaigns move through review and sending in seconds, not minutes, so the
+                # demo shows their status changes within its first minute.
+                start_sandbox(
+                    seed="demo",
+                    port=sandbox_port,
+                    rate_limit=10.0,
+                    campaign_review_seconds=10.0,
+                    campaign_send_seconds=30.0,
+                )
             )
-        )
+        except OSError as exc:
+            raise _port_taken(exc, "sandbox", sandbox_port, "--sandbox-port") from None
         sandbox.generator.start(rate)
         stack.callback(sandbox.generator.stop)
         log.info("demo_sandbox_started", url=sandbox.base_url, changes_per_s=rate)
@@ -58,10 +104,14 @@ async def run_demo(
         runner = web.AppRunner(create_app(receiver), access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        await web.TCPSite(runner, "127.0.0.1", receiver_port).start()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", receiver_port).start()
+        except OSError as exc:
+            raise _port_taken(exc, "webhook receiver", receiver_port, "--receiver-port") from None
         log.info("demo_receiver_started", url=os.environ["DEMO_WEBHOOK_URL"])
 
         rt = await stack.enter_async_context(runtime())
+        await reset_demo_state(rt.pool, config, sandbox.base_url)
         worker = Worker(rt, config, config_path=config_path, port=web_port)
         code = await worker.run()
         log.info(

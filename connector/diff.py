@@ -260,6 +260,11 @@ async def iter_deltas(conn: asyncpg.Connection, batch: int = 1000) -> AsyncItera
         after = rows[-1]["item_key"]
 
 
-async def first_incoming(conn: asyncpg.Connection, limit: int) -> list[Delta]:
-    """Up to ``limit`` rows of the incoming list as ``added`` deltas (for ``start: all``)."""
-    return [_delta(r) for r in await conn.fetch(q("snapshot_incoming_read"), limit)]
+async def first_incoming(
+    conn: asyncpg.Connection, limit: int, order: str | None = None
+) -> list[Delta]:
+    """Up to ``limit`` rows of the incoming list as ``added`` deltas (for ``start: all``).
+
+    The newest by the payload field ``order``; without one, the first as the API listed them.
+    """
+    return [_delta(r) for r in await conn.fetch(q("snapshot_incoming_read"), limit, order)]

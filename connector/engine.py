@@ -507,7 +507,9 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
                 created = 0
                 # Only "added" has an "all" to start from; removals and changes start now.
                 if flow.start == "all" and "added" in trigger.emits:
-                    rows = await first_incoming(run.conn, flow.max_first_run_events)
+                    rows = await first_incoming(
+                        run.conn, flow.max_first_run_events, trigger.first_run_order
+                    )
                     created = await _record_deltas(run, rows)
                     held_back = max(0, loader.count - len(rows))
             else:

@@ -74,6 +74,10 @@ class Trigger:
     time_ordered: ClassVar[bool] = False
     # Watermark triggers: how far below the cursor each poll looks again, in position units.
     overlap: ClassVar[float] = 0.0
+    # Snapshot/fingerprint triggers: the numeric payload field that orders items, newest
+    # highest, so that ``start: all`` emits the newest ``max_first_run_events``. None: the
+    # list has no order (no id, no date), and the first N as the API lists them are emitted.
+    first_run_order: ClassVar[str | None] = None
 
     def __init__(self, params: PluginParams, started: datetime | None = None) -> None:
         self.params = params

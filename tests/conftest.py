@@ -66,9 +66,11 @@ def postgres_server() -> Iterator[PostgresServer]:
         asyncio.run(_prepare_template(server))
         yield server
         return
-    root = Path(tempfile.mkdtemp(prefix="connector-pg-"))
-    os.chmod(root, 0o755)  # noqa: S103 - the postgres user must reach its data folder
-    embedded = EmbeddedPostgres(root)
+    # The cluster's password file sits beside its folder, in this private one; the postgres
+    # user may pass through to the cluster but not list it.
+    base = Path(tempfile.mkdtemp(prefix="connector-test-"))
+    os.chmod(base, 0o711)  # noqa: S103 - traverse only, for the postgres user
+    embedded = EmbeddedPostgres(base / "pg")
     dsn = embedded.start()
     server = PostgresServer(with_database(dsn, "postgres"), embedded)
     try:
@@ -77,7 +79,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         embedded.stop(mode="immediate")
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 async def _admin(server: PostgresServer, sql: str) -> None:

@@ -80,6 +80,7 @@ class Cipher:
         if not keys:
             raise ConfigError("the secret key is empty")
         try:
+            self._primary = Fernet(keys[0])
             self._fernet = MultiFernet([Fernet(key) for key in keys])
         except (ValueError, TypeError):
             raise ConfigError("the secret key is not a valid Fernet key") from None
@@ -95,3 +96,20 @@ class Cipher:
                 "a stored secret does not decrypt with the configured key; "
                 "was the key changed without keeping the old one?"
             ) from None
+
+    def is_current(self, ciphertext: bytes) -> bool:
+        """Whether ``ciphertext`` is under the newest (first) key, so needs no rotation."""
+        try:
+            self._primary.decrypt(bytes(ciphertext))
+        except InvalidToken:
+            return False
+        return True
+
+    def reencrypt(self, ciphertext: bytes) -> bytes | None:
+        """``ciphertext`` under the newest key, or None if it already is.
+
+        Raises :class:`UndecryptableSecret` if no configured key opens it.
+        """
+        if self.is_current(ciphertext):
+            return None
+        return self.encrypt(self.decrypt(ciphertext))

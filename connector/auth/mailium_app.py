@@ -33,7 +33,7 @@ from connector.auth.signing import SignatureInvalid, parse_query, verify_query
 from connector.auth.tokens import CredentialsRefused, IssuedToken, TokenManager
 from connector.config import App
 from connector.db.queries import q
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, RetriableError
 from connector.providers.mailium import DEFAULT_OAUTH_URL, MailiumOAuth, authorize_url, new_pkce
 from connector.providers.registry import utcnow
 from connector.providers.transport import make_limiter
@@ -232,6 +232,25 @@ class MailiumApp:
         except InstallRefused as exc:
             log.warning("app_install_refused", app=self.name, reason=str(exc))
             return page(400, "Install refused", str(exc))
+        except ConnectorError as exc:
+            # The provider's token or account endpoint failed us: not the user's fault, and
+            # the code and state are spent, so the hint is to start over.
+            retriable = isinstance(exc, RetriableError)
+            log.error("oauth_token_failed", app=self.name, error=str(exc), retriable=retriable)
+            hint = (
+                f"Start the install again in a minute ({self.install_path(request)})."
+                if retriable
+                else f"Start the install again ({self.install_path(request)}); if this "
+                "persists, the provider's answer was not understood: see the worker's log."
+            )
+            failed = page(
+                503 if retriable else 502,
+                "Install failed",
+                f"The {self.provider} sign-in service could not complete the install. {hint}",
+            )
+            if retriable:
+                failed.headers["Retry-After"] = "60"
+            return failed
         response = page(
             200,
             "Connected",
@@ -239,6 +258,10 @@ class MailiumApp:
         )
         response.del_cookie(COOKIE)
         return response
+
+    @staticmethod
+    def install_path(request: web.Request) -> str:
+        return request.path.rsplit("/", 1)[0] + "/install"
 
     async def _uninstall(self, request: web.Request) -> web.StreamResponse:
         try:

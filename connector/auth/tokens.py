@@ -17,7 +17,8 @@ import asyncpg
 import structlog
 
 from connector import metrics
-from connector.auth.crypto import Cipher
+from connector.auth.crypto import Cipher, UndecryptableSecret
+from connector.auth.rotation import reencrypt_token
 from connector.db.queries import q
 from connector.errors import NeedsReauth
 
@@ -128,6 +129,19 @@ class TokenManager:
         await mark_needs_reauth(self._pool, self.connection_id, reason, provider=self.provider)
         return NeedsReauth(f"connection {self.connection_id} needs re-authorisation: {reason}")
 
+    def _open(self, stored: bytes | None) -> str | None:
+        """A stored token in clear; None if there is none or no configured key opens it.
+
+        A token under a key since removed is no loss: a new one is fetched in its place.
+        """
+        if stored is None:
+            return None
+        try:
+            return self._cipher.decrypt(stored)
+        except UndecryptableSecret:
+            log.warning("token_undecryptable", connection=self.connection_id)
+            return None
+
     async def _refresh(self, refused: str | None) -> str:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -139,17 +153,16 @@ class TokenManager:
                     raise NeedsReauth(
                         f"connection {self.connection_id} is {row['status']}; re-authorise it"
                     )
-                if row["access_token"] is not None:
-                    stored = self._cipher.decrypt(row["access_token"])
-                    # Another process may have refreshed while we waited for the lock.
-                    if stored != refused and self._fresh(row["expires_at"]):
-                        self._cached = _Cached(stored, row["expires_at"])
-                        return stored
-                old_refresh = (
-                    self._cipher.decrypt(row["refresh_token"])
-                    if row["refresh_token"] is not None
-                    else None
-                )
+                stored = self._open(row["access_token"])
+                old_refresh = self._open(row["refresh_token"])
+                # Another process may have refreshed while we waited for the lock.
+                if stored is not None and stored != refused and self._fresh(row["expires_at"]):
+                    if row["refresh_token"] is None or old_refresh is not None:
+                        await reencrypt_token(
+                            conn, self._cipher, {"connection_id": self.connection_id, **row}
+                        )
+                    self._cached = _Cached(stored, row["expires_at"])
+                    return stored
                 self.fetches += 1
                 issued = await self._fetch(old_refresh)
                 now = self._now()

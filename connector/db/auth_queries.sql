@@ -109,3 +109,22 @@ UPDATE connections c
   FROM (SELECT account_fingerprint AS fingerprint FROM connections WHERE id = $1 FOR UPDATE) old
  WHERE c.id = $1 AND c.account_fingerprint IS DISTINCT FROM $2
 RETURNING old.fingerprint;
+
+-- name: rotation_tokens
+SELECT connection_id, access_token, refresh_token FROM tokens ORDER BY connection_id;
+
+-- name: rotation_token_update
+-- Only if the row still holds what was read: a refresh in between has already re-encrypted.
+UPDATE tokens SET access_token = $2, refresh_token = $3
+ WHERE connection_id = $1 AND access_token = $4
+   AND refresh_token IS NOT DISTINCT FROM $5;
+
+-- name: rotation_token_forget
+-- A token no key opens is useless: drop it, so the next call fetches a new one.
+DELETE FROM tokens WHERE connection_id = $1 AND access_token = $2;
+
+-- name: rotation_credentials
+SELECT id, credentials FROM connections WHERE credentials IS NOT NULL ORDER BY id;
+
+-- name: rotation_credentials_update
+UPDATE connections SET credentials = $2 WHERE id = $1 AND credentials = $3;

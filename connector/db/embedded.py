@@ -6,30 +6,38 @@ Postgres or with another checkout.
 
 Several processes may share one data folder: a file lock serialises the "is it running?
 otherwise start it" step, and ``postmaster.pid`` tells a late comer where the running server's
-socket is. A process stops the server on exit only if it started it.
+socket is. A process stops the server on exit only if it started it, and a watchdog stops it
+when that process dies without doing so (``connector.db.watchdog``).
+
+Other local users are kept out twice: the socket and its folder are private (0700), and the
+superuser logs in with a generated password (SCRAM), kept beside the secret key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import grp
-import hashlib
 import os
 import pwd
+import secrets
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 import structlog
 
+from connector.db.queries import q
 from connector.errors import ConfigError
+from connector.logging import register_secret
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +46,13 @@ DATABASE = "connector"
 PORT = 5432
 # Unix socket paths are capped near 107 bytes by the kernel.
 _MAX_SOCKET_PATH = 100
+# The name relocated clusters get in the system temp folder (see _reachable).
+RELOCATED_PREFIX = "connector-pg-"
+_WATCHDOGS: list[subprocess.Popen[bytes]] = []
+_HBA = (
+    "# Written by the connector: only the generated password opens the database.\n"
+    "local all all scram-sha-256\n"
+)
 
 
 class PostgresNotFound(ConfigError):
@@ -128,23 +143,66 @@ def _postgres_can_enter(path: Path) -> bool:
     return True
 
 
+def _owner_uids() -> set[int]:
+    """Who may own a cluster folder we trust: this user, and ``postgres`` when we are root."""
+    uids = {os.geteuid()}
+    if _run_as_postgres():
+        with contextlib.suppress(KeyError):
+            uids.add(pwd.getpwnam("postgres").pw_uid)
+    return uids
+
+
+class ForeignClusterFolder(ConfigError):
+    """The cluster folder belongs to someone else or others may write it: refuse to use it."""
+
+
+def check_private(folder: Path) -> None:
+    """Refuse a cluster folder that is not ours: another owner, or writable by others."""
+    info = folder.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise ForeignClusterFolder(f"{folder} is not a plain folder; refusing to use it")
+    if info.st_uid not in _owner_uids():
+        raise ForeignClusterFolder(
+            f"{folder} belongs to uid {info.st_uid}, not to this user or postgres; "
+            "refusing to start a database someone else prepared (remove the link to it, "
+            "or run `connector db clean`)"
+        )
+    if info.st_mode & 0o022:
+        raise ForeignClusterFolder(
+            f"{folder} may be written by other users (mode {stat.S_IMODE(info.st_mode):04o}); "
+            f"refusing to use it (chmod 700 {folder} if it is yours)"
+        )
+    if info.st_mode & 0o077:
+        # Ours, only readable by others (as earlier versions made it): close it.
+        folder.chmod(0o700)
+
+
 def _reachable(root: Path) -> Path:
     """``root``, or a stand-in the ``postgres`` user can reach, linked from ``root``.
 
     As root, the server runs as ``postgres``, which cannot enter a checkout under a private
-    folder such as ``/root``. Then the cluster lives in the system temp folder, under a name
-    derived from ``root``, and ``root`` becomes a symlink to it so every process finds it.
+    folder such as ``/root``. Then the cluster lives in the system temp folder under a fresh,
+    private name (``mkdtemp``: nobody can prepare it in advance), and ``root`` becomes a
+    symlink to it: the link records the name, and every process finds the cluster through it.
+    A linked folder is used only if it is still ours and private.
     """
-    if root.is_symlink() or not _run_as_postgres() or _postgres_can_enter(root.parent):
-        return root.resolve() if root.is_symlink() else root
-    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
-    target = Path(tempfile.gettempdir()) / f"connector-pg-{digest}"
-    target.mkdir(mode=0o755, exist_ok=True)
+    if root.is_symlink():
+        target = root.resolve()
+        if target.exists():
+            check_private(target)
+            return target
+        root.unlink()  # the temp folder was cleared (a reboot): start a fresh cluster
+    if not _run_as_postgres() or _postgres_can_enter(root.parent):
+        return root
     root.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(tempfile.mkdtemp(prefix=RELOCATED_PREFIX))
+    _chown_to_postgres(target)
     try:
         root.symlink_to(target, target_is_directory=True)
     except FileExistsError:
-        pass
+        # Another process linked its own first: use theirs, drop ours.
+        target.rmdir()
+        return _reachable(root)
     log.warning(
         "embedded_postgres_relocated",
         reason="the postgres user cannot enter the project folder",
@@ -155,10 +213,20 @@ def _reachable(root: Path) -> Path:
 
 @dataclass
 class EmbeddedPostgres:
-    """One private cluster under ``root`` (data in ``root/data``, socket in ``root/run``)."""
+    """One private cluster under ``root`` (data in ``root/data``, socket in ``root/run``).
+
+    The superuser's password is in ``password_file`` (default ``<root>.password``, beside the
+    secret key in ``CONNECTOR_HOME``), readable by this user only.
+    """
 
     root: Path
     started_here: bool = False
+    password_file: Path = field(default=Path())
+    _password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.password_file == Path():
+            self.password_file = self.root.with_name(f"{self.root.name}.password")
 
     @property
     def data_dir(self) -> Path:
@@ -173,10 +241,30 @@ class EmbeddedPostgres:
         return self.root / "postgres.log"
 
     def dsn(self, database: str = DATABASE) -> str:
+        password = self._password or self._read_password()
+        auth = f"{SUPERUSER}:{quote(password, safe='')}" if password else SUPERUSER
         return (
-            f"postgresql://{SUPERUSER}@/{quote(database)}"
-            f"?host={quote(str(self.socket_dir))}&port={PORT}"
+            f"postgresql://{auth}@/{quote(database)}?host={quote(str(self.socket_dir))}&port={PORT}"
         )
+
+    def _read_password(self) -> str | None:
+        try:
+            password = self.password_file.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        register_secret(password)
+        self._password = password or None
+        return self._password
+
+    def _new_password(self) -> str:
+        self.password_file.parent.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(24)
+        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(password + "\n")
+        register_secret(password)
+        self._password = password
+        return password
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -203,13 +291,18 @@ class EmbeddedPostgres:
             return pid
         return pid
 
-    def start(self, timeout: float = 60.0) -> str:
+    def locate(self) -> None:
+        """Follow ``root`` to where the cluster really is (the relocated folder, if any)."""
+        self.root = _reachable(self.root)
+
+    def start(self, timeout: float = 60.0, *, watchdog: bool = True) -> str:
         """Start (or reuse) the cluster; return the DSN of its ``connector`` database.
 
-        The database itself is created by :func:`connector.db.pool.ensure_database`.
+        The database itself is created by :func:`connector.db.pool.ensure_database`. With
+        ``watchdog``, a server started here stops itself once this process is gone.
         """
         binaries = find_binaries()
-        self.root = _reachable(self.root)
+        self.locate()
         if len(str(self.socket_dir)) + len("/.s.PGSQL.5432") > _MAX_SOCKET_PATH:
             raise ConfigError(
                 f"the embedded database folder {self.root} is too deep for a unix socket "
@@ -220,44 +313,97 @@ class EmbeddedPostgres:
                 self._init(binaries)
                 self._start(binaries, timeout)
                 self.started_here = True
+                if watchdog:
+                    self._watch()
                 log.info("embedded_postgres_started", root=str(self.root))
             else:
+                if self._read_password() is None:
+                    raise ConfigError(
+                        f"the embedded database runs, but its password file "
+                        f"{self.password_file} is gone; run `connector db stop` and try again"
+                    )
                 log.info("embedded_postgres_reused", root=str(self.root))
         return self.dsn()
 
     def _init(self, binaries: Binaries) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        _chown_to_postgres(self.root)
+        self.root.chmod(0o700)
         if (self.data_dir / "PG_VERSION").exists():
+            self._secure(binaries)
             return
-        for folder in (self.root, self.data_dir, self.socket_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        password = self._read_password() or self._new_password()
+        for folder in (self.data_dir, self.socket_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             _chown_to_postgres(folder)
+        # initdb runs as postgres, which cannot read our password file: hand it a copy of its
+        # own for the moment initdb needs it.
+        pwfile = self.root / "initdb.pw"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(password + "\n")
+        _chown_to_postgres(pwfile)
+        try:
+            result = subprocess.run(  # noqa: S603 - argv built from found binaries
+                _argv(
+                    [
+                        str(binaries.initdb),
+                        "-D",
+                        str(self.data_dir),
+                        "-U",
+                        SUPERUSER,
+                        f"--pwfile={pwfile}",
+                        "--auth=scram-sha-256",
+                        "--encoding=UTF8",
+                        "--locale=C",
+                    ]
+                ),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise ConfigError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+        self._write_hba()
+
+    def _write_hba(self) -> None:
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(_HBA)
+        _chown_to_postgres(hba)
+        hba.chmod(0o600)
+
+    def _secure(self, binaries: Binaries) -> None:
+        """A stopped cluster made by an earlier version (trust, no password): lock it."""
+        hba = self.data_dir / "pg_hba.conf"
+        password = self._read_password()
+        if password is not None and hba.read_text() == _HBA:
+            return
+        password = password or self._new_password()
+        # Single-user mode needs no login: the password is set before anyone can connect.
+        statement = q("embedded_set_password").replace("{password}", password)
         result = subprocess.run(  # noqa: S603 - argv built from found binaries
-            _argv(
-                [
-                    str(binaries.initdb),
-                    "-D",
-                    str(self.data_dir),
-                    "-U",
-                    SUPERUSER,
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                ]
-            ),
+            _argv([str(binaries.postgres), "--single", "-D", str(self.data_dir), "postgres"]),
+            input=statement + "\n",
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
-            raise ConfigError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise ConfigError(f"could not set the embedded database password: {result.stderr}")
+        self._write_hba()
+        log.info("embedded_postgres_secured", root=str(self.root))
 
     def _start(self, binaries: Binaries, timeout: float) -> None:
-        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         _chown_to_postgres(self.socket_dir)
+        self.socket_dir.chmod(0o700)
         self.log_file.touch()
         _chown_to_postgres(self.log_file)
         options = (
             f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
+            f"-c unix_socket_permissions=0700 "
             f"-p {PORT} -c max_connections=200 -c fsync=on"
         )
         result = subprocess.run(  # noqa: S603 - argv built from found binaries
@@ -284,15 +430,32 @@ class EmbeddedPostgres:
             tail = self.log_file.read_text(errors="replace")[-2000:]
             raise ConfigError(f"could not start the embedded Postgres: {tail.strip()}")
 
+    def _watch(self) -> None:
+        """Start a watchdog that stops this server once this process is gone (even by kill -9)."""
+        server = self.running_pid()
+        if server is None:
+            return
+        watchdog = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed argv
+            [
+                sys.executable,
+                "-m",
+                "connector.db.watchdog",
+                str(os.getpid()),
+                str(server),
+                str(self.data_dir),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        # Held for the life of the process: it outlives us on purpose, and a collected
+        # Popen of a running child warns.
+        _WATCHDOGS.append(watchdog)
+
     def stop(self, mode: str = "fast") -> None:
         """Stop the server; only call this if this process started it."""
-        binaries = find_binaries()
-        subprocess.run(  # noqa: S603 - argv built from found binaries
-            _argv([str(binaries.pg_ctl), "-D", str(self.data_dir), "-m", mode, "-w", "stop"]),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        stop_server(self.data_dir, mode)
         log.info("embedded_postgres_stopped", root=str(self.root))
 
     def restart(self, timeout: float = 60.0) -> None:
@@ -303,3 +466,52 @@ class EmbeddedPostgres:
         while self.running_pid() is not None and time.monotonic() < deadline:
             time.sleep(0.1)
         self._start(binaries, timeout)
+
+
+def stop_server(data_dir: Path, mode: str = "fast") -> None:
+    """``pg_ctl stop`` on a cluster's data folder (as ``postgres`` when we are root)."""
+    binaries = find_binaries()
+    subprocess.run(  # noqa: S603 - argv built from found binaries
+        _argv([str(binaries.pg_ctl), "-D", str(data_dir), "-m", mode, "-w", "stop"]),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def stop_cluster(root: Path) -> bool:
+    """Stop the embedded server under ``root`` if it runs; True if it did."""
+    server = EmbeddedPostgres(root)
+    if root.is_symlink():
+        target = root.resolve()
+        if not target.exists():
+            return False
+        check_private(target)
+        server.root = target
+    if server.running_pid() is None:
+        return False
+    stop_server(server.data_dir)
+    log.info("embedded_postgres_stopped", root=str(server.root))
+    return True
+
+
+def clean_cluster(root: Path) -> list[Path]:
+    """Stop the embedded server under ``root`` and delete its cluster; return what went."""
+    stop_cluster(root)
+    server = EmbeddedPostgres(root)
+    removed: list[Path] = []
+    if root.is_symlink():
+        target = root.resolve()
+        if target.exists():
+            check_private(target)
+            shutil.rmtree(target)
+            removed.append(target)
+        root.unlink()
+        removed.append(root)
+    elif root.exists():
+        shutil.rmtree(root)
+        removed.append(root)
+    if server.password_file.exists():
+        server.password_file.unlink()
+        removed.append(server.password_file)
+    return removed

@@ -85,10 +85,12 @@ SELECT item_key, count(*)::int AS n FROM events
  GROUP BY item_key;
 
 -- name: snapshot_incoming_create
+-- seq numbers the rows in the order the API listed them (COPY fills it in that order).
 CREATE TEMP TABLE IF NOT EXISTS snapshot_incoming (
     item_key    text NOT NULL,
     fingerprint text NOT NULL,
-    payload     text
+    payload     text,
+    seq         bigserial
 );
 
 -- name: snapshot_incoming_truncate
@@ -101,8 +103,19 @@ ANALYZE snapshot_incoming;
 DROP TABLE IF EXISTS snapshot_incoming;
 
 -- name: snapshot_incoming_read
-SELECT DISTINCT ON (item_key) 'added' AS kind, item_key, fingerprint, NULL AS previous, payload
-  FROM snapshot_incoming ORDER BY item_key LIMIT $1;
+-- start: all on a snapshot: the newest $1 by the payload field $2 (null: the list has no
+-- order, so the first $1 as listed), returned oldest first.
+SELECT kind, item_key, fingerprint, previous, payload FROM (
+    SELECT kind, item_key, fingerprint, previous, payload, rank, seq FROM (
+        SELECT DISTINCT ON (item_key) 'added' AS kind, item_key, fingerprint,
+               NULL AS previous, payload,
+               CASE WHEN jsonb_typeof(payload::jsonb -> $2) = 'number'
+                    THEN (payload::jsonb ->> $2)::numeric END AS rank, seq
+          FROM snapshot_incoming ORDER BY item_key, seq DESC
+    ) latest
+    ORDER BY rank DESC NULLS LAST, seq LIMIT $1
+) chosen
+ORDER BY rank NULLS FIRST, seq;
 
 -- name: snapshot_clear
 DELETE FROM snapshot_items WHERE flow_name = $1;

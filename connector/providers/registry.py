@@ -21,6 +21,7 @@ from connector.auth.client_credentials import (
     fetch_client_credentials,
 )
 from connector.auth.crypto import Cipher, UndecryptableSecret
+from connector.auth.rotation import reencrypt_credentials
 from connector.auth.tokens import (
     Authorizer,
     CredentialsRefused,
@@ -185,15 +186,18 @@ class ProviderClients:
     async def _install_credentials(self, connection_id: str) -> tuple[str, str]:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(q("connection_get"), connection_id)
-        if row is None or row["credentials"] is None:
-            raise UnknownConnection(
-                f"connection {connection_id!r} is neither in the flow file nor an app install"
-            )
-        try:
-            stored = json.loads(self._cipher.decrypt(row["credentials"]))
-            return str(stored["client_id"]), str(stored["client_secret"])
-        except (UndecryptableSecret, ValueError, KeyError) as exc:
-            raise CredentialsRefused(f"stored credentials are unreadable: {exc}") from exc
+            if row is None or row["credentials"] is None:
+                raise UnknownConnection(
+                    f"connection {connection_id!r} is neither in the flow file nor an app install"
+                )
+            try:
+                stored = json.loads(self._cipher.decrypt(row["credentials"]))
+                client = str(stored["client_id"]), str(stored["client_secret"])
+            except (UndecryptableSecret, ValueError, KeyError) as exc:
+                raise CredentialsRefused(f"stored credentials are unreadable: {exc}") from exc
+            # Read under an old key: store them under the newest one.
+            await reencrypt_credentials(conn, self._cipher, connection_id, row["credentials"])
+        return client
 
     def credentials_blob(self, connection: connector.config.Connection) -> dict[str, Any]:
         blob: dict[str, Any] = {}

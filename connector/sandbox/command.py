@@ -22,7 +22,11 @@ def add_parser(commands: Any) -> None:
     )
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8525, help="port (8525; 0 picks one)")
-    sandbox.add_argument("--seed", help="starting data: demo, big:N, or demo+big:N")
+    sandbox.add_argument(
+        "--seed",
+        default="demo",
+        help="starting data: demo (the default), none (an empty account), big:N, or demo+big:N",
+    )
     sandbox.add_argument(
         "--generate",
         type=float,
@@ -73,7 +77,8 @@ def options_from(args: argparse.Namespace) -> Any:
         webhook_interval=args.webhook_interval,
         webhook_batch=args.webhook_batch,
     )
-    return Options(args.host, args.port, args.seed, args.generate, settings, fault_rates)
+    seed = None if args.seed.strip().lower() == "none" else args.seed
+    return Options(args.host, args.port, seed, args.generate, settings, fault_rates)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import Daemon, cli_env, run_cli
+from tests.e2e.conftest import ROOT, Daemon, cli_env, run_cli
 
 SECRET_KEY = "x3yXV8nP2m1c0bq6m7i0YxM6kYQw5bK0nY3Q2zW9r8s="
 # Never reached: the commands under test must fail before they touch a database.
@@ -42,6 +45,76 @@ def test_check_invalid_file_exits_2_with_every_error(tmp_path: Path) -> None:
     problems = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert as_json.returncode == 2
     assert {p["path"] for p in problems} == {"connections.main.rate_limit", "flows[0].trigger.type"}
+
+
+APPS_FILE = """
+apps:
+  store:
+    app_id: "42"
+    secret: app-directory-secret
+    scopes: [emails]
+flows:
+  - name: new-subscribers
+    installs_of: store
+    trigger: {type: sendpulse.subscriber_added, params: {mailing_list_id: 1}}
+    actions: [{type: log}]
+"""
+
+
+def test_check_json_on_a_valid_file_prints_json_with_apps_and_per_install_flows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "apps.yaml"
+    path.write_text(APPS_FILE)
+    result = run_cli("check", "--json", str(path))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["valid"] is True
+    assert [(a["name"], a["id"], a["scopes"]) for a in doc["apps"]] == [("store", "42", ["emails"])]
+    [flow] = doc["flows"]
+    assert (flow["name"], flow["installs_of"], flow["connection"]) == (
+        "new-subscribers",
+        "store",
+        None,
+    )
+    table = run_cli("check", str(path))
+    assert table.returncode == 0, table.stderr
+    assert "Apps" in table.stdout and "every install of store" in table.stdout
+    assert "1 apps, 1 flows" in table.stdout
+
+
+def test_check_reports_an_unset_secret_once_and_a_duplicate_name_beside_other_problems(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "connections:\n"
+        "  main: {client_id: a, client_secret: b}\n"
+        "flows:\n"
+        "  - name: one\n"
+        "    every: 1s\n"
+        "    trigger: {type: sendpulse.subscriber_added, params: {mailing_list_id: 1}}\n"
+        "    actions: [{type: log}]\n"
+        "  - name: one\n"
+        "    trigger: {type: sendpulse.subscriber_added, params: {mailing_list_id: 1}}\n"
+        "    actions:\n"
+        "      - type: webhook\n"
+        "        url: https://example.com/hook\n"
+        "        secret: ${CHECK_TEST_UNSET_SECRET}\n"
+        "extra: 1\n"
+    )
+    result = run_cli("check", "--json", str(path))
+    assert result.returncode == 2
+    problems = [json.loads(line) for line in result.stdout.splitlines()]
+    by_path: dict[str, list[str]] = {}
+    for problem in problems:
+        by_path.setdefault(problem["path"], []).append(problem["message"])
+    assert by_path["flows[1].actions[0].secret"] == [
+        "environment variable CHECK_TEST_UNSET_SECRET is not set "
+        "(set it, or write ${CHECK_TEST_UNSET_SECRET:-default})"
+    ]
+    assert by_path["flows[1].name"] == ["flow name 'one' is already used by flows[0]"]
+    assert "flows[0].every" in by_path and "extra" in by_path
 
 
 def test_check_missing_file_exits_2(tmp_path: Path) -> None:
@@ -180,3 +253,69 @@ def test_verify_webhook_with_a_missing_body_file_is_a_usage_error(tmp_path: Path
     )
     line = one_line_error(result)
     assert str(missing) in line and "No such file or directory" in line
+
+
+def test_a_reader_that_leaves_early_ends_the_output_quietly() -> None:
+    # The read end is closed before the command writes a byte: every write meets EPIPE.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        for args in (["schema"], ["check", "--json", "config/demo.yaml"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "connector", *args],
+                cwd=ROOT,
+                env=cli_env(),
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stderr == "", result.stderr
+    finally:
+        os.close(write_end)
+
+
+def test_demo_on_a_taken_sandbox_port_prints_one_line_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "demo",
+            "--no-web",
+            "--sandbox-port",
+            str(port),
+            env=cli_env(CONNECTOR_HOME=str(tmp_path / "home")),
+        )
+    line = one_line_error(result)
+    assert f"127.0.0.1:{port}" in line and "--sandbox-port" in line
+
+
+def test_db_stop_and_clean_manage_the_embedded_cluster_of_the_home(tmp_path: Path) -> None:
+    from connector.db.embedded import EmbeddedPostgres
+
+    home = tmp_path / "home"
+    server = EmbeddedPostgres(home / "postgres")
+    server.start(watchdog=False)
+    pid = server.running_pid()
+    assert pid is not None
+    env = cli_env(CONNECTOR_HOME=str(home))
+    stopped = run_cli("db", "stop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.startswith("stopped the embedded database in ")
+    assert server.running_pid() is None
+    assert run_cli("db", "stop", env=env).stdout.strip() == "it was not running"
+    refused = run_cli("db", "clean", env=env)
+    assert refused.returncode == 2 and "add --yes" in refused.stdout
+    assert (server.data_dir / "PG_VERSION").exists()
+    cleaned = run_cli("db", "clean", "--yes", env=env)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not server.root.exists() and not (home / "postgres").is_symlink()
+    assert not server.password_file.exists()
+    assert f"removed {server.root}" in cleaned.stdout
+    elsewhere = run_cli(
+        "db", "stop", env=cli_env(CONNECTOR_HOME=str(home), DATABASE_URL=UNREACHABLE)
+    )
+    assert one_line_error(elsewhere).startswith("error: db stop manages the embedded database only")

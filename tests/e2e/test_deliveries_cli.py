@@ -99,6 +99,36 @@ async def test_deliveries_filters_and_formats(database: str) -> None:
     assert bad_since.returncode == 2 and "--since" in bad_since.stderr
 
 
+async def test_a_piped_table_is_not_cut_and_its_event_ids_are_taken_back(database: str) -> None:
+    event, delivery = "762ac0de" * 8, uuid.uuid4()
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(
+            "INSERT INTO events (id, flow_name, trigger_type, item_key, payload)"
+            " VALUES ($1, 'hooks', 'sendpulse.subscriber_added', 'a-long-address@example.com',"
+            " '{}'::jsonb)",
+            event,
+        )
+        await conn.execute(
+            "INSERT INTO deliveries (id, event_id, flow_name, action_index, action_type, state,"
+            " last_error) VALUES ($1, $2, 'hooks', 0, 'webhook', 'dead', $3)",
+            delivery,
+            event,
+            "POST https://example.com/a/rather/long/path/for/a/receiver → 503 " * 3,
+        )
+    finally:
+        await conn.close()
+    env = cli_env(DATABASE_URL=database, COLUMNS="80")
+    table = await asyncio.to_thread(run_cli, "deliveries", "--status", "dead", env=env)
+    assert table.returncode == 0, table.stderr
+    assert str(delivery) in table.stdout and "…" not in table.stdout
+    shown_prefix = event[:16]
+    assert shown_prefix in table.stdout
+    shown = await asyncio.to_thread(run_cli, "events", "show", shown_prefix, "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == event
+
+
 async def test_events_show_lists_every_attempt(database: str) -> None:
     ids = await seed(database)
     shown = await cli(database, "events", "show", "ev-dead", "--json")
@@ -172,6 +202,16 @@ def test_verify_webhook_and_secret(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "invalid: no signature matches" in bad.stdout
     no_secret = run_cli("verify-webhook", "--body", str(body), *headers)
     assert no_secret.returncode == 2
+    # Captured ten minutes ago: too old for the default window, and the answer says why.
+    body.write_bytes(body.read_bytes()[:-1])
+    later = str(ts + 600)
+    stale = run_cli(
+        "verify-webhook", "--secret", SECRET, "--body", str(body), *headers, "--now", later
+    )
+    assert stale.returncode == 1 and "widen it with --tolerance" in stale.stdout
+    wide = ["--now", later, "--tolerance", "900"]
+    widened = run_cli("verify-webhook", "--secret", SECRET, "--body", str(body), *headers, *wide)
+    assert widened.returncode == 0, widened.stdout
     made = run_cli("secret", "webhook")
     assert made.returncode == 0
     secret = made.stdout.strip()

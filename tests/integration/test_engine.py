@@ -91,6 +91,13 @@ class ItemJoined(_Base):
     emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"added", "removed"})
 
 
+class ItemNumbered(ItemJoined):
+    """A snapshot whose items carry a growing number, as campaigns carry ids."""
+
+    key: ClassVar[str] = "test.item_numbered"
+    first_run_order: ClassVar[str | None] = "n"
+
+
 class StatusChanged(_Base):
     key: ClassVar[str] = "test.status_changed"
     strategy: ClassVar[Strategy] = "fingerprint"
@@ -253,6 +260,30 @@ async def test_snapshot_start_all_is_capped(
     result = await poll(ItemJoined, flow)
     assert (result.events_created, result.held_back) == (3, 1)
     assert (await poll(ItemJoined, flow)).events_created == 0
+
+
+async def test_snapshot_start_all_takes_the_newest_by_the_trigger_order(
+    poll: Poll, store: Store, db_pool: asyncpg.Pool
+) -> None:
+    # Listed neither by key nor by number: the choice must follow the number.
+    for key, n in [("d", 2), ("a", 9), ("c", 1), ("b", 5), ("e", 10)]:
+        store.items[key] = {"id": key, "n": n}
+    flow = make_flow(ItemNumbered, start="all", max_first_run_events=3)
+    result = await poll(ItemNumbered, flow)
+    assert (result.events_created, result.held_back) == (3, 2)
+    assert sorted(r["item_key"] for r in await events(db_pool)) == ["a", "b", "e"]
+
+
+async def test_snapshot_start_all_without_an_order_takes_the_first_as_listed(
+    poll: Poll, store: Store, db_pool: asyncpg.Pool
+) -> None:
+    # Not the first in alphabetical order (a, b): the first the list gives.
+    for key in ["d", "c", "a", "b"]:
+        store.items[key] = {"id": key}
+    flow = make_flow(ItemJoined, start="all", max_first_run_events=2)
+    result = await poll(ItemJoined, flow)
+    assert (result.events_created, result.held_back) == (2, 2)
+    assert sorted(r["item_key"] for r in await events(db_pool)) == ["c", "d"]
 
 
 async def test_snapshot_added_removed_and_added_again_are_three_events(

@@ -6,11 +6,19 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from connector.delivery_log import NothingToReplay, replay_dead, replay_delivery, show_event
+from connector.delivery_log import (
+    AmbiguousId,
+    NothingToReplay,
+    list_deliveries,
+    replay_dead,
+    replay_delivery,
+    show_event,
+)
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
 from connector.retry import total_window
 from tests.integration.dispatch_support import (
+    T0,
     FakeClock,
     attempts,
     delivery,
@@ -104,3 +112,25 @@ async def test_replayed_delivery_gets_a_fresh_schedule(db_pool: asyncpg.Pool) ->
         async with db_pool.acquire() as conn:
             row = await delivery(conn, did)
         assert row["state"] == "dead" and row["attempt"] == 4
+
+
+async def test_ids_are_taken_by_unique_prefix_and_an_ambiguous_one_is_named(
+    db_pool: asyncpg.Pool,
+) -> None:
+    first, second = "762ac0de" + "1" * 56, "762ac0de" + "2" * 56
+    async with db_pool.acquire() as conn:
+        [first_delivery] = await insert_event(conn, "hooks", first, {"email": "a@y.z"})
+        await insert_event(conn, "hooks", second, {"email": "b@y.z"})
+        await conn.execute("UPDATE deliveries SET state = 'dead'")
+        # 16 characters, as `connector deliveries` shows them: unique, so it is the event.
+        shown = await show_event(conn, first[:16])
+        assert shown is not None and shown["id"] == first
+        listed = await list_deliveries(conn, event_id=second[:9])
+        assert [row["event_id"] for row in listed] == [second]
+        with pytest.raises(AmbiguousId, match="'762ac0de' is ambiguous"):
+            await show_event(conn, "762ac0de")
+        assert await show_event(conn, "762ac0df") is None
+        # Below 8 characters a prefix is not taken at all: only an exact id matches.
+        assert await show_event(conn, first[:7]) is None
+        replayed = await replay_delivery(conn, str(first_delivery)[:8], T0)
+        assert replayed.id == str(first_delivery)

@@ -261,3 +261,27 @@ async def test_an_uninstall_signed_with_another_secret_or_too_old_is_refused(env
     async with env.http.post(f"{env.base}/apps/mailium/uninstall?{old}") as r:
         assert r.status == 401
     assert await env.pool.fetchval("SELECT status FROM connections") == "active"
+
+
+async def test_an_unreachable_token_endpoint_gets_an_error_page_and_one_log_line(
+    db_pool: asyncpg.Pool,
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    async for env in _setup(db_pool, base_url=nowhere):
+        async with env.browser() as browser:
+            async with browser.get(f"{env.base}/apps/mailium/install", allow_redirects=False) as r:
+                assert r.status == 302
+                state = r.headers["Location"].split("state=")[1].split("&")[0]
+            callback = f"{env.base}/apps/mailium/callback?code=c0de&state={state}"
+            with capture_logs() as logs:
+                async with browser.get(callback) as r:
+                    text = await r.text()
+                    assert r.status == 503, text
+                    assert r.headers["Retry-After"] == "60"
+        assert "Traceback" not in text
+        assert "Start the install again in a minute (/apps/mailium/install)" in text
+        failed = [e for e in logs if e["event"] == "oauth_token_failed"]
+        assert len(failed) == 1 and failed[0]["retriable"] is True
+        assert await env.pool.fetchval("SELECT count(*) FROM connections") == 0

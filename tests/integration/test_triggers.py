@@ -554,3 +554,14 @@ def test_every_trigger_declares_its_catalogue_entry() -> None:
         assert trigger.scope and trigger.strategy and trigger.api_calls, trigger.key
         assert trigger.payload_fields, trigger.key
         assert isinstance(trigger, type) and issubclass(trigger, Trigger)
+
+
+async def test_campaign_status_start_all_takes_the_newest_campaigns(h: Harness) -> None:
+    _campaigns(h.state, 3)
+    h.state.clock.advance(3600)  # every campaign is sent by now
+    flow, params = h.flow(
+        "sendpulse.campaign_status_changed", {"to": "sent"}, start="all", max_first_run_events=1
+    )
+    first = await h.poll(flow, params)
+    assert (first.events_created, first.held_back) == (1, 2)
+    assert [p["id"] for p in await h.payloads(flow)] == [3]

@@ -17,12 +17,14 @@ def _args(*argv: str) -> argparse.Namespace:
 
 def test_defaults() -> None:
     options = options_from(_args())
+    # The demo account unless asked otherwise: an empty sandbox shows nothing to poll.
     assert (options.host, options.port, options.seed, options.generate) == (
         "127.0.0.1",
         8525,
-        None,
+        "demo",
         0.0,
     )
+    assert options_from(_args("--seed", "none")).seed is None
     assert options.settings.rate_limit == 10.0
     assert options.settings.token_ttl == 3600
 

@@ -43,6 +43,8 @@ class CampaignStatusChanged(Trigger):
     # "added" and its status change would be lost (or, already in ``to``, announced twice);
     # kept, it comes back as "changed" from the status it had. Campaign ids are never reused.
     keeps_removed: ClassVar[bool] = True
+    # Campaign ids grow: start: all takes the newest campaigns.
+    first_run_order: ClassVar[str | None] = "id"
     payload_fields = CAMPAIGN_FIELDS | {"previous_status", "send_date", "statistics"}
     summary = "an email campaign's status changed"
     api_calls = (
