@@ -41,10 +41,10 @@ def config_for(base_url: str) -> Config:
                 "actions": [{"type": "log"}],
             }
             for name, trigger, params in [
-                ("added", "subscriber_added", lists),
-                ("removed", "subscriber_removed", lists),
-                ("unsubscribed", "subscriber_unsubscribed", lists),
-                ("status", "subscriber_status_changed", lists),
+                ("added", "subscriber_added", dict(lists)),
+                ("removed", "subscriber_removed", dict(lists)),
+                ("unsubscribed", "subscriber_unsubscribed", dict(lists)),
+                ("status", "subscriber_status_changed", dict(lists)),
                 ("campaigns", "campaign_status_changed", {}),
                 ("other-list", "subscriber_added", {"mailing_list_id": 2}),
             ]
