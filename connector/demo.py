@@ -30,6 +30,7 @@ async def run_demo(
     sandbox_port: int = 8525,
     receiver_port: int = 8526,
     web_port: int | None = 8080,
+    admin_port: int | None = None,
     rate: float = 1.0,
 ) -> int:
     """Run the demo until SIGINT/SIGTERM; return the exit code."""
@@ -62,7 +63,7 @@ async def run_demo(
         log.info("demo_receiver_started", url=os.environ["DEMO_WEBHOOK_URL"])
 
         rt = await stack.enter_async_context(runtime())
-        worker = Worker(rt, config, config_path=config_path, port=web_port)
+        worker = Worker(rt, config, config_path=config_path, port=web_port, admin_port=admin_port)
         code = await worker.run()
         log.info(
             "demo_finished",

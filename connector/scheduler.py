@@ -93,6 +93,13 @@ class FlowScheduler:
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC))
 
+    def next_run(self, flow_name: str) -> datetime | None:
+        """When the flow's next poll is due, if it is scheduled here."""
+        if not self.running:
+            return None
+        job = self._scheduler.get_job(flow_name)
+        return None if job is None else job.next_run_time
+
     @property
     def scheduled(self) -> list[str]:
         return sorted(self._intervals)
