@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -85,11 +85,17 @@ def _scrub_rendered(_logger: Any, _method: str, event_dict: MutableMapping[str, 
 class _ScrubbedConsole:
     """The console renderer, with its finished text (traceback included) scrubbed."""
 
-    def __init__(self, renderer: structlog.dev.ConsoleRenderer) -> None:
+    def __init__(self, renderer: Callable[..., Any]) -> None:
         self._renderer = renderer
 
     def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
         return scrub(str(self._renderer(logger, method, event_dict)))
+
+
+def quiet_embedded_database() -> None:
+    """Keep the embedded Postgres' start and reuse lines out of a command's report (INFO)."""
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("connector.db.embedded").setLevel(logging.WARNING)
 
 
 def configure(
@@ -136,11 +142,13 @@ def configure(
             renderer,
         ]
     else:
-        # Rich tracebacks print every frame's locals, where tokens and secrets live.
-        console = structlog.dev.ConsoleRenderer(
-            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
-        )
-        final = [_ScrubbedConsole(console)]
+        from connector.console_log import ScanRenderer
+
+        # Plain tracebacks: rich ones print every frame's locals, where tokens and secrets live.
+        final = [
+            structlog.processors.format_exc_info,
+            _ScrubbedConsole(ScanRenderer(colors=stream.isatty())),
+        ]
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
