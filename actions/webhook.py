@@ -73,10 +73,16 @@ class Params(PluginParams):
         return value
 
     def log_secrets(self) -> list[str]:
-        """What of the URL to scrub from every log line: all of it, and a secret-looking path."""
+        """What of the URL to scrub from every log line: a URL that carries a secret.
+
+        A plain receiver URL (``http://127.0.0.1:8526/hooks/demo``) is what an operator
+        needs to see; one with a password, a query or a token-like path is hidden whole.
+        """
         parts = urlsplit(self.url)
         rest = parts.path + (f"?{parts.query}" if parts.query else "")
-        return [self.url, rest] if _secret_looking(rest) else [self.url]
+        if parts.password or _secret_looking(rest):
+            return [self.url, rest]
+        return []
 
     def secret_values(self) -> list[str]:
         secrets = self.secret if isinstance(self.secret, list) else [self.secret]
