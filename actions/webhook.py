@@ -114,10 +114,10 @@ class WebhookGone(FatalError):
         self.detail = detail
 
 
-def body_for(event: StoredEvent) -> bytes:
+def body_for(event: StoredEvent, *, test: bool = False) -> bytes:
     """The JSON body: the event's type, time and ids, and its payload under ``data``."""
     when = event.occurred_at or event.created_at
-    document = {
+    document: dict[str, Any] = {
         "type": event.trigger,
         "timestamp": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "flow": event.flow,
@@ -125,6 +125,8 @@ def body_for(event: StoredEvent) -> bytes:
         "item_key": event.item_key,
         "data": event.payload,
     }
+    if test:
+        document["test"] = True
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
@@ -206,7 +208,7 @@ class Webhook(Action):
             raise FatalError(
                 f"the rendered url is not an http(s) URL with a host (scheme {parts.scheme!r})"
             )
-        body = body_for(event)
+        body = body_for(event, test=ctx.test)
         now = ctx.clock()
         headers = {
             **params.headers,
@@ -214,6 +216,8 @@ class Webhook(Action):
             "content-type": "application/json",
             "user-agent": "sendpulse-connector",
         }
+        if ctx.test:
+            headers["webhook-test"] = "true"
         target = origin(params.url)
         timeout = aiohttp.ClientTimeout(total=params.timeout.total_seconds())
         try:

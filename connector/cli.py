@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_status_parser(commands, DEFAULT_CONFIG)
 
+    from connector.dry_run_cli import add_parser as add_test_parser
+
+    add_test_parser(commands, DEFAULT_CONFIG)
+
     from connector.sandbox.command import add_parser as add_sandbox_parser
 
     add_sandbox_parser(commands)
@@ -355,6 +359,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return cmd_status(args)
 
 
+def _cmd_test(args: argparse.Namespace) -> int:
+    from connector.dry_run_cli import cmd_test
+
+    return cmd_test(args)
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from connector.sandbox.command import run as run_sandbox
 
@@ -374,6 +384,7 @@ _HANDLERS = {
     "secret": _cmd_secret,
     "sandbox": _cmd_sandbox,
     "status": _cmd_status,
+    "test": _cmd_test,
 }
 
 
