@@ -56,3 +56,10 @@ SELECT d.id, d.flow_name, d.action_index, d.action_type, d.attempt, d.last_error
  WHERE d.state = 'dead'
  ORDER BY d.updated_at DESC, d.seq DESC
  LIMIT $1;
+
+-- name: replay_progress
+-- How far a batch of replayed deliveries has got: sent, given up again, still waiting.
+SELECT count(*) FILTER (WHERE state = 'delivered') AS delivered,
+       count(*) FILTER (WHERE state = 'dead') AS dead,
+       count(*) FILTER (WHERE state IN ('pending', 'running')) AS waiting
+  FROM deliveries WHERE id = ANY($1::uuid[]);

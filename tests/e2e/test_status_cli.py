@@ -131,3 +131,23 @@ def test_admin_listener_off_loopback_without_credentials_refuses_to_start() -> N
     )
     assert bad_port.returncode == 2
     assert "ADMIN_PORT='x'" in bad_port.stderr
+
+
+async def test_replay_wait_says_when_no_worker_sends_them(database: str) -> None:
+    await execute(
+        database,
+        "INSERT INTO events (id, flow_name, trigger_type, item_key, payload)"
+        " VALUES ('ev-1', 'hooks', 'sendpulse.subscriber_added', 'a@x.org', '{}')",
+    )
+    await execute(
+        database,
+        "INSERT INTO deliveries (id, event_id, flow_name, action_index, action_type, state)"
+        " VALUES ('00000000-0000-0000-0000-00000000000a', 'ev-1', 'hooks', 0, 'webhook', 'dead')",
+    )
+    env = cli_env(DATABASE_URL=database)
+    waited = await asyncio.to_thread(
+        run_cli, "replay", "--flow", "hooks", "--wait", "--wait-timeout", "0", env=env
+    )
+    assert waited.returncode == 1, waited.stderr
+    assert "replayed 00000000-0000-0000-0000-00000000000a" in waited.stdout
+    assert "0 delivered, 0 dead again, 1 still waiting (is a worker running?)" in waited.stdout
