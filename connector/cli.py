@@ -293,8 +293,10 @@ def _admin_port(args: argparse.Namespace) -> int | None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from connector.config import load_file
     from connector.daemon import run
+    from connector.progress_bar import show_polls_on_terminal
 
     config = load_file(args.config)
+    show_polls_on_terminal(connector_logging.chosen_format)
     return asyncio.run(
         run(
             config,
@@ -310,6 +312,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from connector.demo import run_demo
+    from connector.progress_bar import show_polls_on_terminal
+
+    show_polls_on_terminal(connector_logging.chosen_format)
 
     return asyncio.run(
         run_demo(

@@ -27,6 +27,8 @@ _SECRET_KEY = re.compile(
 _SECRET_VALUE = re.compile(r"(Bearer\s+[A-Za-z0-9._~+/=-]+|whsec_[A-Za-z0-9+/=]+)")
 
 _secret_values: set[str] = set()
+# The format configure() chose: the CLI draws progress bars only beside console logs.
+chosen_format: str | None = None
 
 
 def register_secret(value: str | None) -> None:
@@ -92,6 +94,19 @@ class _ScrubbedConsole:
         return scrub(str(self._renderer(logger, method, event_dict)))
 
 
+class _CurrentStderr:
+    """A stream that is always the current ``sys.stderr``."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def quiet_embedded_database() -> None:
     """Keep the embedded Postgres' start and reuse lines out of a command's report (INFO)."""
     if logging.getLogger().level > logging.DEBUG:
@@ -125,6 +140,8 @@ def configure(
         raise ConfigError(f"LOG_FORMAT={chosen!r} is not a format; use json or console")
     if not chosen:
         chosen = "console" if stream.isatty() else "json"
+    global chosen_format
+    chosen_format = chosen
 
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -160,7 +177,9 @@ def configure(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
-    handler = logging.StreamHandler(stream)
+    # Written through whatever sys.stderr is at the time, so that a progress bar that takes
+    # over stderr (progress_bar.TerminalPolls) prints each line above itself.
+    handler = logging.StreamHandler(_CurrentStderr() if stream is sys.stderr else stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -58,7 +59,10 @@ class PollProgress:
 
     def advance(self, pages: int, items: int) -> None:
         """Record the totals so far; log a line each time ``every`` more pages are done."""
+        new_page = pages != self.pages
         self.pages, self.items = pages, items
+        if new_page or items % 100 == 0:
+            _notify(self, finished=False)
         if self.pages - self._logged_pages >= self.every:
             self._logged_pages = self.pages
             log.info(
@@ -75,6 +79,23 @@ class PollProgress:
 
 
 _active: dict[str, PollProgress] = {}
+# Told of each new page (and every 100 items) and of each poll's end: terminal progress bars.
+Listener = Callable[[PollProgress, bool], None]
+_listeners: list[Listener] = []
+
+
+def add_listener(listener: Listener) -> None:
+    _listeners.append(listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def _notify(progress: PollProgress, *, finished: bool) -> None:
+    for listener in list(_listeners):
+        listener(progress, finished)
 
 
 def begin(flow: str, trigger: str, worker: str) -> PollProgress:
@@ -86,6 +107,7 @@ def begin(flow: str, trigger: str, worker: str) -> PollProgress:
 def end(progress: PollProgress) -> None:
     if _active.get(progress.flow) is progress:
         del _active[progress.flow]
+    _notify(progress, finished=True)
 
 
 def active() -> dict[str, PollProgress]:
