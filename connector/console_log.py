@@ -24,7 +24,9 @@ FIRST = (
     "summary",
     "error",
 )
-SHORT = frozenset({"event_id", "delivery_id", "delivery", "event_ids", "delivery_ids"})
+SHORT = frozenset(
+    {"event_id", "delivery_id", "delivery", "webhook_id", "event_ids", "delivery_ids"}
+)
 ID_LENGTH = 8
 HIDDEN = frozenset({"logger", "logger_name"})
 _RESET = "\033[0m"

@@ -435,6 +435,7 @@ class Worker:
                 connections=len(self.config.connections),
                 owned=sorted(self.ownership.owned),
                 port=self.port,
+                admin_port=self.admin_port,
             )
             await self.stop.wait()
             # Stop taking new work, let what is in flight finish (bounded), then let go.

@@ -94,6 +94,10 @@ def print_status(status: Status) -> None:
         upcoming = "-"
         if row.next_poll_at is not None:
             upcoming = f"in {_span((row.next_poll_at - now).total_seconds())}"
+        elif row.last_poll_at is not None and row.state != "paused":
+            # Outside the worker the schedule is not known: its interval gives an estimate.
+            due = (row.last_poll_at - now).total_seconds() + row.every_s
+            upcoming = f"~in {_span(due)}" if due >= 1 else "due"
         deliveries = ", ".join(f"{k} {v}" for k, v in sorted(row.deliveries_24h.items())) or "-"
         flows.add_row(
             escape(row.name),
