@@ -323,6 +323,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             receiver_port=args.receiver_port,
             web_port=None if args.no_web else _port(args),
             admin_port=_admin_port(args),
+            admin_host=args.admin_host,
             rate=args.rate,
         )
     )

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 import structlog
 from aiohttp import web
 
+from connector.admin import AdminAccess
 from connector.config import load_file
 from connector.daemon import Worker, runtime
 from connector.demo_receiver import Receiver, create_app
@@ -31,6 +32,7 @@ async def run_demo(
     receiver_port: int = 8526,
     web_port: int | None = 8080,
     admin_port: int | None = None,
+    admin_host: str = "127.0.0.1",
     rate: float = 1.0,
 ) -> int:
     """Run the demo until SIGINT/SIGTERM; return the exit code."""
@@ -63,7 +65,15 @@ async def run_demo(
         log.info("demo_receiver_started", url=os.environ["DEMO_WEBHOOK_URL"])
 
         rt = await stack.enter_async_context(runtime())
-        worker = Worker(rt, config, config_path=config_path, port=web_port, admin_port=admin_port)
+        worker = Worker(
+            rt,
+            config,
+            config_path=config_path,
+            port=web_port,
+            admin_host=admin_host,
+            admin_port=admin_port,
+            admin_access=AdminAccess.from_env(),
+        )
         code = await worker.run()
         log.info(
             "demo_finished",
