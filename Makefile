@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export CONNECTOR_HOME ?= $(CURDIR)/.connector
 
-.PHONY: setup run test lint typecheck bench soak clean sandbox
+.PHONY: setup run test lint typecheck bench soak clean sandbox browser
 
 setup: $(STAMP)
 
@@ -19,8 +19,14 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/connector demo --config config/demo.yaml
 
+## browser: the system's Chromium and chromedriver, for the status page's browser test
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+		  apt-get install -y -q --no-install-recommends chromium chromium-driver; }
+
 ## test: lint, types, then the whole suite against a throwaway Postgres
-test: setup lint typecheck
+test: setup lint typecheck browser
 	$(PY) -m pytest
 
 LINTED := connector triggers actions tests $(wildcard bench)

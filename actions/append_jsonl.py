@@ -18,7 +18,7 @@ class Params(PluginParams):
 
 def line_for(ctx: ActionContext, event: StoredEvent) -> bytes:
     """One line per delivery; ``delivery_id`` lets a reader drop the repeats of a retry."""
-    document = {
+    document: dict[str, Any] = {
         "delivery_id": ctx.delivery_id,
         "event_id": event.id,
         "flow": event.flow,
@@ -27,6 +27,8 @@ def line_for(ctx: ActionContext, event: StoredEvent) -> bytes:
         "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
         "data": event.payload,
     }
+    if ctx.test:
+        document["test"] = True
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)
     return text.encode() + b"\n"
 

@@ -73,10 +73,16 @@ class Params(PluginParams):
         return value
 
     def log_secrets(self) -> list[str]:
-        """What of the URL to scrub from every log line: all of it, and a secret-looking path."""
+        """What of the URL to scrub from every log line: a URL that carries a secret.
+
+        A plain receiver URL (``http://127.0.0.1:8526/hooks/demo``) is what an operator
+        needs to see; one with a password, a query or a token-like path is hidden whole.
+        """
         parts = urlsplit(self.url)
         rest = parts.path + (f"?{parts.query}" if parts.query else "")
-        return [self.url, rest] if _secret_looking(rest) else [self.url]
+        if parts.password or _secret_looking(rest):
+            return [self.url, rest]
+        return []
 
     def secret_values(self) -> list[str]:
         secrets = self.secret if isinstance(self.secret, list) else [self.secret]
@@ -108,10 +114,10 @@ class WebhookGone(FatalError):
         self.detail = detail
 
 
-def body_for(event: StoredEvent) -> bytes:
+def body_for(event: StoredEvent, *, test: bool = False) -> bytes:
     """The JSON body: the event's type, time and ids, and its payload under ``data``."""
     when = event.occurred_at or event.created_at
-    document = {
+    document: dict[str, Any] = {
         "type": event.trigger,
         "timestamp": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "flow": event.flow,
@@ -119,6 +125,8 @@ def body_for(event: StoredEvent) -> bytes:
         "item_key": event.item_key,
         "data": event.payload,
     }
+    if test:
+        document["test"] = True
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
@@ -200,7 +208,7 @@ class Webhook(Action):
             raise FatalError(
                 f"the rendered url is not an http(s) URL with a host (scheme {parts.scheme!r})"
             )
-        body = body_for(event)
+        body = body_for(event, test=ctx.test)
         now = ctx.clock()
         headers = {
             **params.headers,
@@ -208,6 +216,8 @@ class Webhook(Action):
             "content-type": "application/json",
             "user-agent": "sendpulse-connector",
         }
+        if ctx.test:
+            headers["webhook-test"] = "true"
         target = origin(params.url)
         timeout = aiohttp.ClientTimeout(total=params.timeout.total_seconds())
         try:

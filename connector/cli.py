@@ -23,6 +23,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 DEFAULT_CONFIG = "config/flows.yaml"
+# Commands that print a report: the embedded Postgres starting or being reused is noise there.
+QUIET_DATABASE = frozenset({"deliveries", "events", "status", "check", "replay", "test", "db"})
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
 
     add_delivery_parsers(commands)
 
+    from connector.status_cli import add_parser as add_status_parser
+
+    add_status_parser(commands, DEFAULT_CONFIG)
+
+    from connector.dry_run_cli import add_parser as add_test_parser
+
+    add_test_parser(commands, DEFAULT_CONFIG)
+
     from connector.sandbox.command import add_parser as add_sandbox_parser
 
     add_sandbox_parser(commands)
@@ -107,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     try:
         connector_logging.configure(level=args.log_level, fmt=args.log_format)
+        if args.command in QUIET_DATABASE:
+            connector_logging.quiet_embedded_database()
         handler = _HANDLERS[args.command]
         return handler(args)
     except ConfigInvalid as exc:
@@ -342,6 +354,18 @@ def _web_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=_port_number, help="web server port (env PORT, default 8080)"
     )
     parser.add_argument("--no-web", action="store_true", help="run without the web server")
+    parser.add_argument(
+        "--admin-host",
+        default=os.environ.get("ADMIN_HOST", "127.0.0.1"),
+        help=(
+            "admin listener address: /readyz, /metrics, /status (env ADMIN_HOST, default "
+            "127.0.0.1; anywhere else needs CONNECTOR_ADMIN_TOKEN or CONNECTOR_ADMIN_USER "
+            "and CONNECTOR_ADMIN_PASSWORD)"
+        ),
+    )
+    parser.add_argument(
+        "--admin-port", type=_port_number, help="admin listener port (env ADMIN_PORT, default 8081)"
+    )
 
 
 def _port_number(text: str) -> int:
@@ -365,11 +389,26 @@ def _port(args: argparse.Namespace) -> int:
         raise ConfigError(f"PORT={text!r} is not a port number (0 to 65535)") from None
 
 
+def _admin_port(args: argparse.Namespace) -> int | None:
+    """``--admin-port``, else ``ADMIN_PORT``, else 8081; None without a web server."""
+    if args.no_web:
+        return None
+    if args.admin_port is not None:
+        return int(args.admin_port)
+    text = os.environ.get("ADMIN_PORT", "").strip() or "8081"
+    try:
+        return _port_number(text)
+    except argparse.ArgumentTypeError:
+        raise ConfigError(f"ADMIN_PORT={text!r} is not a port number (0 to 65535)") from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from connector.config import load_file
     from connector.daemon import run
+    from connector.progress_bar import show_polls_on_terminal
 
     config = load_file(args.config)
+    show_polls_on_terminal(connector_logging.chosen_format)
     return asyncio.run(
         run(
             config,
@@ -377,12 +416,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             host=args.host,
             port=None if args.no_web else _port(args),
             drain=args.drain,
+            admin_host=args.admin_host,
+            admin_port=_admin_port(args),
         )
     )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from connector.demo import run_demo
+    from connector.progress_bar import show_polls_on_terminal
+
+    show_polls_on_terminal(connector_logging.chosen_format)
 
     return asyncio.run(
         run_demo(
@@ -390,6 +434,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             sandbox_port=args.sandbox_port,
             receiver_port=args.receiver_port,
             web_port=None if args.no_web else _port(args),
+            admin_port=_admin_port(args),
+            admin_host=args.admin_host,
             rate=args.rate,
         )
     )
@@ -425,6 +471,18 @@ def _cmd_secret(args: argparse.Namespace) -> int:
     return cmd_secret(args)
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from connector.status_cli import cmd_status
+
+    return cmd_status(args)
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from connector.dry_run_cli import cmd_test
+
+    return cmd_test(args)
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from connector.sandbox.command import run as run_sandbox
 
@@ -443,6 +501,8 @@ _HANDLERS = {
     "verify-webhook": _cmd_verify_webhook,
     "secret": _cmd_secret,
     "sandbox": _cmd_sandbox,
+    "status": _cmd_status,
+    "test": _cmd_test,
 }
 
 

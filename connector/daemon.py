@@ -25,6 +25,7 @@ import asyncpg
 import structlog
 
 from connector import accounts, metrics
+from connector.admin import AdminAccess, build_admin_app
 from connector.auth.crypto import load_secret_key
 from connector.config import Config, load_file
 from connector.db import migrate as migrations
@@ -39,6 +40,7 @@ from connector.ownership import DEFAULT_TTL, Ownership
 from connector.providers.registry import ProviderClients
 from connector.providers.transport import provider_connector, send_trace
 from connector.scheduler import FlowScheduler
+from connector.status_page import StatusSource, status_routes
 from connector.web import WebState, build_app, serve
 
 log = structlog.get_logger(__name__)
@@ -138,6 +140,9 @@ class Worker:
         port: int | None = 8080,
         drain: float = 30.0,
         extra_routes: list[Any] | None = None,
+        admin_host: str = "127.0.0.1",
+        admin_port: int | None = None,
+        admin_access: AdminAccess | None = None,
     ) -> None:
         self.rt = rt
         # The flow file as loaded, and what runs: per-install flows expanded (instances.py).
@@ -148,6 +153,12 @@ class Worker:
         self.port = port
         self.drain = drain
         self.extra_routes = extra_routes or []
+        # The admin listener (readiness, metrics, status page); see connector.admin.
+        self.admin_host = admin_host
+        self.admin_port = admin_port
+        self.admin_access = admin_access or AdminAccess()
+        if admin_port is not None:
+            self.admin_access.check_binding(admin_host)
         self.stop = asyncio.Event()
         self._signals = 0
         self._reload_lock = asyncio.Lock()
@@ -435,14 +446,22 @@ class Worker:
             self.http = await stack.enter_async_context(guarded_session(policy))
             await self.providers.ensure_connections()
             self.config = await self._expanded(self.file_config)
-            # The port is taken before any lease: a worker that cannot serve holds nothing.
+            # The ports are taken before any lease: a worker that cannot serve holds nothing.
+            web_state = WebState(
+                pool=self.rt.pool, scheduler_running=lambda: self.scheduler.running
+            )
             if self.port is not None:
-                app = build_app(
-                    WebState(pool=self.rt.pool, scheduler_running=lambda: self.scheduler.running),
-                    routes=self._routes(),
-                )
+                app = build_app(web_state, routes=self._routes(), admin=self.admin_port is None)
                 runner = await serve(app, self.host, self.port)
                 stack.push_async_callback(runner.cleanup)
+            if self.admin_port is not None:
+                admin_runner = await serve(
+                    build_admin_app(web_state, self.admin_access, self._admin_routes()),
+                    self.admin_host,
+                    self.admin_port,
+                    listener="admin",
+                )
+                stack.push_async_callback(admin_runner.cleanup)
             self.ownership.set_connections(owned_connections(self.config))
             stack.push_async_callback(self.ownership.release_all)
             await self.ownership.tick()
@@ -461,6 +480,7 @@ class Worker:
                 connections=len(self.config.connections),
                 owned=sorted(self.ownership.owned),
                 port=self.port,
+                admin_port=self.admin_port,
             )
             # Then stop taking new work, let what is in flight finish (bounded), and let go:
             # the stack unwinds scheduler, dispatcher, background loops, leases, web server.
@@ -472,6 +492,14 @@ class Worker:
         # On a failed start nothing set the stop event yet; the loop must still end.
         self.stop.set()
         await task
+
+    def _admin_routes(self) -> list[Any]:
+        source = StatusSource(
+            pool=self.rt.pool,
+            flows=lambda: list(self.config.flows),
+            next_poll=self.scheduler.next_poll,
+        )
+        return status_routes(source)
 
     def _routes(self) -> list[Any]:
         from connector.auth.app_directory import app_directory_routes
@@ -505,8 +533,24 @@ async def run(
     host: str = "127.0.0.1",
     port: int | None = 8080,
     drain: float = 30.0,
+    admin_host: str = "127.0.0.1",
+    admin_port: int | None = None,
 ) -> int:
     """Run a worker until SIGINT or SIGTERM; return the exit code."""
+    access = AdminAccess.from_env()
+    if admin_port is not None:
+        # Refused before the database is touched: an exposed admin port is a config error.
+        access.check_binding(admin_host)
     async with runtime() as rt:
-        worker = Worker(rt, config, config_path=config_path, host=host, port=port, drain=drain)
+        worker = Worker(
+            rt,
+            config,
+            config_path=config_path,
+            host=host,
+            port=port,
+            drain=drain,
+            admin_host=admin_host,
+            admin_port=admin_port,
+            admin_access=access,
+        )
         return await worker.run()

@@ -197,7 +197,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"replayed {item.id} (flow {item.flow_name}, event {item.event_id})")
     if not replayed:
         print("nothing to replay: no dead deliveries match")
+        return EXIT_OK
+    if args.wait:
+        return _wait_for_replayed([item.id for item in replayed], args.wait_timeout)
     return EXIT_OK
+
+
+def _wait_for_replayed(ids: list[str], timeout: float | None) -> int:
+    from connector.progress_bar import bar
+    from connector.replay_watch import ReplayProgress, watch
+
+    async def work(conn: asyncpg.Connection) -> ReplayProgress:
+        with bar("replaying", total=len(ids), unit="deliveries") as shown:
+            return await watch(conn, ids, shown, give_up_after=timeout)
+
+    final = asyncio.run(_with_db(work))
+    print(
+        f"{final.delivered} delivered, {final.dead} dead again, {final.waiting} still waiting"
+        + (" (is a worker running?)" if final.waiting else "")
+    )
+    return EXIT_OK if final.waiting == 0 and final.dead == 0 else EXIT_FAILURE
 
 
 def cmd_verify_webhook(args: argparse.Namespace) -> int:
@@ -272,6 +291,14 @@ def add_parsers(commands: Any) -> None:
         "--status", choices=["dead"], default="dead", help="only dead ones can be replayed"
     )
     replay.add_argument("--since", help="with --flow: died within (1h) or since a timestamp")
+    replay.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the replayed deliveries (a progress bar on a terminal) until none waits",
+    )
+    replay.add_argument(
+        "--wait-timeout", type=float, help="with --wait: give up after this many seconds"
+    )
 
     verify = commands.add_parser(
         "verify-webhook", help="check a received webhook's Standard Webhooks signature"

@@ -15,6 +15,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from connector.admin import AdminAccess
 from connector.config import Config, load_file
 from connector.daemon import Worker, runtime
 from connector.db.queries import q
@@ -73,6 +74,8 @@ async def run_demo(
     sandbox_port: int = 8525,
     receiver_port: int = 8526,
     web_port: int | None = 8080,
+    admin_port: int | None = None,
+    admin_host: str = "127.0.0.1",
     rate: float = 1.0,
 ) -> int:
     """Run the demo until SIGINT/SIGTERM; return the exit code."""
@@ -112,7 +115,15 @@ async def run_demo(
 
         rt = await stack.enter_async_context(runtime())
         await reset_demo_state(rt.pool, config, sandbox.base_url)
-        worker = Worker(rt, config, config_path=config_path, port=web_port)
+        worker = Worker(
+            rt,
+            config,
+            config_path=config_path,
+            port=web_port,
+            admin_host=admin_host,
+            admin_port=admin_port,
+            admin_access=AdminAccess.from_env(),
+        )
         code = await worker.run()
         log.info(
             "demo_finished",

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import asyncpg
 import structlog
 
-from connector import leases
+from connector import leases, progress
 from connector.config import Flow
 from connector.db.queries import q
 from connector.diff import (
@@ -43,6 +43,7 @@ from connector.diff import (
 from connector.errors import FatalError, RetriableError
 from connector.events import NewEvent, record_events
 from connector.plugins import ApiClient, PluginParams, Trigger
+from connector.progress import PollProgress
 from connector.request_count import RequestCount, counting
 
 log = structlog.get_logger(__name__)
@@ -132,6 +133,8 @@ class _Run:
     _conn: Any = field(init=False, default=None)
     # Enrichments made before the commit, by (kind, key, fingerprint, previous, payload).
     enriched: dict[tuple[str, ...], dict[str, Any] | None] = field(init=False, default_factory=dict)
+    # Pages and items so far, for the status page and poll_progress lines (progress.py).
+    progress: PollProgress | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.renewed_at = self.started
@@ -309,6 +312,14 @@ async def _given(conn: asyncpg.Connection) -> asyncpg.Connection:
 
 
 async def _poll(run: _Run, bound: Any) -> PollResult:
+    run.progress = progress.begin(run.flow.name, run.trigger.key, run.worker)
+    try:
+        return await _poll_counted(run, bound)
+    finally:
+        progress.end(run.progress)
+
+
+async def _poll_counted(run: _Run, bound: Any) -> PollResult:
     # This poll's requests only: the client is shared with the connection's other flows.
     with counting() as sent:
         try:
@@ -421,6 +432,8 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
     new_count = 0
     async for item in trigger.poll(run.client, tracker.since):
         await run.heartbeat()
+        if run.progress is not None:
+            run.progress.advance(sent.value, tracker.items_seen + 1)
         position = trigger.position_of(item)
         if not tracker.offer(trigger.key_of(item), position) or not emit:
             continue
@@ -485,6 +498,9 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
     try:
         async for item in trigger.poll(run.client, None):
             await run.heartbeat()
+            if run.progress is not None:
+                seen = (loader.count if loader is not None else 0) + len(pending) + 1
+                run.progress.advance(sent.value, seen)
             payload = canonical_json(trigger.payload_of(item))
             row = (trigger.key_of(item), trigger.fingerprint_of(item), payload)
             if loader is not None:

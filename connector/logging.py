@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -27,6 +27,8 @@ _SECRET_KEY = re.compile(
 _SECRET_VALUE = re.compile(r"(Bearer\s+[A-Za-z0-9._~+/=-]+|whsec_[A-Za-z0-9+/=]+)")
 
 _secret_values: set[str] = set()
+# The format configure() chose: the CLI draws progress bars only beside console logs.
+chosen_format: str | None = None
 
 
 def register_secret(value: str | None) -> None:
@@ -85,11 +87,30 @@ def _scrub_rendered(_logger: Any, _method: str, event_dict: MutableMapping[str, 
 class _ScrubbedConsole:
     """The console renderer, with its finished text (traceback included) scrubbed."""
 
-    def __init__(self, renderer: structlog.dev.ConsoleRenderer) -> None:
+    def __init__(self, renderer: Callable[..., Any]) -> None:
         self._renderer = renderer
 
     def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
         return scrub(str(self._renderer(logger, method, event_dict)))
+
+
+class _CurrentStderr:
+    """A stream that is always the current ``sys.stderr``."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def quiet_embedded_database() -> None:
+    """Keep the embedded Postgres' start and reuse lines out of a command's report (INFO)."""
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("connector.db.embedded").setLevel(logging.WARNING)
 
 
 def configure(
@@ -119,6 +140,8 @@ def configure(
         raise ConfigError(f"LOG_FORMAT={chosen!r} is not a format; use json or console")
     if not chosen:
         chosen = "console" if stream.isatty() else "json"
+    global chosen_format
+    chosen_format = chosen
 
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -136,11 +159,13 @@ def configure(
             renderer,
         ]
     else:
-        # Rich tracebacks print every frame's locals, where tokens and secrets live.
-        console = structlog.dev.ConsoleRenderer(
-            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
-        )
-        final = [_ScrubbedConsole(console)]
+        from connector.console_log import ScanRenderer
+
+        # Plain tracebacks: rich ones print every frame's locals, where tokens and secrets live.
+        final = [
+            structlog.processors.format_exc_info,
+            _ScrubbedConsole(ScanRenderer(colors=stream.isatty())),
+        ]
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -152,7 +177,9 @@ def configure(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
-    handler = logging.StreamHandler(stream)
+    # Written through whatever sys.stderr is at the time, so that a progress bar that takes
+    # over stderr (progress_bar.TerminalPolls) prints each line above itself.
+    handler = logging.StreamHandler(_CurrentStderr() if stream is sys.stderr else stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -166,6 +166,8 @@ class ActionContext:
     http: Any
     providers: Any
     clock: Callable[[], datetime]
+    # ``connector test --deliver``: the receiver is told this is a test, and no row is kept.
+    test: bool = False
 
 
 class Action:

@@ -66,22 +66,26 @@ async def metrics_handler(_request: web.Request) -> web.Response:
     return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
 
-def build_app(state: WebState, routes: Iterable[web.AbstractRouteDef] = ()) -> web.Application:
-    """The application: built-in routes plus those of auth and webhook intake."""
+def build_app(
+    state: WebState, routes: Iterable[web.AbstractRouteDef] = (), *, admin: bool = True
+) -> web.Application:
+    """The application: built-in routes plus those of auth and webhook intake.
+
+    With ``admin=False`` (a worker with an admin listener, see ``connector.admin``) it keeps
+    only ``/healthz`` of its own: readiness and metrics are served on the admin listener.
+    """
     app = web.Application(client_max_size=1024 * 1024)
     app[STATE] = state
-    app.add_routes(
-        [
-            web.get("/healthz", healthz),
-            web.get("/readyz", readyz),
-            web.get("/metrics", metrics_handler),
-        ]
-    )
+    app.add_routes([web.get("/healthz", healthz)])
+    if admin:
+        app.add_routes([web.get("/readyz", readyz), web.get("/metrics", metrics_handler)])
     app.add_routes(list(routes))
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def serve(
+    app: web.Application, host: str, port: int, *, listener: str = "public"
+) -> web.AppRunner:
     """Start serving ``app``; the caller owns the returned runner and cleans it up."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -91,12 +95,17 @@ async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
         await runner.cleanup()
         # asyncio wraps the bind error's text in its own sentence; the errno alone is clear.
         error = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+        flag = "--admin-port or ADMIN_PORT" if listener == "admin" else "--port or PORT"
         raise StartupFailed(
             "web_server_failed",
-            f"cannot serve on {host}:{port}: {error} (set --port or PORT to a free port)",
+            f"cannot serve the {listener} listener on {host}:{port}: {error} "
+            f"(set {flag} to a free port)",
+            listener=listener,
             host=host,
             port=port,
             error=error,
         ) from exc
-    log.info("web_server_started", host=host, port=port)
+    # Port 0 picks a free port: log the one the system gave.
+    bound = runner.addresses[0][1] if runner.addresses else port
+    log.info("web_server_started", listener=listener, host=host, port=bound)
     return runner

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CONNECTOR_HOME")}
-    env.update({"LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"})
+    # A free admin port each time: tests run side by side, and 8081 may be anyone's.
+    env.update({"LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1", "ADMIN_PORT": "0"})
     env.update(extra)
     return env
 

@@ -502,7 +502,7 @@ async def test_postgres_restart_under_a_running_worker_loses_nothing(
     sb.state.add_subscriber(book, "before@example.com")
     config = write_flows(tmp_path / "flows.yaml", sb, url, {"outage": ("c1", book)}, start="all")
     port = free_port()
-    worker = start_worker(daemons, tmp_path, config, dsn, "w1", PORT=str(port))
+    worker = start_worker(daemons, tmp_path, config, dsn, "w1", ADMIN_PORT=str(port))
     await started(worker)
     await eventually(lambda: len(rec.answered) == 1, "the first delivery", 30)
     readyz = f"http://127.0.0.1:{port}/readyz"
@@ -590,12 +590,12 @@ async def _metrics_worker(
     sb: Sandbox,
     url: str,
 ) -> str:
-    """A worker whose first poll delivers one subscriber; returns its web server's URL."""
+    """A worker whose first poll delivers one subscriber; returns its admin listener's URL."""
     port = free_port()
     book = sb.state.add_book("Metrics").id
     sb.state.add_subscriber(book, "counted@example.com")
     config = write_flows(tmp_path / "flows.yaml", sb, url, {"metered": ("c1", book)}, start="all")
-    worker = start_worker(daemons, tmp_path, config, database, "w1", PORT=str(port))
+    worker = start_worker(daemons, tmp_path, config, database, "w1", ADMIN_PORT=str(port))
     await started(worker)
     return f"http://127.0.0.1:{port}"
 
