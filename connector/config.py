@@ -30,7 +30,7 @@ from connector.errors import ConfigInvalid, ConfigProblem
 from connector.logging import register_secret
 from connector.plugins import Action, PluginParams, Trigger
 from connector.units import Duration, RateLimitField, check_timeout, parse_rate_limit
-from connector.yamlsource import Located, format_path, load
+from connector.yamlsource import Located, format_path, gc_paused, load
 
 FLOW_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 CONNECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -712,7 +712,8 @@ def load_file(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigInvalid(
             [ConfigProblem(file, None, None, "", f"cannot read the file: {exc}")]
         ) from None
-    return parse(text, file, env)
+    with gc_paused():
+        return parse(text, file, env)
 
 
 def json_schema() -> dict[str, Any]:

@@ -73,7 +73,17 @@ def sandbox_config(
         },
         "flows": flows or [],
     }
-    return parse(yaml.safe_dump(document), "test.yaml")
+    return parse(flow_yaml(document), "test.yaml")
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def flow_yaml(document: Mapping[str, Any]) -> str:
+    """``document`` as YAML with shared objects written out in full: flow files refuse aliases."""
+    return yaml.dump(dict(document), Dumper=_NoAliasDumper, sort_keys=True)
 
 
 async def seed_install_rows(pool: Any, connection_id: str, flow: str) -> None:

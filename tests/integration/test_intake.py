@@ -11,12 +11,12 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-import yaml
 from aiohttp import web
 
 from connector.config import Config, parse
 from connector.engine import PollResult, poll_flow
 from connector.intake import WebhookIntake
+from connector.providers.testing import flow_yaml
 from connector.web import WebState, build_app, serve
 from tests.integration.test_triggers import Harness, harness
 
@@ -50,7 +50,7 @@ def config_for(base_url: str) -> Config:
             ]
         ],
     }
-    return parse(yaml.safe_dump(document), "flows.yaml", env={})
+    return parse(flow_yaml(document), "flows.yaml", env={})
 
 
 @dataclass

@@ -3,12 +3,21 @@ flow style are refused with a position and a reason."""
 
 from __future__ import annotations
 
+import gc
+import threading
 import types
 
 import pytest
 import yaml
 
-from connector.yamlsource import FAST_LOADER, FLOW_MAPPING_HINT, PURE_LOADER, fast_loader, load
+from connector.yamlsource import (
+    FAST_LOADER,
+    FLOW_MAPPING_HINT,
+    PURE_LOADER,
+    fast_loader,
+    gc_paused,
+    load,
+)
 
 HAS_LIBYAML = hasattr(yaml, "CSafeLoader")
 BOTH = [
@@ -200,3 +209,52 @@ def test_a_syntax_error_before_an_alias_is_still_reported_as_syntax(loader: type
     _, problems, _ = outcome("a: 'open\nb: *x\n", loader)
     assert len(problems) == 1
     assert problems[0][3].startswith("YAML syntax: ")
+
+
+# -- garbage collection paused while loading ---------------------------------------------------
+
+
+def test_gc_is_paused_while_loading_and_restored_after() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    load("a: [1\n", "f.yaml", {})  # a failed load restores it too
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_gc_stays_off_if_it_was_off() -> None:
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_overlapping_pauses_in_two_threads_end_with_the_last() -> None:
+    inside, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with gc_paused():
+            inside.set()
+            leave.wait(timeout=30)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        assert inside.wait(timeout=30)
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # the other thread is still loading
+    finally:
+        leave.set()
+        thread.join(timeout=30)
+    assert gc.isenabled()
