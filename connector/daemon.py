@@ -439,6 +439,7 @@ class Worker:
             self.rt.pool,
             lambda: self.config,
             self.rt.worker_id,
+            client=self.providers.sendpulse,
             poll_now=self.scheduler.run_now,
         )
         routes: list[Any] = [*self.extra_routes, *intake.routes()]
