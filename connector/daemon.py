@@ -418,9 +418,11 @@ class Worker:
                 port=self.port,
             )
             await self.stop.wait()
-            # Stop taking new work, let what is in flight finish (bounded), then let go.
-            await self.scheduler.shutdown(self.drain)
-            await self._stop_dispatcher(self.drain)
+            # Stop taking new work, let what is in flight finish, then let go. Polls and
+            # deliveries drain side by side against one deadline, so --drain bounds the whole.
+            await asyncio.gather(
+                self.scheduler.shutdown(self.drain), self._stop_dispatcher(self.drain)
+            )
             await ownership_task
             await installs_task
             await self.ownership.release_all()
