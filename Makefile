@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/connector demo --config config/demo.yaml
 
-## test: lint, types, then the whole suite against a throwaway Postgres
+## test: lint, types, then the whole suite against a throwaway Postgres, with branch coverage
+## (one line: the total, checked against fail_under in pyproject.toml)
 test: setup lint typecheck
-	$(PY) -m pytest
+	$(PY) -m pytest --cov --cov-report=
 
 LINTED := connector triggers actions tests $(wildcard bench)
 
