@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 from connector.config import Config
 from connector.dispatch import Dispatcher
 from connector.providers.registry import ProviderClients
-from connector.providers.testing import RecordingSleep, max_in_window, sandbox_config
+from connector.providers.testing import RecordingSleep, SendLog, max_in_window, sandbox_config
 from connector.sandbox.testing import Sandbox, start_sandbox
 from tests.integration.dispatch_support import FakeClock, attempts, delivery, insert_event
 
@@ -351,8 +351,13 @@ async def test_rate_limit_is_held_across_concurrent_deliveries(
         "email": "{{ event.email }}",
     }
     payloads = [{**PAYLOAD, "email": f"u{n}@example.com"} for n in range(20)]
-    rows = await deliver(sb, db_pool, http, action, payloads, rate_limit="8/s")
+    sent = SendLog()
+    async with aiohttp.ClientSession(trace_configs=[sent.trace()]) as traced:
+        rows = await deliver(sb, db_pool, traced, action, payloads, rate_limit="8/s")
     assert {r["state"] for r in rows} == {"delivered"}
+    # When the client sent them (token call included), not when the sandbox read them.
+    assert len(sent.requests("/addressbooks")) == 20
+    assert max_in_window(sent.sent, 1.0) <= 8
     calls = [r for r in sb.requests() if r.path.startswith("/addressbooks")]
     assert len(calls) == 20 and all(r.status == 200 for r in calls)
     assert max_in_window(calls, 1.0) <= 8
