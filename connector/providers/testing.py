@@ -45,6 +45,7 @@ class SentRequest:
     """One request as the client wrote it: when its headers left, and what it carried."""
 
     method: str
+    # As written on the wire: percent-escapes kept.
     path: str
     query: dict[str, str]
     body: bytes = b""
@@ -83,7 +84,7 @@ class SendLog:
 
     async def _start(self, _s: Any, ctx: SimpleNamespace, params: Any) -> None:
         url = params.url
-        ctx.sent = SentRequest(params.method, url.path, dict(url.query))
+        ctx.sent = SentRequest(params.method, url.raw_path, dict(url.query))
         self.sent.append(ctx.sent)
 
     async def _chunk(self, _s: Any, ctx: SimpleNamespace, params: Any) -> None:
