@@ -203,9 +203,15 @@ def test_server_message_is_kept_beside_the_meaning_and_cut_short() -> None:
     assert len(str(long)) < 400
 
 
+def _nested(inner: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    # A named function, not a lambda: Hypothesis reads a lambda's source to check that it
+    # uses its argument, and warns (an error here) when the source cannot be read.
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner),
+    _nested,
     max_leaves=10,
 )
 
