@@ -25,9 +25,10 @@ browser:
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive \
 		  apt-get install -y -q --no-install-recommends chromium chromium-driver; }
 
-## test: lint, types, then the whole suite against a throwaway Postgres
+## test: lint, types, then the whole suite against a throwaway Postgres, with branch coverage
+## (one line: the total, checked against fail_under in pyproject.toml)
 test: setup lint typecheck browser
-	$(PY) -m pytest
+	$(PY) -m pytest --cov --cov-report=
 
 LINTED := connector triggers actions tests $(wildcard bench)
 

@@ -469,10 +469,10 @@ class Worker:
             stack.push_async_callback(self._join, ownership)
             installs = asyncio.create_task(self._installs_loop(), name="installs")
             stack.push_async_callback(self._join, installs)
+            polled_before = await self._polled_before(self.config)
             self._start_dispatcher()
-            stack.push_async_callback(self._stop_dispatcher, self.drain)
-            self.scheduler.start(self.config.flows, await self._polled_before(self.config))
-            stack.push_async_callback(self.scheduler.shutdown, self.drain)
+            self.scheduler.start(self.config.flows, polled_before)
+            stack.push_async_callback(self._drain)
             log.info(
                 "worker_started",
                 worker=self.rt.worker_id,
@@ -483,10 +483,15 @@ class Worker:
                 admin_port=self.admin_port,
             )
             # Then stop taking new work, let what is in flight finish (bounded), and let go:
-            # the stack unwinds scheduler, dispatcher, background loops, leases, web server.
+            # the stack unwinds polls and deliveries, background loops, leases, web servers.
             await self.stop.wait()
         log.info("worker_stopped", worker=self.rt.worker_id)
         return 0
+
+    async def _drain(self) -> None:
+        # Polls and deliveries drain side by side against one deadline, so --drain bounds
+        # the whole shutdown, not each half of it.
+        await asyncio.gather(self.scheduler.shutdown(self.drain), self._stop_dispatcher(self.drain))
 
     async def _join(self, task: asyncio.Task[None]) -> None:
         # On a failed start nothing set the stop event yet; the loop must still end.
@@ -509,6 +514,7 @@ class Worker:
             self.rt.pool,
             lambda: self.config,
             self.rt.worker_id,
+            client=self.providers.sendpulse,
             poll_now=self.scheduler.run_now,
         )
         routes: list[Any] = [*self.extra_routes, *intake.routes()]

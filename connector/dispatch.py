@@ -33,7 +33,7 @@ import structlog
 from connector import metrics
 from connector.config import Config, Flow
 from connector.db.queries import q
-from connector.errors import FatalError, RetriableError
+from connector.errors import FatalError, NeedsReauth, RetriableError
 from connector.logging import scrub
 from connector.plugins import Action, ActionContext, ActionResult, StoredEvent
 from connector.retry import next_delay
@@ -466,6 +466,8 @@ class Dispatcher:
         try:
             async with asyncio.timeout(self.budget):
                 result = await self._run_action(item)
+        except NeedsReauth as exc:
+            return self._held(str(exc), exc)
         except FatalError as exc:
             return self._dead(str(exc), exc)
         except RetriableError as exc:
@@ -483,6 +485,18 @@ class Dispatcher:
             status_code=result.status_code,
             detail=_truncate(result.detail),
             next_attempt_at=None,
+        )
+
+    def _held(self, error: str, exc: BaseException) -> Outcome:
+        # Due at once, but not claimed while the connection needs reauth (dispatch_claim):
+        # new credentials and a restart or reload deliver it, whatever its retry schedule.
+        return Outcome(
+            state="pending",
+            summary=None,
+            error=_truncate(f"held until the connection is active again: {error}"),
+            status_code=_status_of(exc),
+            detail=_truncate(getattr(exc, "detail", None) or error),
+            next_attempt_at=self.clock(),
         )
 
     def _dead(self, error: str, exc: BaseException | None) -> Outcome:

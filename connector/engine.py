@@ -363,14 +363,17 @@ async def _record_failure(run: _Run, sent: RequestCount, exc: Exception, bound: 
     flow = run.flow
     await run.connect()
     async with run.conn.transaction():
-        await run.conn.execute(
-            q("flow_state_set_error"),
-            flow.name,
-            flow.trigger.connection,
-            run.trigger.key,
-            run.state_key,
-            message,
-        )
+        # A poll that lost its lease writes no state: the flow is another poll's now, or
+        # its install was removed under it (and must stay removed).
+        if not isinstance(exc, leases.LeaseLost):
+            await run.conn.execute(
+                q("flow_state_set_error"),
+                flow.name,
+                flow.trigger.connection,
+                run.trigger.key,
+                run.state_key,
+                message,
+            )
         await _insert_poll_run(run, requests, 0, 0, message)
     if message != run.last_error:
         # Once per change of state, not once per poll: a broken flow must not flood the log.

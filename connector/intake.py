@@ -1,18 +1,22 @@
 """SendPulse webhook intake: ``POST /hooks/sendpulse/<connection>/<token>``.
 
 SendPulse POSTs email-service events as a JSON array, batched each minute or at 100 events,
-unsigned. Each one becomes the same event, with the same id, that the matching poll trigger
-would make, and the flow's snapshot takes the change too, so the next poll adds nothing:
-
-| webhook              | flows it feeds (on the same ``book_id``)                   |
-|----------------------|------------------------------------------------------------|
-| `new_emails`         | `sendpulse.subscriber_added`                                |
-| `delete`             | `sendpulse.subscriber_removed`                              |
-| `unsubscribe`        | `sendpulse.subscriber_unsubscribed`, `..._status_changed`   |
-| `task_status_update` | none directly: polls `sendpulse.campaign_status_changed` now |
+unsigned. `new_emails`, `delete` and `unsubscribe` go to every subscriber flow on the same
+``book_id``: each flow's snapshot takes the change as its own poll would, and records the
+event, with the same id and payload, that the poll would make (`subscriber_added` for a
+join, `subscriber_removed` for a delete, `subscriber_unsubscribed` and
+`subscriber_status_changed` for an unsubscribe), so the next poll adds nothing.
+`task_status_update` makes the `sendpulse.campaign_status_changed` flows poll now.
 
 Other actions (`open`, `redirect`, ...) are accepted and ignored. The whole batch is checked
 before anything is written: one malformed element gets a 400 and changes nothing.
+
+A webhook carries only the email, the list and the variables, while a polled subscriber has a
+status, its explanation and a phone too. Receivers cannot tell which path made an event, so
+each subscriber a batch adds or unsubscribes is read back with
+``GET /addressbooks/{id}/emails/{email}`` (before any database connection is taken) and the
+event is built from that answer, as the poll builds it from the list. A subscriber the API no
+longer has is left to the next poll; a batch whose lookups fail is deferred to the polls (202).
 
 A webhook and a poll of the same connection never write at once: the intake takes the
 connection's poll lease for its transaction. If a long poll holds it, the batch is left to
@@ -26,9 +30,10 @@ import hmac
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import structlog
@@ -39,8 +44,10 @@ from connector.config import Config, Flow
 from connector.db.queries import q
 from connector.diff import snapshot_event_id
 from connector.engine import same_account, state_key
+from connector.errors import ConnectorError
 from connector.events import NewEvent, record_events
-from connector.plugins import SnapshotChange, Trigger
+from connector.plugins import ApiClient, SnapshotChange, Trigger
+from connector.providers.errors import NotFound
 
 log = structlog.get_logger(__name__)
 
@@ -48,13 +55,18 @@ MAX_BODY = 1024 * 1024
 LEASE_WAIT = 5.0
 LEASE_TTL = timedelta(seconds=30)
 
-# unsubscribe: from all lists is status 6, from one list status 4 (reference §2).
-UNSUBSCRIBED, UNSUBSCRIBED_ALL = 4, 6
-DIRECT = {
-    "new_emails": ("sendpulse.subscriber_added",),
-    "delete": ("sendpulse.subscriber_removed",),
-    "unsubscribe": ("sendpulse.subscriber_unsubscribed", "sendpulse.subscriber_status_changed"),
-}
+DIRECT = frozenset({"new_emails", "delete", "unsubscribe"})
+# Every flow over a list's subscribers keeps a snapshot of it, so each takes every change, as
+# its own poll would: a delete drops the email from the snapshot of `subscriber_added` too,
+# so that joining again is a new event.
+SUBSCRIBER_TRIGGERS = (
+    "sendpulse.subscriber_added",
+    "sendpulse.subscriber_removed",
+    "sendpulse.subscriber_unsubscribed",
+    "sendpulse.subscriber_status_changed",
+    "sendpulse.subscriber_variables_changed",
+)
+ACTIVE = 1
 POLLED = {"task_status_update": ("sendpulse.campaign_status_changed",)}
 
 
@@ -71,6 +83,9 @@ class Change:
     book_id: int
     variables: dict[str, Any]
     from_all: bool
+    # The subscriber as the API has it now (email, status, status_explain, phone,
+    # variables); None for a delete, which carries nothing else.
+    details: dict[str, Any] | None = None
 
 
 def parse_batch(body: bytes) -> tuple[list[Change], list[str]]:
@@ -126,6 +141,7 @@ class WebhookIntake:
         config: Callable[[], Config],
         worker_id: str,
         *,
+        client: Callable[[str], ApiClient],
         poll_now: Callable[[str], None] = lambda _flow: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease_wait: float = LEASE_WAIT,
@@ -133,6 +149,7 @@ class WebhookIntake:
         self.pool = pool
         self.config = config
         self.worker_id = worker_id
+        self.client = client
         self.poll_now = poll_now
         self.clock = clock
         self.lease_wait = lease_wait
@@ -169,6 +186,14 @@ class WebhookIntake:
             for flow in _flows(config, name, POLLED.get(action, ())):
                 self.poll_now(flow.name)
         try:
+            changes = await self._enrich(config, name, changes)
+        except ConnectorError as exc:
+            metrics.WEBHOOKS_RECEIVED.labels(connection=name, outcome="deferred").inc()
+            log.warning(
+                "webhook_deferred_to_poll", connection=name, changes=len(changes), error=str(exc)
+            )
+            return web.json_response({"deferred": len(changes)}, status=202)
+        try:
             created = await self._apply(config, name, changes) if changes else 0
         except LeaseBusy:
             metrics.WEBHOOKS_RECEIVED.labels(connection=name, outcome="deferred").inc()
@@ -185,6 +210,28 @@ class WebhookIntake:
         return web.json_response(
             {"received": len(changes) + len(others), "events_created": created}
         )
+
+    async def _enrich(self, config: Config, name: str, changes: list[Change]) -> list[Change]:
+        """The changes that feed a flow, each with the subscriber as the API has it now."""
+        client: ApiClient | None = None
+        looked_up: dict[tuple[int, str], dict[str, Any] | None] = {}
+        enriched: list[Change] = []
+        for change in changes:
+            if not _feeds(config, name, change):
+                continue
+            if change.action == "delete":
+                enriched.append(change)
+                continue
+            where = (change.book_id, change.email)
+            if where not in looked_up:
+                client = client or self.client(name)
+                looked_up[where] = await _subscriber(client, *where)
+            details = looked_up[where]
+            if details is None:
+                # Gone again already: the next poll sees the list as it is.
+                continue
+            enriched.append(replace(change, details=details))
+        return enriched
 
     def _refuse(self, name: str, status: int, reason: str) -> web.Response:
         metrics.WEBHOOKS_RECEIVED.labels(connection=name, outcome="rejected").inc()
@@ -203,7 +250,7 @@ class WebhookIntake:
                 created = 0
                 async with conn.transaction():
                     for change in changes:
-                        for flow in _flows(config, name, DIRECT[change.action]):
+                        for flow in _flows(config, name, SUBSCRIBER_TRIGGERS):
                             params = config.trigger_params[flow.name]
                             if getattr(params, "mailing_list_id", None) != change.book_id:
                                 continue
@@ -238,18 +285,47 @@ def _flows(config: Config, connection: str, triggers: tuple[str, ...]) -> list[F
     ]
 
 
-def _item(change: Change) -> dict[str, Any]:
-    if change.action == "unsubscribe":
-        status: int | None = UNSUBSCRIBED_ALL if change.from_all else UNSUBSCRIBED
-    else:
-        status = None
+def _feeds(config: Config, connection: str, change: Change) -> bool:
+    return any(
+        getattr(config.trigger_params[flow.name], "mailing_list_id", None) == change.book_id
+        for flow in _flows(config, connection, SUBSCRIBER_TRIGGERS)
+    )
+
+
+async def _subscriber(client: ApiClient, book_id: int, email: str) -> dict[str, Any] | None:
+    """The subscriber in the shape the list call gives it, or None if not in the list."""
+    path = f"/addressbooks/{book_id}/emails/{quote(email, safe='@')}"
+    try:
+        data = await client.request("GET", path)
+    except NotFound:
+        return None
+    if isinstance(data, list):  # SendPulse wraps some single objects in a list
+        data = data[0] if data else None
+    if not isinstance(data, dict):
+        return None
+    raw = data.get("variables") or {}
+    # The single-subscriber call lists variables as {name, type, value}; the list call,
+    # which the poll reads, as a plain object.
+    variables = (
+        {str(v.get("name")): v.get("value") for v in raw if isinstance(v, dict)}
+        if isinstance(raw, list)
+        else dict(raw)
+        if isinstance(raw, dict)
+        else {}
+    )
     return {
-        "email": change.email,
-        "status": status,
-        "status_explain": None,
-        "phone": None,
-        "variables": change.variables,
+        "email": str(data.get("email") or email),
+        "status": data.get("status"),
+        "status_explain": data.get("status_explain"),
+        "phone": data.get("phone"),
+        "variables": variables,
     }
+
+
+def _item(change: Change) -> dict[str, Any]:
+    if change.details is not None:
+        return change.details
+    return {"email": change.email, "variables": change.variables}
 
 
 async def _apply_change(
@@ -278,7 +354,10 @@ async def _apply_change(
     key = trigger.key_of(item)
     previous = await conn.fetchval(q("snapshot_fingerprint"), flow.name, key)
     kind: SnapshotChange
-    if change.action == "delete":
+    # A flow that pages only the inactive subscribers (not_active=1) stops seeing one who
+    # is active: for its snapshot that is a removal.
+    leaves_view = getattr(trigger, "inactive_only", False) and item.get("status") == ACTIVE
+    if change.action == "delete" or leaves_view:
         if previous is None:
             return 0
         kind, fingerprint = "removed", None

@@ -157,7 +157,9 @@ class FlowScheduler:
         if not self.running:
             return
         self.running = False
-        self._scheduler.shutdown(wait=False)
+        # Pause, not shut down, first: APScheduler's shutdown cancels the coroutine jobs in
+        # flight at once, which would leave nothing to drain.
+        self._scheduler.pause()
         pending = set(self._inflight)
         if pending:
             _done, still = await asyncio.wait(pending, timeout=drain)
@@ -165,3 +167,7 @@ class FlowScheduler:
                 task.cancel()
             if still:
                 log.warning("polls_cancelled_at_shutdown", count=len(still))
+                # A cancelled poll rolls back and lets go of its lease before the worker
+                # releases its connections.
+                await asyncio.gather(*still, return_exceptions=True)
+        self._scheduler.shutdown(wait=False)

@@ -8,6 +8,7 @@ that asks for ``database`` gets a fresh database cloned from a migrated template
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import tempfile
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 import pytest
+import structlog
+from hypothesis import settings
 
 from connector.db import migrate as migrations
 from connector.db.embedded import EmbeddedPostgres
@@ -27,6 +30,13 @@ from connector.db.pool import ensure_database
 from connector.sandbox.testing import Sandbox, start_sandbox
 
 TEMPLATE = "connector_template"
+
+# On a loaded CI machine one example can take longer than Hypothesis's 200 ms default for
+# reasons that have nothing to do with the code; CI (CI=true) uses no per-example deadline.
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
+)
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -138,3 +148,29 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """One plain client session for a test (webhook tests use a guarded one of their own)."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put structlog and the stdlib root logger back as they were, for tests that configure
+    logging themselves (connector.logging.configure replaces both process-wide)."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    level = root.level
+    handlers = list(root.handlers)
+    levels = {name: logging.getLogger(name).level for name in ("aiohttp.access", "apscheduler")}
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        structlog.configure(**saved)
+        for handler in list(root.handlers):
+            # pytest's own capture handlers come and go per phase; leave those to pytest.
+            if handler not in handlers and not type(handler).__module__.startswith("_pytest"):
+                root.removeHandler(handler)
+        for handler in handlers:
+            if handler not in root.handlers and not type(handler).__module__.startswith("_pytest"):
+                root.addHandler(handler)
+        root.setLevel(level)
+        for name, value in levels.items():
+            logging.getLogger(name).setLevel(value)

@@ -68,6 +68,7 @@ async def store_install(
 async def purge_install(conn: asyncpg.Connection, connection_id: str) -> None:
     """Delete everything tied to an install and mark it uninstalled, in the caller's tx."""
     for name in (
+        "install_purge_poll_lease",
         "install_purge_snapshots",
         "install_purge_deliveries",
         "install_purge_events",

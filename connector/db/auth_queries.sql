@@ -63,6 +63,12 @@ ON CONFLICT (id) DO UPDATE
 -- name: install_find
 SELECT id, provider, status, account_id FROM connections WHERE install_id = $1;
 
+-- name: install_purge_poll_lease
+-- First: a poll of the install that is committing holds this row (lease_check_for_commit), so
+-- the purge waits for it and then deletes what it wrote; a poll that commits later finds its
+-- lease gone and commits nothing.
+DELETE FROM leases WHERE resource = 'poll:' || $1;
+
 -- name: install_purge_snapshots
 DELETE FROM snapshot_items
  WHERE flow_name IN (SELECT flow_name FROM flow_states WHERE connection_id = $1);

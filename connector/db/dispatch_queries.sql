@@ -25,6 +25,11 @@ WITH flows AS (
                       SELECT 1 FROM leases l
                        WHERE l.resource = 'own:' || d.connection_id
                          AND l.owner <> $1 AND l.expires_at > $2))
+             -- A connection whose credentials were refused holds its deliveries until new
+             -- ones make it active again (they would only fail on the same 401).
+             AND (d.connection_id IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM connections cn
+                       WHERE cn.id = d.connection_id AND cn.status = 'needs_reauth'))
            ORDER BY d.next_attempt_at, d.seq
            LIMIT greatest(least(f.room, $4), 0)
       ) c
@@ -44,6 +49,9 @@ WITH flows AS (
                 SELECT 1 FROM leases l
                  WHERE l.resource = 'own:' || h.connection_id
                    AND l.owner <> $1 AND l.expires_at > $2))
+       AND (h.connection_id IS NULL OR NOT EXISTS (
+                SELECT 1 FROM connections cn
+                 WHERE cn.id = h.connection_id AND cn.status = 'needs_reauth'))
 ), picked AS (
     SELECT d.id FROM deliveries d
      WHERE d.id IN (SELECT id FROM candidates ORDER BY next_attempt_at, seq LIMIT $4)

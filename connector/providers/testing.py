@@ -3,10 +3,15 @@ flow-file config pointing at a sandbox."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Protocol
 
+import aiohttp
 import yaml
 
 from connector.config import Config, parse
@@ -33,6 +38,63 @@ class RecordingSleep:
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+
+
+@dataclass
+class SentRequest:
+    """One request as the client wrote it: when its headers left, and what it carried."""
+
+    method: str
+    # As written on the wire: percent-escapes kept.
+    path: str
+    query: dict[str, str]
+    body: bytes = b""
+    # Event-loop time at which the headers were written; 0.0 until then.
+    at: float = 0.0
+    # Requests leave before any answer, so a sent request counts whatever its status.
+    status: int = 200
+    chunks: list[bytes] = field(default_factory=list, repr=False)
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class SendLog:
+    """Records, on the client's side, every request a session sends (give it ``trace()``).
+
+    Rate limits are judged by these send times rather than by arrival times at a server in
+    the same event loop, which a busy loop can bunch or spread; actions are judged by the
+    exact method, path, query and body they send.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[SentRequest] = []
+
+    def trace(self) -> aiohttp.TraceConfig:
+        trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(self._start)
+        trace.on_request_chunk_sent.append(self._chunk)
+        trace.on_request_headers_sent.append(self._headers_sent)
+        trace.on_request_end.append(self._end)
+        trace.on_request_exception.append(self._end)
+        return trace
+
+    def requests(self, path_prefix: str = "/") -> list[SentRequest]:
+        return [r for r in self.sent if r.path.startswith(path_prefix)]
+
+    async def _start(self, _s: Any, ctx: SimpleNamespace, params: Any) -> None:
+        url = params.url
+        ctx.sent = SentRequest(params.method, url.raw_path, dict(url.query))
+        self.sent.append(ctx.sent)
+
+    async def _chunk(self, _s: Any, ctx: SimpleNamespace, params: Any) -> None:
+        ctx.sent.chunks.append(bytes(params.chunk))
+
+    async def _headers_sent(self, _s: Any, ctx: SimpleNamespace, _params: Any) -> None:
+        ctx.sent.at = asyncio.get_running_loop().time()
+
+    async def _end(self, _s: Any, ctx: SimpleNamespace, _params: Any) -> None:
+        ctx.sent.body = b"".join(ctx.sent.chunks)
 
 
 class _Record(Protocol):

@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from connector.auth.signing import sign_query
 from connector.sandbox.clock import Clock
+from connector.sandbox.vendor_signing import signed_query
 
 SCOPES = (
     "system.read account.read list.read list.update subscriber.read subscriber.update "
@@ -143,7 +143,7 @@ async def authorize(request: web.Request) -> web.Response:
         family=secrets.token_hex(8),
     )
     params = {"code": code, "state": query.get("state", ""), "accid": state.accid}
-    signed = sign_query(params, client.secret, now=state.clock.datetime())
+    signed = signed_query(params, client.secret, now=state.clock.datetime())
     raise web.HTTPFound(f"{redirect_uri}?{signed}")
 
 
@@ -248,7 +248,7 @@ class Mailium:
 
     def signed(self, params: dict[str, str], *, secret: str | None = None) -> str:
         """A query the app store would send (launch, uninstall), signed now."""
-        return sign_query(params, secret or self.client_secret, now=self.clock.datetime())
+        return signed_query(params, secret or self.client_secret, now=self.clock.datetime())
 
     def authorize_url(self, **params: str) -> str:
         return f"{self.base_url}/oauth/authorize?{urlencode(params)}"

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 from connector.config import Config
 from connector.dispatch import Dispatcher
 from connector.providers.registry import ProviderClients
-from connector.providers.testing import RecordingSleep, max_in_window, sandbox_config
+from connector.providers.testing import RecordingSleep, SendLog, max_in_window, sandbox_config
 from connector.sandbox.testing import Sandbox, start_sandbox
 from tests.integration.dispatch_support import FakeClock, attempts, delivery, insert_event
 
@@ -351,8 +351,201 @@ async def test_rate_limit_is_held_across_concurrent_deliveries(
         "email": "{{ event.email }}",
     }
     payloads = [{**PAYLOAD, "email": f"u{n}@example.com"} for n in range(20)]
-    rows = await deliver(sb, db_pool, http, action, payloads, rate_limit="8/s")
+    sent = SendLog()
+    async with aiohttp.ClientSession(trace_configs=[sent.trace()]) as traced:
+        rows = await deliver(sb, db_pool, traced, action, payloads, rate_limit="8/s")
     assert {r["state"] for r in rows} == {"delivered"}
+    # When the client sent them (token call included), not when the sandbox read them.
+    assert len(sent.requests("/addressbooks")) == 20
+    assert max_in_window(sent.sent, 1.0) <= 8
     calls = [r for r in sb.requests() if r.path.startswith("/addressbooks")]
     assert len(calls) == 20 and all(r.status == 200 for r in calls)
     assert max_in_window(calls, 1.0) <= 8
+
+
+def _exact_cases(contact_id: str) -> list[tuple[dict[str, Any], tuple[str, str, dict[str, Any]]]]:
+    """Each action, and the one request SendPulse's spec says it must make for PAYLOAD."""
+    return [
+        (
+            {
+                "type": "sendpulse.add_subscriber",
+                "mailing_list_id": 1,
+                "email": "{{ event.email }}",
+                "phone": "{{ event.phone }}",
+                "variables": {"name": "{{ event.variables.name }}"},
+            },
+            (
+                "POST",
+                "/addressbooks/1/emails",
+                {
+                    "emails": [
+                        {
+                            "email": "ann@example.com",
+                            "variables": {"name": "Ann", "Phone": "+380501112233"},
+                        }
+                    ]
+                },
+            ),
+        ),
+        (
+            {
+                "type": "sendpulse.add_subscriber",
+                "mailing_list_id": 1,
+                "email": "{{ event.email }}",
+                "opt_in": "double",
+                "sender_email": "news@example.com",
+            },
+            (
+                "POST",
+                "/addressbooks/1/emails",
+                {
+                    "emails": [{"email": "ann@example.com"}],
+                    "confirmation": "force",
+                    "sender_email": "news@example.com",
+                    "message_lang": "en",
+                },
+            ),
+        ),
+        (
+            {
+                "type": "sendpulse.update_subscriber_variables",
+                "mailing_list_id": 1,
+                "email": "{{ event.email }}",
+                "variables": {"city": "{{ event.variables.city }}"},
+            },
+            (
+                "POST",
+                "/addressbooks/1/emails/variable",
+                {"email": "ann@example.com", "variables": [{"name": "city", "value": "Kyiv"}]},
+            ),
+        ),
+        (
+            {
+                "type": "sendpulse.remove_subscriber",
+                "mailing_list_id": 1,
+                "email": "{{ event.email }}",
+            },
+            ("DELETE", "/addressbooks/1/emails", {"emails": ["ann@example.com"]}),
+        ),
+        (
+            {
+                "type": "sendpulse.unsubscribe_subscriber",
+                "mailing_list_id": 1,
+                "email": "{{ event.email }}",
+            },
+            ("POST", "/addressbooks/1/emails/unsubscribe", {"emails": ["ann@example.com"]}),
+        ),
+        (
+            {"type": "sendpulse.add_to_blacklist", "email": "{{ event.email }}", "comment": "spam"},
+            # Base64 of the comma-separated emails.
+            ("POST", "/blacklist", {"emails": "YW5uQGV4YW1wbGUuY29t", "comment": "spam"}),
+        ),
+        (
+            {
+                "type": "sendpulse.create_campaign",
+                "mailing_list_id": 1,
+                "sender_name": "News",
+                "sender_email": "news@example.com",
+                "subject": "Hi {{ event.variables.name }}",
+                "html": "<p>Hi</p>",
+                "campaign_name": "welcome",
+            },
+            (
+                "POST",
+                "/campaigns",
+                {
+                    "sender_name": "News",
+                    "sender_email": "news@example.com",
+                    "subject": "Hi Ann",
+                    "list_id": 1,
+                    "body": "PHA+SGk8L3A+",  # Base64 of <p>Hi</p>
+                    "name": "welcome",
+                },
+            ),
+        ),
+        (
+            {
+                "type": "sendpulse.create_crm_deal",
+                "pipeline_id": 1,
+                "step_id": 1,
+                "deal_name": "Deal for {{ event.email }}",
+                "price": 99.5,
+                "contact_ids": [],
+            },
+            (
+                "POST",
+                "/crm/v1/deals",
+                {
+                    "pipelineId": 1,
+                    "stepId": 1,
+                    "name": "Deal for ann@example.com",
+                    "price": 99.5,
+                    "currency": "USD",
+                    "contact": [],
+                },
+            ),
+        ),
+        (
+            {
+                "type": "sendpulse.run_chatbot_flow",
+                "channel": "telegram",
+                "contact_id": contact_id,
+                "flow_id": "flow-1",
+                "external_data": {"email": "{{ event.email }}"},
+            },
+            (
+                "POST",
+                "/telegram/flows/run",
+                {
+                    "contact_id": contact_id,
+                    "flow_id": "flow-1",
+                    "external_data": {"email": "ann@example.com"},
+                },
+            ),
+        ),
+        (
+            {
+                "type": "sendpulse.fire_automation_event",
+                "event": "signed up",
+                "email": "{{ event.email }}",
+                "variables": {"name": "{{ event.variables.name }}"},
+            },
+            (
+                "POST",
+                "/events/name/signed%20up",
+                {"name": "Ann", "email": "ann@example.com"},
+            ),
+        ),
+    ]
+
+
+EXACT_IDS = [
+    "add_subscriber",
+    "add_subscriber_double",
+    "update_subscriber_variables",
+    "remove_subscriber",
+    "unsubscribe_subscriber",
+    "add_to_blacklist",
+    "create_campaign",
+    "create_crm_deal",
+    "run_chatbot_flow",
+    "fire_automation_event",
+]
+
+
+@pytest.mark.parametrize("index", range(len(EXACT_IDS)), ids=EXACT_IDS)
+async def test_each_action_sends_exactly_the_documented_request(
+    sb: Sandbox, db_pool: asyncpg.Pool, index: int
+) -> None:
+    book = sb.state.add_book("Newsletter")
+    sb.state.add_subscriber(book.id, "ann@example.com", {"city": "Lviv"})
+    bot = sb.state.chatbots.add_bot("telegram", "bot", sb.state.now())
+    contact = sb.state.chatbots.add_contact(bot.id, "Ann", sb.state.now())
+    action, (method, path, body) = _exact_cases(contact.id)[index]
+    sent = SendLog()
+    async with aiohttp.ClientSession(trace_configs=[sent.trace()]) as traced:
+        [row] = await deliver(sb, db_pool, traced, action)
+    assert row["state"] == "delivered", row["last_error"]
+    [request] = [r for r in sent.sent if not r.path.startswith("/oauth")]
+    assert (request.method, request.path, request.query) == (method, path, {})
+    assert request.json() == body

@@ -37,6 +37,8 @@ class Store:
         self.fail: Exception | None = None
         self.crash_after_fetch: Exception | None = None
         self.gate: asyncio.Event | None = None
+        # Set when a request waits at the gate: the poll is inside its fetch.
+        self.at_gate = asyncio.Event()
 
     async def request(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
@@ -46,6 +48,7 @@ class Store:
         if self.fail is not None:
             raise self.fail
         if self.gate is not None:
+            self.at_gate.set()
             await self.gate.wait()
         return [dict(v) for v in self.items.values()]
 
@@ -54,6 +57,14 @@ class Store:
     ) -> AsyncIterator[Item]:
         for item in await self.request("GET", path):
             yield item
+
+
+async def inside_fetch(store: Store) -> None:
+    """Wait until a poll waits at ``store``'s gate; fail, saying so, if none ever does."""
+    try:
+        await asyncio.wait_for(store.at_gate.wait(), 30)
+    except TimeoutError:
+        raise AssertionError("gave up after 30 s: no poll reached the store's gate") from None
 
 
 class Params(PluginParams):
@@ -387,10 +398,7 @@ async def test_two_workers_at_once_make_one_set_of_events(
     with capture_logs() as logs:
         first = asyncio.create_task(poll(ItemJoined, worker="w1"))
         # w1 holds the lease and waits inside its fetch; w2 arrives meanwhile.
-        for _ in range(200):
-            if store.requests_made >= 2:
-                break
-            await asyncio.sleep(0.01)
+        await inside_fetch(store)
         second = await poll(ItemJoined, worker="w2")
         store.gate.set()
         result = await first
@@ -407,10 +415,7 @@ async def test_a_worker_whose_lease_lapsed_cannot_commit(
     store.items["a"] = {"id": "a"}
     store.gate = asyncio.Event()
     slow = asyncio.create_task(poll(ItemJoined, worker="w1"))
-    for _ in range(200):
-        if store.requests_made >= 2:
-            break
-        await asyncio.sleep(0.01)
+    await inside_fetch(store)
     # w1 stalls past its lease; w2 takes over and commits the change.
     clock.now = T0 + timedelta(minutes=10)
     store.gate.set()
@@ -472,10 +477,7 @@ async def test_same_flow_twice_at_once_in_one_worker_is_skipped(
     store.items["a"] = {"id": "a"}
     store.gate = asyncio.Event()
     first = asyncio.create_task(poll(ItemJoined))
-    for _ in range(200):
-        if store.requests_made >= 2:
-            break
-        await asyncio.sleep(0.01)
+    await inside_fetch(store)
     again = await poll(ItemJoined)
     store.gate.set()
     assert again.status == "skipped"
@@ -501,10 +503,7 @@ async def test_two_flows_of_one_connection_share_its_lease(
     slow.items["b"] = {"id": "b"}
     slow.gate = asyncio.Event()
     second = asyncio.create_task(poll_other())
-    for _ in range(200):
-        if slow.requests_made >= 2:
-            break
-        await asyncio.sleep(0.01)
+    await inside_fetch(slow)
     # f1 polls and finishes while f2, on the same connection, is still fetching.
     first = await poll(ItemJoined)
     slow.gate.set()

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from connector import leases
+from connector import engine, leases
 from connector.engine import PollResult, poll_flow
 from connector.errors import RetriableError
 from connector.plugins import PluginParams, Trigger
@@ -177,6 +177,12 @@ class FailsWhenLetGo(Store):
         raise RetriableError("the account is down")
 
 
+def _lock_waiters(hold: tuple[str, str]) -> int:
+    # The engine's per-lease lock (private, read only here): how many polls queue for it.
+    lock = engine._lease_locks.get(asyncio.get_running_loop(), {}).get(hold)
+    return len(getattr(lock, "_waiters", None) or ())
+
+
 async def _true(value: bool) -> bool:
     return value
 
@@ -194,15 +200,13 @@ async def _failed(pool: asyncpg.Pool, flow: str) -> bool:
     return bool(await pool.fetchval("SELECT count(*) FROM poll_runs WHERE flow_name = $1", flow))
 
 
-async def _until(
-    check: Callable[[], Awaitable[bool]], tries: int = 500, required: bool = True
-) -> None:
-    """A bounded wait for something another task does (10 ms steps)."""
-    for _ in range(tries):
+async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """A bounded wait for something another task does (10 ms steps); fails if it never does."""
+    for _ in range(3000):
         if await check():
             return
         await asyncio.sleep(0.01)
-    assert not required, "the awaited step never happened"
+    raise AssertionError(f"gave up after 30 s waiting for {what}")
 
 
 async def test_a_sibling_ending_while_a_flow_takes_the_lease_leaves_it_alone(
@@ -224,16 +228,19 @@ async def test_a_sibling_ending_while_a_flow_takes_the_lease_leaves_it_alone(
     await tx.start()
     second: asyncio.Task[PollResult] | None = None
     try:
-        await _until(lambda: _true(a_store.requests_made > 0))
+        await _until(lambda: _true(a_store.requests_made > 0), "flow a to fetch")
         # Hold the lease row, so that b's taking of the lease is caught in the middle.
         await blocker.execute("SELECT 1 FROM leases WHERE resource = 'poll:main' FOR UPDATE")
         second = asyncio.create_task(poll(b_flow, b_store))
-        await _until(lambda: _waiters(db_pool, 1))
+        await _until(lambda: _waiters(db_pool, 1), "flow b to wait on the lease row")
         # Flow a now fails and ends while b is still taking the lease.
         a_store.gate.set()
-        await _until(lambda: _failed(db_pool, "a"))
-        # Give a release by a (the bug) the time to queue behind b on the row.
-        await _until(lambda: _waiters(db_pool, 2), tries=50, required=False)
+        await _until(lambda: _failed(db_pool, "a"), "flow a to record its failure")
+        # Flow a must wait its turn on the lease's lock in this process (b holds it while
+        # taking the lease) rather than release the lease row itself: a release by a (the
+        # bug) would queue behind b on the row as a second database waiter.
+        await _until(lambda: _true(_lock_waiters(("poll:main", "w1")) > 0), "a to wait its turn")
+        assert not await _waiters(db_pool, 2)
     finally:
         a_store.gate.set()
         await tx.rollback()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +13,14 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from aiolimiter import AsyncLimiter
 
+from connector.auth.tokens import StaticKey
 from connector.config import Config, parse
 from connector.engine import PollResult, poll_flow
 from connector.intake import WebhookIntake
+from connector.providers.retry import RetryPolicy
+from connector.providers.sendpulse import SendPulseClient
 from connector.providers.testing import flow_yaml
 from connector.web import WebState, build_app, serve
 from tests.integration.test_triggers import Harness, harness
@@ -87,7 +92,9 @@ async def rig(db_pool: asyncpg.Pool) -> AsyncIterator[Rig]:
         h.sb.state.add_subscriber(1, "old@example.com", {"name": "Old"})
         config = config_for(h.sb.base_url)
         polled: list[str] = []
-        intake = WebhookIntake(db_pool, lambda: config, "w1", poll_now=polled.append)
+        intake = WebhookIntake(
+            db_pool, lambda: config, "w1", client=lambda _name: h.client, poll_now=polled.append
+        )
         app = build_app(WebState(pool=db_pool, scheduler_running=lambda: True), intake.routes())
         runner = await serve(app, "127.0.0.1", 0)
         port = runner.addresses[0][1]
@@ -219,7 +226,10 @@ async def test_a_poll_holding_the_connection_defers_the_batch(rig: Rig) -> None:
         "INSERT INTO leases (resource, owner, expires_at)"
         " VALUES ('poll:main', 'busy', now() + interval '1 hour')"
     )
-    slow = WebhookIntake(rig.h.pool, lambda: rig.config, "w2", lease_wait=0.2)
+    rig.h.sb.state.add_subscriber(1, "x@y.io", {}, webhook=False)
+    slow = WebhookIntake(
+        rig.h.pool, lambda: rig.config, "w2", client=lambda _name: rig.h.client, lease_wait=0.2
+    )
     app = web.Application()
     app.add_routes(slow.routes())
     runner = await serve(app, "127.0.0.1", 0)
@@ -259,3 +269,161 @@ async def test_a_flow_moved_to_another_connection_waits_for_its_new_baseline(rig
     [delivery] = await rig.h.sb.flush_webhooks()
     assert delivery.status == 200
     assert await rig.events() == []
+
+
+async def webhook_then_poll(rig: Rig, change: Callable[[], object]) -> list[tuple[Any, ...]]:
+    """The events a webhook makes for ``change``, then those a poll makes from the same state.
+
+    Between the two the database goes back to what it held before the change, so the poll
+    sees exactly the change the webhook reported.
+    """
+    before = await rig.h.pool.fetch("SELECT flow_name, item_key, fingerprint FROM snapshot_items")
+    change()
+    [delivery] = await rig.h.sb.flush_webhooks()
+    assert delivery.status == 200
+    made = await rig.h.pool.fetch(
+        "SELECT id, flow_name, item_key, payload, source FROM events ORDER BY id"
+    )
+    await rig.h.pool.execute("DELETE FROM deliveries; DELETE FROM events;")
+    await rig.h.pool.execute("DELETE FROM snapshot_items")
+    await rig.h.pool.copy_records_to_table("snapshot_items", records=[tuple(r) for r in before])
+    await rig.poll_all()
+    polled = await rig.h.pool.fetch(
+        "SELECT id, flow_name, item_key, payload, source FROM events ORDER BY id"
+    )
+    assert [r["source"] for r in made] == ["webhook"] * len(made)
+    assert [r["source"] for r in polled] == ["poll"] * len(polled)
+    # Everything a receiver sees: the id, the flow, the item and every field of the payload.
+    webhook_side = [(r["id"], r["flow_name"], r["item_key"], r["payload"]) for r in made]
+    poll_side = [(r["id"], r["flow_name"], r["item_key"], r["payload"]) for r in polled]
+    assert webhook_side == poll_side
+    return webhook_side
+
+
+async def test_a_joined_subscriber_by_webhook_equals_the_polled_one_field_for_field(
+    rig: Rig,
+) -> None:
+    events = await webhook_then_poll(
+        rig,
+        lambda: rig.h.sb.state.add_subscriber(
+            1, "Nia@Example.com", {"name": "Nia"}, phone="380501234567"
+        ),
+    )
+    [(_id, flow, key, payload)] = events
+    assert (flow, key) == ("added", "nia@example.com")
+    assert json.loads(payload) == {
+        "email": "nia@example.com",
+        "mailing_list_id": 1,
+        "status": 1,
+        "status_explain": "Active",
+        "phone": "380501234567",
+        "variables": {"name": "Nia"},
+    }
+
+
+async def test_an_unsubscribe_by_webhook_equals_the_polled_one_field_for_field(rig: Rig) -> None:
+    events = await webhook_then_poll(rig, lambda: rig.h.sb.state.unsubscribe(1, "old@example.com"))
+    payloads = {flow: json.loads(payload) for _id, flow, _key, payload in events}
+    assert set(payloads) == {"unsubscribed", "status"}
+    assert payloads["unsubscribed"] == {
+        "email": "old@example.com",
+        "mailing_list_id": 1,
+        "status": 4,
+        "status_explain": "Unsubscribed",
+        "phone": None,
+        "variables": {"name": "Old"},
+    }
+    assert payloads["status"] == {**payloads["unsubscribed"], "previous_status": 1}
+
+
+async def test_a_subscriber_gone_before_the_lookup_is_left_to_the_poll(rig: Rig) -> None:
+    rig.h.sb.state.add_subscriber(1, "brief@example.com", {})
+    rig.h.sb.state.remove_subscriber(1, "brief@example.com")
+    deliveries = await rig.h.sb.flush_webhooks()
+    assert [d.status for d in deliveries] == [200]
+    # Joined and left again: the lookup finds nothing to add, the delete nothing to remove.
+    assert await rig.events() == []
+    assert sum((await rig.poll_all()).values()) == 0
+
+
+async def test_a_failing_lookup_defers_the_batch_and_writes_nothing(rig: Rig) -> None:
+    rig.h.sb.state.add_subscriber(1, "later@example.com", {}, webhook=False)
+    key = rig.h.sb.state.auth.add_api_key(rig.h.sb.client_id)
+    async with aiohttp.ClientSession() as http:
+        once = SendPulseClient(
+            connection_id="main",
+            session=http,
+            base_url=rig.h.sb.base_url,
+            limiter=AsyncLimiter(1000, 1),
+            auth=StaticKey(connection_id="main", provider="sendpulse", key=key, pool=rig.h.pool),
+            retry=RetryPolicy(attempts=1),
+        )
+        intake = WebhookIntake(rig.h.pool, lambda: rig.config, "w2", client=lambda _name: once)
+        app = web.Application()
+        app.add_routes(intake.routes())
+        runner = await serve(app, "127.0.0.1", 0)
+        try:
+            url = f"http://127.0.0.1:{runner.addresses[0][1]}/hooks/sendpulse/main/{TOKEN}"
+            rig.h.sb.faults.script("500", path_prefix="/addressbooks/1/emails/later")
+            status, body = await post(
+                url, '[{"event": "new_emails", "email": "later@example.com", "book_id": 1}]'
+            )
+        finally:
+            await runner.cleanup()
+    assert (status, body) == (202, {"deferred": 1})
+    assert await rig.events() == []
+    assert (
+        await rig.h.pool.fetchval(
+            "SELECT count(*) FROM snapshot_items WHERE item_key = 'later@example.com'"
+        )
+        == 0
+    )
+    # The poll is the safety net: it makes the event the webhook could not.
+    assert (await rig.poll("added")).events_created == 1
+
+
+async def test_the_same_batch_twice_makes_its_events_once(rig: Rig) -> None:
+    rig.h.sb.state.add_subscriber(1, "twice@example.com", {}, webhook=False)
+    body = '[{"event": "new_emails", "email": "twice@example.com", "book_id": 1}]'
+    first = await post(rig.url, body)
+    second = await post(rig.url, body)
+    assert first == (200, {"received": 1, "events_created": 1})
+    assert second == (200, {"received": 1, "events_created": 0})
+    assert [(e["flow_name"], e["item_key"]) for e in await rig.events()] == [
+        ("added", "twice@example.com")
+    ]
+
+
+async def test_the_same_email_twice_in_one_batch_is_one_event(rig: Rig) -> None:
+    rig.h.sb.state.add_subscriber(1, "dup@example.com", {}, webhook=False)
+    element = '{"event": "new_emails", "email": "DUP@example.com", "book_id": 1}'
+    status, body = await post(rig.url, f"[{element}, {element}]")
+    assert (status, body) == (200, {"received": 2, "events_created": 1})
+    assert len(await rig.events()) == 1
+
+
+async def test_unsubscribe_from_all_lists_takes_the_status_the_api_reports(rig: Rig) -> None:
+    rig.h.sb.state.set_status(1, "old@example.com", 6)
+    body = '[{"event": "unsubscribe", "email": "old@example.com", "book_id": 1, "from_all": 1}]'
+    assert (await post(rig.url, body))[0] == 200
+    payloads = {e["flow_name"]: json.loads(e["payload"]) for e in await rig.events()}
+    assert payloads["unsubscribed"]["status"] == 6
+    assert payloads["unsubscribed"]["status_explain"] == "Unsubscribed from all"
+    assert payloads["status"]["previous_status"] == 1
+    assert sum((await rig.poll_all()).values()) == 0
+
+
+async def test_a_subscriber_who_leaves_and_joins_again_joins_twice(rig: Rig) -> None:
+    rig.h.sb.state.add_subscriber(1, "back@example.com", {})
+    await rig.h.sb.flush_webhooks()
+    rig.h.sb.state.remove_subscriber(1, "back@example.com")
+    await rig.h.sb.flush_webhooks()
+    rig.h.sb.state.add_subscriber(1, "back@example.com", {})
+    await rig.h.sb.flush_webhooks()
+    events = [(e["flow_name"], e["item_key"]) for e in await rig.events()]
+    assert sorted(events) == [
+        ("added", "back@example.com"),
+        ("added", "back@example.com"),
+        ("removed", "back@example.com"),
+    ]
+    assert sum((await rig.poll_all()).values()) == 0

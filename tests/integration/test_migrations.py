@@ -18,6 +18,14 @@ SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'
 UNION ALL
 SELECT 'constraint', conrelid::regclass::text || '.' || conname, pg_get_constraintdef(oid)
   FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'trigger', tgrelid::regclass::text || '.' || tgname, pg_get_triggerdef(t.oid)
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE NOT t.tgisinternal AND c.relnamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'function', p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+       pg_get_functiondef(p.oid)
+  FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
 ORDER BY 1, 2, 3
 """
 
@@ -98,6 +106,27 @@ async def test_schema_sql_equals_migrated_schema(empty_database: str, database: 
     from_migrations = await _schema(database)
     assert from_schema == from_migrations
     assert len(from_migrations) > 50
+    kinds = {kind for kind, _name, _detail in from_migrations}
+    assert {"trigger", "function"} <= kinds
+    assert ("trigger", "deliveries.deliveries_notify") in {(k, n) for k, n, _ in from_migrations}
+
+
+async def test_the_schema_comparison_sees_a_drifted_trigger_function(database: str) -> None:
+    before = await _schema(database)
+    conn = await asyncpg.connect(database)
+    try:
+        # Same name, same trigger, another body: the wake-up would go to the wrong channel.
+        await conn.execute(
+            "CREATE OR REPLACE FUNCTION deliveries_notify() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN PERFORM pg_notify('elsewhere', ''); RETURN NULL; END $$"
+        )
+    finally:
+        await conn.close()
+    after = await _schema(database)
+    assert [row for row in after if row not in before] == [
+        row for row in after if row[0] == "function" and row[1] == "deliveries_notify()"
+    ]
+    assert before != after
 
 
 async def test_changed_migration_is_refused(database: str) -> None:

@@ -26,6 +26,7 @@ from connector.providers.sendpulse import SendPulseClient
 from connector.providers.testing import (
     FakeClock,
     RecordingSleep,
+    SendLog,
     max_in_window,
     sandbox_config,
 )
@@ -88,18 +89,24 @@ async def test_one_client_per_connection_shared_by_callers(
 
 
 async def test_rate_limit_is_never_exceeded_under_concurrency(
-    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+    sb: Sandbox, db_pool: asyncpg.Pool
 ) -> None:
-    providers = clients(sb, http, db_pool, rate_limit="8/s")
-    await providers.sendpulse("main").request("GET", "/addressbooks")
+    sent = SendLog()
+    async with aiohttp.ClientSession(trace_configs=[sent.trace()]) as http:
+        providers = clients(sb, http, db_pool, rate_limit="8/s")
+        await providers.sendpulse("main").request("GET", "/addressbooks")
 
-    async def caller(n: int) -> None:
-        # Three "flows" asking for the connection's client independently.
-        client = providers.sendpulse("main")
-        for _ in range(n):
-            await client.request("GET", "/addressbooks")
+        async def caller(n: int) -> None:
+            # Three "flows" asking for the connection's client independently.
+            client = providers.sendpulse("main")
+            for _ in range(n):
+                await client.request("GET", "/addressbooks")
 
-    await asyncio.gather(caller(9), caller(9), caller(9))
+        await asyncio.gather(caller(9), caller(9), caller(9))
+    # Judged by when the client sent each request (token call included), not by when a
+    # server in this same event loop got around to reading it.
+    assert len(sent.sent) == 29
+    assert max_in_window(sent.sent, 1.0) <= 8
     records = sb.requests(sb.client_id)
     assert len([r for r in records if r.status == 200]) == 29  # 28 calls + 1 token call
     assert all(r.status == 200 for r in records)
@@ -222,12 +229,16 @@ async def test_a_4xx_fails_at_once_with_its_code_and_meaning(
 
 
 async def test_at_the_documented_10_per_second_the_sandbox_never_says_429(
-    sb: Sandbox, http: aiohttp.ClientSession, db_pool: asyncpg.Pool
+    sb: Sandbox, db_pool: asyncpg.Pool
 ) -> None:
     sleep = RecordingSleep()
-    providers = clients(sb, http, db_pool, sleep=sleep, rate_limit="10/s")
-    client = providers.sendpulse("main")
-    await asyncio.gather(*(client.request("GET", "/addressbooks") for _ in range(40)))
+    sent = SendLog()
+    async with aiohttp.ClientSession(trace_configs=[sent.trace()]) as http:
+        providers = clients(sb, http, db_pool, sleep=sleep, rate_limit="10/s")
+        client = providers.sendpulse("main")
+        await asyncio.gather(*(client.request("GET", "/addressbooks") for _ in range(40)))
+    assert len(sent.requests("/addressbooks")) == 40
+    assert max_in_window(sent.sent, 1.0) <= 10
     statuses = [r.status for r in sb.requests()]
     assert statuses.count(429) == 0
     assert sleep.delays == []

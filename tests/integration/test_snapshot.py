@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from typing import Any, ClassVar
 
 import asyncpg
@@ -103,10 +102,9 @@ async def test_snapshot_diff_in_sql_alone(db_pool: asyncpg.Pool) -> None:
         async with conn.transaction():
             assert await snapshot_baseline(conn, "f") == 3
         await load([("a", "1"), ("b", "2"), ("d", "1")])
-        started = time.monotonic()
+        # How fast the diff is belongs to bench/diff.py ("diff alone").
         async with conn.transaction():
             assert await snapshot_diff(conn, "f") == 3
-        assert time.monotonic() - started < 5
         delta = await conn.fetch("SELECT kind, item_key, previous FROM snapshot_delta ORDER BY 2")
         stored = await conn.fetch("SELECT item_key, fingerprint FROM snapshot_items ORDER BY 1")
     assert [tuple(r) for r in delta] == [

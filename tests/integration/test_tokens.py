@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import aiohttp
@@ -116,24 +115,26 @@ async def test_single_flight_across_two_independent_managers(
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, sys, time
+    import asyncio, sys
     import aiohttp, asyncpg
     from connector.providers.registry import ProviderClients
     from connector.providers.testing import sandbox_config
 
-    async def main(dsn, base_url, client_id, secret, key, start_at):
+    async def main(dsn, base_url, client_id, secret, key):
         config = sandbox_config(base_url, client_id, secret, extra={"rate_limit": "10/s"})
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=5)
+        pool = await asyncpg.create_pool(dsn, min_size=5, max_size=5)
         async with aiohttp.ClientSession() as http:
             providers = ProviderClients(session=http, pool=pool, config=config,
                                         secret_key=key.encode())
-            auth = providers.sendpulse("main")
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+            providers.sendpulse("main")
+            # The barrier: everything is set up; wait for the test to release both at once.
+            print("READY", flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
             tokens = await asyncio.gather(*(providers.auth["main"].bearer() for _ in range(25)))
-            print("RESULT", len(set(tokens)), tokens[0][:6])
+            print("RESULT", len(set(tokens)), tokens[0][:6], flush=True)
         await pool.close()
 
-    asyncio.run(main(*sys.argv[1:6], float(sys.argv[6])))
+    asyncio.run(main(*sys.argv[1:6]))
     """
 )
 
@@ -142,7 +143,6 @@ async def test_single_flight_across_two_processes(database: str, db_pool: asyncp
     async with start_sandbox(rate_limit=10.0, latency=0.3) as sb:
         key = Fernet.generate_key().decode()
         await db_pool.execute("INSERT INTO connections (id, provider) VALUES ('main', 'sendpulse')")
-        start_at = time.time() + 2.0
         procs = [
             await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -153,14 +153,33 @@ async def test_single_flight_across_two_processes(database: str, db_pool: asyncp
                 sb.client_id,
                 sb.client_secret,
                 key,
-                str(start_at),
+                stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 cwd=REPO_ROOT,
             )
             for _ in range(2)
         ]
-        outputs = [await asyncio.wait_for(p.communicate(), 60) for p in procs]
+        try:
+            for proc in procs:
+                assert proc.stdout is not None
+                try:
+                    ready = await asyncio.wait_for(proc.stdout.readline(), 60)
+                except TimeoutError:
+                    raise AssertionError("a child did not get ready within 60 s") from None
+                assert ready.startswith(b"READY"), ready
+            assert token_calls(sb) == 0
+            # Both are waiting on their stdin now: one write each releases them together.
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write(b"GO\n")
+            await asyncio.gather(*(proc.stdin.drain() for proc in procs if proc.stdin))
+            outputs = [await asyncio.wait_for(p.communicate(), 60) for p in procs]
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
         for proc, (_out, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err.decode()[-2000:]
         lines = [

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from connector import metrics
+from connector.db import migrate as migrations
 from connector.web import WebState, build_app, serve
 
 
@@ -76,3 +77,30 @@ async def test_metrics_are_exposed_and_move(server: tuple[str, dict[str, bool]])
     assert resp.status == 200
     assert 'connector_polls_total{flow="web-test",outcome="ok"} 1.0' in text
     assert "connector_deliveries_total" in text
+
+
+@pytest.mark.parametrize("applied", ["none", "all but the newest"])
+async def test_readyz_is_503_while_migrations_are_pending(
+    empty_database: str, applied: str
+) -> None:
+    pool = await asyncpg.create_pool(empty_database, min_size=1, max_size=2)
+    if applied != "none":
+        # What a worker of the old version sees while a newer one's migration is pending.
+        async with pool.acquire() as conn:
+            await migrations.migrate(conn)
+            await conn.execute(
+                "DELETE FROM schema_migrations"
+                " WHERE version = (SELECT max(version) FROM schema_migrations)"
+            )
+    app = build_app(WebState(pool=pool, scheduler_running=lambda: True))
+    runner = await serve(app, "127.0.0.1", 0)
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                body = await resp.json()
+        assert resp.status == 503
+        assert body["checks"] == {"database": "ok", "migrations": "pending", "scheduler": "ok"}
+    finally:
+        await runner.cleanup()
+        await pool.close()

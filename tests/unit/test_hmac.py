@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac as std_hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,52 +15,17 @@ from connector.auth.signing import (
     sign_query,
     verify_query,
 )
+from connector.sandbox import vendor_signing
+from connector.sandbox.vendor_signing import reference_canonical, wire
 
 SECRET = "app-secret-ÿ-42"
 NOW = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
 TS = str(int(NOW.timestamp()))
 
 
-# An independent implementation, written from the documented steps, byte by byte.
-def php_urlencode(text: str) -> str:
-    out = []
-    for byte in text.encode("utf-8"):
-        char = chr(byte)
-        if char.isascii() and (char.isalnum() or char in "-_."):
-            out.append(char)
-        elif char == " ":
-            out.append("+")
-        else:
-            out.append(f"%{byte:02X}")
-    return "".join(out)
-
-
-def reference_canonical(params: dict[str, str]) -> str:
-    rows = []
-    for key, value in params.items():
-        if key == "hmac":
-            continue
-        k = key.replace("%", "%25").replace("&", "%26").replace("=", "%3D")
-        v = value.replace("%", "%25").replace("&", "%26")
-        rows.append((k, v))
-    rows.sort(key=lambda row: row[0].encode())
-    return "&".join(php_urlencode(k) + "=" + php_urlencode(v) for k, v in rows)
-
-
+# The independent implementation, written from the documented steps; the sandbox signs with it.
 def reference_hmac(params: dict[str, str], secret: str = SECRET) -> str:
-    text = reference_canonical(params)
-    return std_hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
-
-
-def wire(params: dict[str, str], *, space: str = "+") -> str:
-    """Encode params for a URL the way a browser might (space as + or %20)."""
-    parts = []
-    for key, value in params.items():
-        encoded = php_urlencode(value)
-        if space == "%20":
-            encoded = encoded.replace("+", "%20")
-        parts.append(f"{php_urlencode(key)}={encoded}")
-    return "&".join(parts)
+    return vendor_signing.reference_hmac(params, secret)
 
 
 def php_key(key: str) -> str:

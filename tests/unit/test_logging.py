@@ -15,6 +15,8 @@ from connector.errors import ConfigError
 
 SECRET = "sup3r-s3cret-client-value"
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 
 @pytest.fixture
 def stream() -> io.StringIO:

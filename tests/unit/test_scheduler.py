@@ -1,212 +1,159 @@
-"""The scheduler: each flow at its phase, new flows soon, restarts and reloads keep phases."""
+"""The flow scheduler: jitter, one poll of a flow at a time, a backlog run once, the drain."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobEvent
+from apscheduler.triggers.interval import IntervalTrigger
 from structlog.testing import capture_logs
 
-from connector.config import Flow
-from connector.phases import EPOCH, FIRST_POLL_WITHIN, phases
-from connector.scheduler import FlowScheduler, PhaseTrigger, jitter_for
-
-EVERY = timedelta(minutes=5)
+from connector.config import ActionSpec, Flow, TriggerSpec
+from connector.scheduler import FlowScheduler, jitter_for
 
 
-def flow(name: str, every: timedelta = EVERY, **extra: object) -> Flow:
-    return Flow.model_validate(
-        {
-            "name": name,
-            "trigger": {"type": "sendpulse.subscriber_added", "params": {"mailing_list_id": 1}},
-            "actions": [{"type": "log"}],
-            "every": every,
-            **extra,
-        }
+def flow(name: str = "f1", every: float = 600) -> Flow:
+    return Flow(
+        name=name,
+        trigger=TriggerSpec(type="sendpulse.campaign_created", connection="main", params={}),
+        actions=[ActionSpec(type="log", params={})],
+        every=timedelta(seconds=every),
     )
 
 
-async def nothing(flow_name: str) -> None:
-    return None
+class Polls:
+    """A poll function whose runs the test holds open and lets finish."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.cancelled: list[str] = []
+        self.running = 0
+        self.most_at_once = 0
+        self.began = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, name: str) -> None:
+        self.started.append(name)
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        self.began.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(name)
+            raise
+        finally:
+            self.running -= 1
+        self.finished.append(name)
+
+
+async def wait_for(event: asyncio.Event, what: str) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), 30)
+    except TimeoutError:
+        raise AssertionError(f"gave up after 30 s waiting for {what}") from None
 
 
 @pytest.fixture
-async def scheduler() -> AsyncIterator[FlowScheduler]:
-    """A scheduler whose jobs are planned but never fire (APScheduler is not started)."""
-    planned = FlowScheduler(nothing)
-    yield planned
-    await planned.shutdown(drain=1)
+async def polls() -> AsyncIterator[Polls]:
+    yield Polls()
 
 
-def seconds_into_interval(when: datetime, every: timedelta = EVERY) -> float:
-    return (when - EPOCH).total_seconds() % every.total_seconds()
-
-
-# -- the trigger -------------------------------------------------------------------------------
-
-
-def test_the_trigger_fires_at_the_phase_plus_a_small_jitter() -> None:
-    trigger = PhaseTrigger("a", EVERY, {"a": 120.0})
-    now = datetime(2026, 12, 1, 14, 0, 30, tzinfo=UTC)
-    fires = [trigger.get_next_fire_time(None, now) for _ in range(200)]
-    slot = datetime(2026, 12, 1, 14, 2, 0, tzinfo=UTC)
-    assert all(slot <= fire <= slot + timedelta(seconds=jitter_for(EVERY)) for fire in fires)
-    assert len(set(fires)) > 1  # the jitter is there
-
-
-def test_jitter_is_small() -> None:
-    assert jitter_for(EVERY) == 0.5
-    assert jitter_for(timedelta(seconds=10)) == pytest.approx(0.02)
-
-
-def test_after_a_run_the_next_is_one_interval_on_and_jitter_does_not_add_up() -> None:
-    trigger = PhaseTrigger("a", EVERY, {"a": 45.0})
-    fire = trigger.get_next_fire_time(None, datetime(2026, 12, 1, 14, 0, tzinfo=UTC))
-    for _ in range(1000):
-        fire = trigger.get_next_fire_time(fire, fire)
-        assert 45.0 <= seconds_into_interval(fire) <= 45.0 + jitter_for(EVERY)
-    # Exactly 1,000 intervals after the first slot, plus at most one jitter.
-    last_slot = datetime(2026, 12, 1, 14, 0, 45, tzinfo=UTC) + 1000 * EVERY
-    assert last_slot <= fire <= last_slot + timedelta(seconds=jitter_for(EVERY))
-
-
-def test_a_run_off_the_phase_is_followed_by_the_phase_at_least_half_an_interval_later() -> None:
-    trigger = PhaseTrigger("a", EVERY, {"a": 100.0})
-    # A first poll (or a manual kick) 20 s before the phase: that slot is skipped.
-    early = datetime(2026, 12, 1, 14, 1, 20, tzinfo=UTC)
-    after_early = trigger.get_next_fire_time(early, early)
-    assert after_early - early >= EVERY / 2
-    assert seconds_into_interval(after_early) == pytest.approx(100.0, abs=0.5)
-    # One 3 minutes before it: the next is the phase in this interval.
-    sooner = datetime(2026, 12, 1, 13, 58, 40, tzinfo=UTC)
-    assert trigger.get_next_fire_time(sooner, sooner) - sooner < timedelta(minutes=3, seconds=1)
-
-
-def test_the_trigger_reads_the_phase_table_at_each_firing() -> None:
-    table = {"a": 10.0}
-    trigger = PhaseTrigger("a", EVERY, table)
-    now = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
-    assert seconds_into_interval(trigger.get_next_fire_time(None, now)) == pytest.approx(
-        10.0, abs=0.5
-    )
-    table["a"] = 200.0
-    assert seconds_into_interval(trigger.get_next_fire_time(None, now)) == pytest.approx(
-        200.0, abs=0.5
-    )
-
-
-# -- the scheduler -----------------------------------------------------------------------------
-
-
-async def test_new_flows_poll_within_30_s_in_phase_order(scheduler: FlowScheduler) -> None:
-    flows = [flow(f"f{n}") for n in range(100)]
-    before = datetime.now(UTC)
-    scheduler.sync(flows)
-    after = datetime.now(UTC)
-    for f in flows:
-        first = scheduler.next_poll(f.name)
-        assert first is not None
-        assert before <= first <= after + timedelta(seconds=FIRST_POLL_WITHIN)
-        phase = scheduler.phase(f.name)
-        assert phase is not None
-        expected = before + timedelta(seconds=phase / 300 * FIRST_POLL_WITHIN)
-        assert abs((first - expected).total_seconds()) <= (after - before).total_seconds() + 1e-6
-
-
-async def test_a_short_interval_bounds_the_first_poll(scheduler: FlowScheduler) -> None:
-    flows = [flow(f"f{n}", timedelta(seconds=10)) for n in range(20)]
-    scheduler.sync(flows)
-    latest = max(scheduler.next_poll(f.name) or EPOCH for f in flows)
-    assert latest - datetime.now(UTC) < timedelta(seconds=10)
-
-
-async def test_flows_that_polled_before_wait_for_their_phase(scheduler: FlowScheduler) -> None:
-    flows = [flow(f"f{n}") for n in range(100)]
-    scheduler.sync(flows, polled_before={f.name for f in flows})
-    now = datetime.now(UTC)
-    for f in flows:
-        first = scheduler.next_poll(f.name)
-        phase = scheduler.phase(f.name)
-        assert first is not None and phase is not None
-        assert now - timedelta(seconds=1) <= first < now + EVERY + timedelta(seconds=1)
-        assert abs((seconds_into_interval(first) - phase + 150) % 300 - 150) <= jitter_for(EVERY)
-
-
-def test_a_restart_gives_every_flow_the_same_phase() -> None:
-    flows = [flow(f"flow-{n:04d}") for n in range(500)]
-    first, second = FlowScheduler(nothing), FlowScheduler(nothing)
-    first.sync(flows, polled_before={f.name for f in flows})
-    second.sync(reversed(flows), polled_before={f.name for f in flows})
-    for f in flows:
-        assert first.phase(f.name) == second.phase(f.name)
-        one, two = first.next_poll(f.name), second.next_poll(f.name)
-        assert one is not None and two is not None
-        # The same place in the interval (the two may fall in neighbouring intervals).
-        apart = seconds_into_interval(one) - seconds_into_interval(two)
-        assert abs((apart + 150) % 300 - 150) <= jitter_for(EVERY)
-
-
-async def test_a_reload_keeps_jobs_and_phases_and_starts_only_new_flows_early(
-    scheduler: FlowScheduler,
-) -> None:
-    flows = [flow(f"flow-{n:04d}") for n in range(1000)]
-    scheduler.sync(flows, polled_before={f.name for f in flows})
-    planned = {f.name: scheduler.next_poll(f.name) for f in flows}
-    phases_before = {f.name: scheduler.phase(f.name) for f in flows}
-
-    scheduler.sync(flows)  # the same file again
-    assert {f.name: scheduler.next_poll(f.name) for f in flows} == planned
-    assert {f.name: scheduler.phase(f.name) for f in flows} == phases_before
-
-    scheduler.sync([*flows, flow("added")])
-    assert {f.name: scheduler.next_poll(f.name) for f in flows} == planned
-    moved = max(abs((scheduler.phase(f.name) or 0) - (phases_before[f.name] or 0)) for f in flows)
-    assert moved < 300 / 1000
-    added = scheduler.next_poll("added")
-    assert added is not None
-    assert added - datetime.now(UTC) < timedelta(seconds=FIRST_POLL_WITHIN)
-
-
-async def test_a_changed_interval_retimes_only_that_flow(scheduler: FlowScheduler) -> None:
-    flows = [flow("a"), flow("b")]
-    scheduler.sync(flows, polled_before={"a", "b"})
-    planned_b = scheduler.next_poll("b")
-    scheduler.sync([flow("a", timedelta(seconds=10)), flow("b")])
-    a = scheduler.next_poll("a")
-    assert a is not None
-    # Not a new flow, so not the first-poll rule: the next slot of its new interval.
-    assert a - datetime.now(UTC) <= timedelta(seconds=10.1)
-    assert scheduler.next_poll("b") == planned_b
-
-
-async def test_removed_and_disabled_flows_are_unscheduled(scheduler: FlowScheduler) -> None:
-    scheduler.sync([flow("a"), flow("b"), flow("c", enabled=False)])
-    assert scheduler.scheduled == ["a", "b"]
-    scheduler.sync([flow("b")])
-    assert scheduler.scheduled == ["b"]
-    assert scheduler.next_poll("a") is None
-    assert scheduler.phase("a") is None
-
-
-async def test_schedule_spread_is_logged_at_start_and_at_each_sync() -> None:
-    flows = [flow(f"flow-{n:05d}") for n in range(5000)]
-    scheduler = FlowScheduler(nothing)
-    with capture_logs() as logs:
-        scheduler.start(flows, polled_before={f.name for f in flows})
-        assert scheduler.running
-        scheduler.sync([*flows, flow("one-more", timedelta(minutes=1))])
-    spreads = [entry for entry in logs if entry["event"] == "schedule_spread"]
-    assert [(s["flows"], s["every"], s["max_polls_per_s"], s["log_level"]) for s in spreads] == [
-        (5000, "5m", 17, "info"),
-        (5001, "1m,5m", 18, "info"),
+async def test_each_next_run_is_jittered_by_at_most_a_tenth_of_the_interval() -> None:
+    every = timedelta(minutes=5)
+    trigger = IntervalTrigger(seconds=300, jitter=jitter_for(every), timezone=UTC)
+    previous = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    now = previous + timedelta(seconds=1)
+    delays = [
+        (trigger.get_next_fire_time(previous, now) - previous).total_seconds()  # type: ignore[operator]
+        for _ in range(300)
     ]
-    await scheduler.shutdown(drain=1)
+    assert jitter_for(every) == 30.0
+    assert all(300.0 <= d <= 330.0 for d in delays), (min(delays), max(delays))
+    # Really spread, not one fixed offset: flows that start together drift apart.
+    assert max(delays) - min(delays) > 10.0
+    assert jitter_for(timedelta(hours=2)) == 30.0  # capped
+    assert jitter_for(timedelta(seconds=10)) == 1.0
 
 
-def test_phases_match_the_phase_function() -> None:
-    # What a capacity check computes from connector.phases is what the scheduler runs.
-    names = [f"flow-{n}" for n in range(50)]
-    assert phases((name, EVERY) for name in names)["flow-7"] == pytest.approx(
-        phases((name, EVERY) for name in reversed(names))["flow-7"]
-    )
+async def test_a_flow_never_polls_twice_at_once(polls: Polls) -> None:
+    scheduler = FlowScheduler(polls, first_run_spread=0)
+    refused = asyncio.Event()
+
+    def on_event(event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            refused.set()
+
+    scheduler._scheduler.add_listener(on_event, EVENT_JOB_MAX_INSTANCES)
+    scheduler.start([flow()])
+    try:
+        await wait_for(polls.began, "the first poll")
+        scheduler.run_now("f1")  # due again while the first run is still going
+        await wait_for(refused, "APScheduler to refuse a second instance")
+        assert polls.started == ["f1"]
+        polls.release.set()
+    finally:
+        await scheduler.shutdown(drain=5)
+    assert polls.most_at_once == 1
+    assert polls.finished == ["f1"]
+
+
+async def test_a_backlog_of_missed_runs_becomes_one_run(polls: Polls) -> None:
+    polls.release.set()
+    scheduler = FlowScheduler(polls, first_run_spread=0)
+    submitted: list[list[datetime]] = []
+    ran = asyncio.Event()
+
+    def on_submit(event: JobEvent) -> None:
+        submitted.append(list(event.scheduled_run_times))  # type: ignore[attr-defined]
+        ran.set()
+
+    scheduler._scheduler.add_listener(on_submit, EVENT_JOB_SUBMITTED)
+    scheduler.start([])
+    scheduler._scheduler.pause()
+    scheduler.sync([flow(every=600)])
+    # Three runs are due (the worker was busy or asleep for 21 minutes): at -1260 s, about
+    # -650 s and, with up to 2 x 30 s of jitter, between -60 s and now.
+    job = scheduler._scheduler.get_job("f1")
+    job.modify(next_run_time=datetime.now(UTC) - timedelta(seconds=1260))
+    scheduler._scheduler.resume()
+    try:
+        await wait_for(ran, "the backlog to run")
+        await wait_for(polls.began, "the coalesced poll")
+    finally:
+        await scheduler.shutdown(drain=5)
+    assert len(submitted) == 1
+    assert len(submitted[0]) == 1, submitted
+    assert polls.started == ["f1"]
+
+
+async def test_shutdown_lets_a_poll_in_flight_finish_within_the_drain(polls: Polls) -> None:
+    scheduler = FlowScheduler(polls, first_run_spread=0)
+    scheduler.start([flow()])
+    await wait_for(polls.began, "the first poll")
+    with capture_logs() as logs:
+        stopping = asyncio.create_task(scheduler.shutdown(drain=30))
+        await asyncio.sleep(0)
+        assert not stopping.done()  # it waits for the poll...
+        polls.release.set()  # ...which finishes, well inside the drain
+        await asyncio.wait_for(stopping, 30)
+    assert polls.finished == ["f1"]
+    assert polls.cancelled == []
+    assert [e["event"] for e in logs] == []
+    assert not scheduler.running
+
+
+async def test_shutdown_cancels_a_poll_still_running_at_the_deadline(polls: Polls) -> None:
+    scheduler = FlowScheduler(polls, first_run_spread=0)
+    scheduler.start([flow()])
+    await wait_for(polls.began, "the first poll")
+    with capture_logs() as logs:
+        await scheduler.shutdown(drain=0.05)
+    # Cancelled, and awaited: nothing of the poll runs after shutdown returns.
+    assert polls.cancelled == ["f1"]
+    assert polls.running == 0
+    assert [(e["event"], e.get("count")) for e in logs] == [("polls_cancelled_at_shutdown", 1)]

@@ -79,19 +79,17 @@ def test_bad_seed_names_are_refused() -> None:
             apply_seed(State(), bad)
 
 
-async def test_big_seed_pages_fast() -> None:
+async def test_big_seed_pages_in_order() -> None:
+    # How fast seeding and paging are is measured in bench/sandbox_seed.py.
     state = State()
-    started = time.perf_counter()
     apply_seed(state, "big:200000")
-    assert time.perf_counter() - started < 3.0
     book = state.books[1]
     assert len(book) == 200_000
-    started = time.process_time()
     for offset in range(0, 200_000, 2000):
         rows = book.page(100, offset)
+        assert len(rows) == 100
         assert rows[0].email == f"user{offset + 1:07d}@example.com"
-    per_page = (time.process_time() - started) / 100
-    assert per_page < 0.001
+        assert rows[-1].email == f"user{offset + 100:07d}@example.com"
 
 
 async def test_big_seed_over_http() -> None:
