@@ -92,7 +92,7 @@ async def rig(database: str, tmp_path: Path) -> AsyncIterator[Rig]:
         )
         worker = Worker(rt, load_file(str(path)), config_path=str(path), port=None)
         await worker.providers.ensure_connections()
-        worker._switch(worker.config)
+        worker._switch(worker.config, await worker._polled_before(worker.config))
         await worker.ownership.tick()
         rig = Rig(sb, pool, worker, path)
         for name in START:

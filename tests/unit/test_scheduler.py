@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobEvent
-from apscheduler.triggers.interval import IntervalTrigger
 from structlog.testing import capture_logs
 
 from connector.config import ActionSpec, Flow, TriggerSpec
-from connector.scheduler import FlowScheduler, jitter_for
+from connector.scheduler import FlowScheduler, PhaseTrigger, jitter_for
 
 
 def flow(name: str = "f1", every: float = 600) -> Flow:
@@ -63,25 +62,26 @@ async def polls() -> AsyncIterator[Polls]:
     yield Polls()
 
 
-async def test_each_next_run_is_jittered_by_at_most_a_tenth_of_the_interval() -> None:
+async def test_each_next_run_is_its_phase_plus_at_most_a_small_jitter() -> None:
     every = timedelta(minutes=5)
-    trigger = IntervalTrigger(seconds=300, jitter=jitter_for(every), timezone=UTC)
-    previous = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    trigger = PhaseTrigger("f1", every, {"f1": 120.0})
+    # 12:02:00 is 120 s into a five-minute interval counted from 1970: the flow's slot.
+    previous = datetime(2026, 3, 1, 12, 2, tzinfo=UTC)
     now = previous + timedelta(seconds=1)
     delays = [
-        (trigger.get_next_fire_time(previous, now) - previous).total_seconds()  # type: ignore[operator]
+        (trigger.get_next_fire_time(previous, now) - previous).total_seconds()
         for _ in range(300)
     ]
-    assert jitter_for(every) == 30.0
-    assert all(300.0 <= d <= 330.0 for d in delays), (min(delays), max(delays))
-    # Really spread, not one fixed offset: flows that start together drift apart.
-    assert max(delays) - min(delays) > 10.0
-    assert jitter_for(timedelta(hours=2)) == 30.0  # capped
-    assert jitter_for(timedelta(seconds=10)) == 1.0
+    assert jitter_for(every) == 0.5
+    assert all(300.0 <= d <= 300.5 for d in delays), (min(delays), max(delays))
+    # Really jittered, not one fixed offset.
+    assert len(set(delays)) > 1
+    assert jitter_for(timedelta(hours=2)) == 0.5  # capped
+    assert jitter_for(timedelta(seconds=10)) == 0.02
 
 
 async def test_a_flow_never_polls_twice_at_once(polls: Polls) -> None:
-    scheduler = FlowScheduler(polls, first_run_spread=0)
+    scheduler = FlowScheduler(polls)
     refused = asyncio.Event()
 
     def on_event(event: JobEvent) -> None:
@@ -104,7 +104,7 @@ async def test_a_flow_never_polls_twice_at_once(polls: Polls) -> None:
 
 async def test_a_backlog_of_missed_runs_becomes_one_run(polls: Polls) -> None:
     polls.release.set()
-    scheduler = FlowScheduler(polls, first_run_spread=0)
+    scheduler = FlowScheduler(polls)
     submitted: list[list[datetime]] = []
     ran = asyncio.Event()
 
@@ -132,7 +132,7 @@ async def test_a_backlog_of_missed_runs_becomes_one_run(polls: Polls) -> None:
 
 
 async def test_shutdown_lets_a_poll_in_flight_finish_within_the_drain(polls: Polls) -> None:
-    scheduler = FlowScheduler(polls, first_run_spread=0)
+    scheduler = FlowScheduler(polls)
     scheduler.start([flow()])
     await wait_for(polls.began, "the first poll")
     with capture_logs() as logs:
@@ -148,7 +148,7 @@ async def test_shutdown_lets_a_poll_in_flight_finish_within_the_drain(polls: Pol
 
 
 async def test_shutdown_cancels_a_poll_still_running_at_the_deadline(polls: Polls) -> None:
-    scheduler = FlowScheduler(polls, first_run_spread=0)
+    scheduler = FlowScheduler(polls)
     scheduler.start([flow()])
     await wait_for(polls.began, "the first poll")
     with capture_logs() as logs:
