@@ -44,6 +44,9 @@ from connector.request_count import count_request
 log = structlog.get_logger(__name__)
 
 PAGE_MAX = 100
+# Names this client's calls in the far side's logs (and in the sandbox's exchange log, where
+# the contract tests tell our requests from the SDK wire forms that the sandbox tests send).
+USER_AGENT = "sendpulse-connector"
 
 
 class SendPulseClient:
@@ -143,7 +146,11 @@ class SendPulseClient:
                 request_timeout=self._timeout,
                 params=params,
                 json=json,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/json",
+                    "User-Agent": USER_AGENT,
+                },
             )
         except RetriableError:
             metrics.API_REQUESTS.labels(connection=self.connection_id, status="error").inc()

@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 from yarl import URL
 
+from connector.sandbox.exchanges import FAULT, record_path, recorder
 from connector.sandbox.faults import Fault
 from connector.sandbox.limits import RequestRecord
 from connector.sandbox.state import State
@@ -85,6 +86,7 @@ async def _serve(
         await asyncio.sleep(settings.latency + _random.uniform(0, settings.jitter))
     fault = state.faults.take(path)
     if fault is not None:
+        request[FAULT] = fault.kind
         return await _fault(request, fault)
     if path not in PUBLIC_PATHS:
         token = _bearer(request)
@@ -195,7 +197,9 @@ def create_app(state: State) -> web.Application:
         routes_webhooks,
     )
 
-    app = web.Application(middlewares=[gateway], client_max_size=64 * 1024 * 1024)
+    sink = record_path()
+    middlewares = [gateway] if sink is None else [recorder(sink), gateway]
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     app[STATE] = state
     app[STOPPING] = asyncio.Event()
     modules = (
