@@ -21,7 +21,9 @@ def undocumented_table(readme: Path = SANDBOX_README) -> dict[str, str]:
     section = section.split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
-        match = re.match(r"\|\s*`?(GET|POST|PUT|PATCH|DELETE) (/[^`|\s]*)`?\s*\|\s*(.+?)\s*\|", line)
+        match = re.match(
+            r"\|\s*`?(GET|POST|PUT|PATCH|DELETE) (/[^`|\s]*)`?\s*\|\s*(.+?)\s*\|", line
+        )
         if match:
             rows[f"{match[1]} {match[2]}"] = match[3]
     return rows

@@ -36,9 +36,9 @@ GENERAL_STATUSES = frozenset({401, 429, 500, 502, 503, 504})
 
 def _channel_send_messages(spec: dict[str, Any]) -> None:
     # `required` names `message`, but the property and every example are `messages`.
-    schema = spec["paths"]["/contacts/send"]["post"]["requestBody"]["content"][
-        "application/json"
-    ]["schema"]
+    schema = spec["paths"]["/contacts/send"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
     schema["required"] = ["messages" if r == "message" else r for r in schema["required"]]
 
 
@@ -250,7 +250,9 @@ class Contract:
         # The files are not all valid OpenAPI documents (stray keys, unresolved parameters
         # in operations we never call); only the operations we exercise are held to them.
         config = Config(spec_validator_cls=None)
-        return {name: OpenAPI.from_dict(spec, config=config) for name, spec in self.documents.items()}
+        return {
+            name: OpenAPI.from_dict(spec, config=config) for name, spec in self.documents.items()
+        }
 
     def _request(self, exchange: Exchange) -> MockRequest:
         query = MultiDict(parse_qsl(exchange.query, keep_blank_values=True))

@@ -191,6 +191,7 @@ async def test_chatbots(api: Api) -> None:
         "channel_data",
         "tags",
         "variables",
+        "is_chat_opened",
         "last_activity_at",
         "created_at",
     }
@@ -215,11 +216,11 @@ async def test_chatbots(api: Api) -> None:
     first = (await api.get("/chatbots/dialogs", params={"size": 1, "order": "asc"}))[1]["data"]
     assert set(first) == {"list", "total", "size", "search_after", "order"}
     assert first["total"] == 2
-    assert [d["contact_id"] for d in first["list"]] == [ann.id]
+    assert [d["contact"]["id"] for d in first["list"]] == [ann.id]
     nxt = await api.get(
         "/chatbots/dialogs",
         params={"size": 1, "order": "asc", "search_after": first["search_after"]},
     )
-    assert [d["contact_id"] for d in nxt[1]["data"]["list"]] == [bob.id]
+    assert [d["contact"]["id"] for d in nxt[1]["data"]["list"]] == [bob.id]
     messages = (await api.get("/telegram/chats/messages", params={"contact_id": bob.id}))[1]
     assert [m["data"]["text"] for m in messages["data"]] == ["Hi"]
