@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from connector.sandbox.app import STATE
 from connector.sandbox.channels import PushTask, SmsCampaign
 from connector.sandbox.clock import fmt_datetime, parse_datetime
 from connector.sandbox.routes_books import book_or_404
+from connector.sandbox.state import State
 from connector.sandbox.wire import ApiError, as_int, as_list, body, paging, query, unjson
 
 routes = web.RouteTableDef()
@@ -42,10 +44,37 @@ async def add_numbers(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await body(request)
     book = book_or_404(state, str(data.get("addressBookId") or ""))
-    stored = state.channels.phones.setdefault(book.id, {})
-    added = exists = exceptions = 0
     raw = unjson(data.get("phones"))
-    entries = raw.items() if isinstance(raw, dict) else ((p, {}) for p in as_list(raw))
+    if isinstance(raw, dict):
+        # Phones with variables go to /sms/numbers/variables; this one takes a plain list.
+        raise ApiError(400, "phones must be a list of numbers", 11)
+    return web.json_response(_add_phones(state, book.id, ((p, {}) for p in as_list(raw))))
+
+
+@routes.post("/sms/numbers/variables")
+async def add_numbers_with_variables(request: web.Request) -> web.Response:
+    """`phones` maps each number to a list of lists of `{name, type, value}`."""
+    state = request.app[STATE]
+    data = await body(request)
+    book = book_or_404(state, str(data.get("addressBookId") or ""))
+    raw = unjson(data.get("phones"))
+    if not isinstance(raw, dict):
+        raise ApiError(400, "phones must map numbers to their variables", 11)
+    entries = []
+    for phone, groups in raw.items():
+        variables: dict[str, Any] = {}
+        for group in as_list(groups):
+            for row in as_list(group):
+                if not isinstance(row, dict) or not {"name", "type", "value"} <= set(row):
+                    raise ApiError(400, "each variable is {name, type, value}", 11)
+                variables[str(row["name"])] = row["value"]
+        entries.append((phone, variables))
+    return web.json_response([_add_phones(state, book.id, entries)])
+
+
+def _add_phones(state: State, book_id: int, entries: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
+    stored = state.channels.phones.setdefault(book_id, {})
+    added = exists = exceptions = 0
     for phone, variables in entries:
         number = str(phone).strip().lstrip("+")
         if not number.isdigit():
@@ -56,7 +85,7 @@ async def add_numbers(request: web.Request) -> web.Response:
             stored[number] = {"variables": variables or {}, "added": state.now()}
             added += 1
     counters = {"added": added, "exceptions": exceptions, "exists": exists}
-    return web.json_response({"result": True, "counters": counters})
+    return {"result": True, "counters": counters}
 
 
 @routes.get("/sms/numbers/info/{book}/{phone}")

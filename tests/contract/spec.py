@@ -72,6 +72,35 @@ def _deal_sort_enum(spec: dict[str, Any]) -> None:
     schema["properties"]["sortBy"].pop("enum", None)
 
 
+def _contact_emails_required(spec: dict[str, Any]) -> None:
+    # `required` names `email`, but the body's one property is `emails`.
+    schema = spec["paths"]["/contacts/{contactId}/emails"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    schema["required"] = ["emails"]
+
+
+def _messenger_send_text_tag(spec: dict[str, Any]) -> None:
+    # `required` names `tag`, which is no property; `message_tag` is, and only goes with
+    # message_type MESSAGE_TAG.
+    schema = spec["paths"]["/contacts/sendText"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    schema["required"] = [r for r in schema["required"] if r != "tag"]
+
+
+def _enum_lists(node: Any) -> None:
+    # Some Message schemas write `enum: {IN: 1, OUT: 2}`; an enum is a list of values.
+    if isinstance(node, dict):
+        if isinstance(node.get("enum"), dict):
+            node["enum"] = list(node["enum"].values())
+        for value in node.values():
+            _enum_lists(value)
+    elif isinstance(node, list):
+        for value in node:
+            _enum_lists(value)
+
+
 # file -> (why, patch): self-contradictions only; nothing here makes a wrong shape pass.
 ERRATA: dict[str, list[tuple[str, Callable[[dict[str, Any]], None]]]] = {
     name: [("`required: [message]` beside a `messages` property", _channel_send_messages)]
@@ -87,8 +116,17 @@ ERRATA["sendpulse-bulk-email-openapi.yml"] = [
     ("add-emails bodies are `oneOf` two schemas that every body matches", _add_emails_any_of),
 ]
 ERRATA["sendpulse-crm-openapi.yml"] = [
-    ("deals get-list: the asc/desc enum of `direction` also put on `sortBy`", _deal_sort_enum)
+    ("deals get-list: the asc/desc enum of `direction` also put on `sortBy`", _deal_sort_enum),
+    (
+        "add contact emails: `required: [email]` beside an `emails` property",
+        _contact_emails_required,
+    ),
 ]
+ERRATA["sendpulse-facebook-openapi.yml"] = [
+    ("sendText: `required` names a `tag` property that does not exist", _messenger_send_text_tag)
+]
+for _name in ("sendpulse-whatsapp-openapi.yml", "sendpulse-live-chat-openapi.yml"):
+    ERRATA.setdefault(_name, []).append(("`enum` written as a map, not a list", _enum_lists))
 
 
 def close_objects(node: Any) -> None:

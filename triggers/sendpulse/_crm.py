@@ -2,7 +2,8 @@
 
 Both lists are POST calls with JSON bodies (reference §6): contacts answer
 ``{data: {list, total}}``, deals ``{data: [...], meta: {total}}``. Both sort, so the triggers
-read newest first and stop at the first page that reaches their cursor.
+read newest first and stop at the first page that reaches their cursor. A deal's payload has
+no contacts: the ``Deal`` schema has none (they are ``GET /deals/{id}/contacts``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ DEAL_FIELDS = frozenset(
         "stepId",
         "price",
         "currency",
-        "contact",
         "responsibleId",
         "createdAt",
         "updatedAt",

@@ -79,7 +79,7 @@ async def test_list_window_and_filters(api: Api) -> None:
 async def test_send_validation(api: Api) -> None:
     cases = [
         (_email("a@example.com", **{"from": {"email": ""}}), 10),
-        (_email("a@example.com", **{"from": {"email": "x@unknown.example"}}), 10),
+        (_email("a@example.com", **{"from": {"email": "x@unknown.example"}}), 422),
         (_email(), 11),
         (_email("a@example.com", subject=""), 12),
         (_email("a@example.com", html="", text=""), 13),
@@ -87,8 +87,9 @@ async def test_send_validation(api: Api) -> None:
     ]
     for body, code in cases:
         status, data = await api.post("/smtp/emails", json=body)
-        assert (status, data["error_code"]) == (400, code), body
-    assert (await api.post("/smtp/emails", json={}))[0] == 400
+        # The SMTP file documents every refused send as HTTP 422.
+        assert (status, data["error_code"]) == (422, code), body
+    assert (await api.post("/smtp/emails", json={}))[0] == 422
     # pysendpulse sends the `email` object as a JSON string.
     wrapped = {"email": json.dumps(_email("a@example.com")["email"])}
     assert (await api.post("/smtp/emails", json=wrapped))[0] == 200
