@@ -96,7 +96,8 @@ async def number_info(request: web.Request) -> web.Response:
     if entry is None:
         raise ApiError(404, "Phone not found", 502)
     data = {"status": 0, "variables": entry["variables"], "added": fmt_datetime(entry["added"])}
-    return web.json_response({"result": True, "data": data})
+    # The SMS file documents a list of `{result, data}` here.
+    return web.json_response([{"result": True, "data": data}])
 
 
 def _sender(data: dict[str, Any]) -> str:
@@ -170,7 +171,8 @@ async def sms_info(request: web.Request) -> web.Response:
     campaign = state.channels.sms.get(as_int(request.match_info["id"], "id"))
     if campaign is None:
         raise ApiError(404, "Campaign not found", 802)
-    return web.json_response({"result": True, "data": _sms_json(campaign)})
+    # The SMS file documents a list here.
+    return web.json_response([_sms_json(campaign)])
 
 
 @routes.put("/sms/campaigns/cancel/{id}")

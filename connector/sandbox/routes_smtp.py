@@ -81,7 +81,7 @@ def _window(state: State, params: dict[str, Any]) -> tuple[float | None, float |
             continue
         parsed = parse_datetime(str(raw))
         if parsed is None:
-            raise ApiError(400, f"Bad {key} date: use YYYY-MM-DD or YYYY-MM-DD HH:MM:SS", 799)
+            raise ApiError(422, f"Bad {key} date: use YYYY-MM-DD", 422)
         # A bare date in `to` means the whole of that day.
         if key == "to" and len(str(raw).strip()) == 10:
             parsed += 86_399.999

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -61,6 +61,14 @@ def _add_emails_any_of(spec: dict[str, Any]) -> None:
         "application/json"
     ]["schema"]
     body["anyOf"] = body.pop("oneOf")
+
+
+def _add_emails_double_opt_in(spec: dict[str, Any]) -> None:
+    # The operation's own 422 examples name `sender_email`, `template_id` and `message_lang`
+    # (sender_email required with confirmation); the body schema leaves them out.
+    schema = spec["components"]["schemas"]["AddEmailsDoubleOptIn"]
+    for name in ("sender_email", "template_id", "message_lang"):
+        schema["properties"].setdefault(name, {"type": "string"})
 
 
 def _deal_sort_enum(spec: dict[str, Any]) -> None:
@@ -114,6 +122,10 @@ ERRATA: dict[str, list[tuple[str, Callable[[dict[str, Any]], None]]]] = {
 ERRATA["sendpulse-bulk-email-openapi.yml"] = [
     ("`#/components/schemas/Error` used but not defined", _bulk_error_schema),
     ("add-emails bodies are `oneOf` two schemas that every body matches", _add_emails_any_of),
+    (
+        "add-emails: fields its own error examples name are not in the body",
+        _add_emails_double_opt_in,
+    ),
 ]
 ERRATA["sendpulse-crm-openapi.yml"] = [
     ("deals get-list: the asc/desc enum of `direction` also put on `sortBy`", _deal_sort_enum),
@@ -150,6 +162,54 @@ def close_objects(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             close_objects(value)
+
+
+# Fields the project's API reference documents in answers where the file's schema leaves them
+# out; the sandbox keeps them (and triggers read some). Any other undeclared field fails.
+REFERENCE_EXTRAS: dict[str, frozenset[str]] = {
+    "GET /addressbooks/{id}/emails": frozenset({"phone"}),
+    "GET /campaigns": frozenset(
+        {
+            "message",
+            "all_email_qty",
+            "tariff_email_qty",
+            "paid_email_qty",
+            "overdraft_price",
+            "overdraft_currency",
+        }
+    ),
+    "GET /campaigns/{id}": frozenset(
+        {
+            "message",
+            "all_email_qty",
+            "tariff_email_qty",
+            "paid_email_qty",
+            "overdraft_price",
+            "overdraft_currency",
+            "send_date",
+            "statistics",
+        }
+    ),
+    "GET /emails/{email}": frozenset({"status", "variables"}),
+    "POST /emails": frozenset({"email", "status", "variables"}),
+    "GET /emails/{email}/details": frozenset({"list_id", "add_date"}),
+    "GET /senders": frozenset({"status"}),
+    "GET /addressbooks/{id}/cost": frozenset(
+        {"addressesDeltaFromBalance", "addressesDeltaFromTariff", "max_emails_per_task"}
+    ),
+    "GET /smtp/emails": frozenset({"smtp_answer_code_explain"}),
+    "GET /smtp/emails/{id}": frozenset({"smtp_answer_code_explain"}),
+    "POST /smtp/emails/info": frozenset({"smtp_answer_code_explain"}),
+}
+_UNEXPECTED = re.compile(r"Unevaluated properties are not allowed \((.*) (?:was|were) unexpected\)")
+
+
+def _only_extras(message: str, allowed: frozenset[str]) -> bool:
+    match = _UNEXPECTED.search(message)
+    if match is None:
+        return False
+    names = {name.strip().strip("'") for name in match[1].split(",")}
+    return names <= allowed
 
 
 @dataclass(frozen=True)
@@ -320,19 +380,40 @@ class Contract:
         try:
             self.validators[op.file].validate_response(self._request(exchange), response)
         except Exception as exc:
+            allowed = REFERENCE_EXTRAS.get(op.key, frozenset())
+            errors = _schema_errors(exc)
+            if allowed and errors and all(_only_extras(e, allowed) for e in errors):
+                return []
             return [_explain(exc)]
         return []
 
 
+def _schema_errors(exc: BaseException) -> list[str]:
+    """Every schema error's message under the validator's exception (nested ones too)."""
+    found: list[str] = []
+    node: BaseException | None = exc
+    while node is not None:
+        for error in getattr(node, "schema_errors", ()) or ():
+            stack = [error]
+            while stack:
+                item = stack.pop()
+                context = list(getattr(item, "context", None) or [])
+                if context:
+                    stack.extend(context)
+                else:
+                    found.append(str(getattr(item, "message", item)))
+        node = node.__cause__ or node.__context__
+    return found
+
+
 def _explain(exc: BaseException) -> str:
-    """The validator's error with its cause's schema errors, on one line."""
-    parts = [f"{type(exc).__name__}: {exc}"]
-    cause = exc.__cause__ or exc.__context__
-    seen = 0
-    while cause is not None and seen < 3:
-        errors: Iterable[Any] = getattr(cause, "schema_errors", ()) or ()
-        details = [getattr(e, "message", str(e)) for e in errors]
-        parts.append(f"{type(cause).__name__}: {'; '.join(details) or cause}")
-        cause = cause.__cause__ or cause.__context__
-        seen += 1
-    return " <- ".join(parts)[:600]
+    """The validator's verdict on one line: the schema errors first, short."""
+    details: list[str] = []
+    node: BaseException | None = exc
+    while node is not None and len(details) < 6:
+        for error in getattr(node, "schema_errors", ()) or ():
+            where = "/".join(str(p) for p in getattr(error, "absolute_path", ()))
+            details.append(f"{where or '<root>'}: {str(getattr(error, 'message', error))[:160]}")
+        node = node.__cause__ or node.__context__
+    head = f"{type(exc).__name__}: {str(exc)[:160]}"
+    return head if not details else f"{type(exc).__name__}: " + "; ".join(details[:6])

@@ -14,7 +14,8 @@ async def test_sms_numbers_campaigns_and_send(api: Api) -> None:
     assert (status, data) == (200, {"result": True, "counters": counters})
     again = (await api.post("/sms/numbers", json=body))[1]
     assert again["counters"]["exists"] == 2
-    info = (await api.get(f"/sms/numbers/info/{book}/380501112233"))[1]
+    # The SMS file documents a list of `{result, data}` here.
+    [info] = (await api.get(f"/sms/numbers/info/{book}/380501112233"))[1]
     assert info["result"] is True
     status, created = await api.post(
         "/sms/campaigns", json={"sender": "Shop", "addressBookId": book, "body": "Sale!"}
