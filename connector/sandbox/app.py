@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from yarl import URL
 
 from connector.sandbox.exchanges import FAULT, record_path, recorder
@@ -61,6 +62,7 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
             return web.json_response(exc.body, status=exc.status)
     state = request.app[STATE]
     status = 0
+    sent = await request.read() if request.body_exists else b""
     try:
         response = await _serve(request, handler, state, path)
         status = response.status
@@ -74,6 +76,7 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
                 status,
                 state.now(),
                 request.get(CLIENT_ID) or _peek_client(request, state),
+                sent.decode("utf-8", "replace"),
             )
         )
 
@@ -198,7 +201,7 @@ def create_app(state: State) -> web.Application:
     )
 
     sink = record_path()
-    middlewares = [gateway] if sink is None else [recorder(sink), gateway]
+    middlewares: list[Middleware] = [gateway] if sink is None else [recorder(sink), gateway]
     app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     app[STATE] = state
     app[STOPPING] = asyncio.Event()

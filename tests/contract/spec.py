@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -137,8 +137,8 @@ ERRATA["sendpulse-crm-openapi.yml"] = [
 ERRATA["sendpulse-facebook-openapi.yml"] = [
     ("sendText: `required` names a `tag` property that does not exist", _messenger_send_text_tag)
 ]
-for _name in ("sendpulse-whatsapp-openapi.yml", "sendpulse-live-chat-openapi.yml"):
-    ERRATA.setdefault(_name, []).append(("`enum` written as a map, not a list", _enum_lists))
+# Every file: the channel files' Message schemas write `enum: {IN: 1, OUT: 2}`.
+EVERY_FILE = [("`enum` written as a map, not a list, read as its values", _enum_lists)]
 
 
 def close_objects(node: Any) -> None:
@@ -301,9 +301,10 @@ class Contract:
         loaded = {}
         for path in sorted(self.directory.glob("*-openapi.yml")):
             spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-            for why, patch in ERRATA.get(path.name, []):
+            for why, patch in ERRATA.get(path.name, []) + EVERY_FILE:
                 patch(spec)
-                self.errata_applied.append(f"{path.name}: {why}")
+                if (why, patch) not in EVERY_FILE:
+                    self.errata_applied.append(f"{path.name}: {why}")
             close_objects(spec.get("paths"))
             close_objects(spec.get("components"))
             loaded[path.name] = spec
@@ -417,3 +418,9 @@ def _explain(exc: BaseException) -> str:
         node = node.__cause__ or node.__context__
     head = f"{type(exc).__name__}: {str(exc)[:160]}"
     return head if not details else f"{type(exc).__name__}: " + "; ".join(details[:6])
+
+
+@cache
+def shared_contract() -> Contract:
+    """One loaded contract for the session (loading the files takes seconds)."""
+    return Contract()

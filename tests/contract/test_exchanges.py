@@ -16,7 +16,7 @@ import pytest
 from connector.sandbox.exchanges import RECORD_ENV
 from tests.contract.checks import check_exchanges, undocumented_table
 from tests.contract.conftest import REPORTS
-from tests.contract.spec import Contract, read_exchanges
+from tests.contract.spec import read_exchanges, shared_contract
 
 SHOWN = 40
 
@@ -24,7 +24,7 @@ SHOWN = 40
 @pytest.mark.after_all_exchanges
 def test_every_recorded_exchange_matches_the_contract() -> None:
     path = Path(os.environ[RECORD_ENV])
-    report = check_exchanges(read_exchanges(path), Contract(), undocumented_table())
+    report = check_exchanges(read_exchanges(path), shared_contract(), undocumented_table())
     REPORTS.append(report)
     print(report.summary())
     assert report.recorded > 0, "no exchange was recorded: is the sandbox recorder on?"

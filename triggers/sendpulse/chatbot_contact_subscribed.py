@@ -45,7 +45,7 @@ class ChatbotContactSubscribed(Trigger):
         async for dialog, channel in recent_dialogs(client, since, self.params):
             person = dialog.get("contact")
             contact_id = person.get("id") if isinstance(person, dict) else None
-            if not isinstance(contact_id, str) or not contact_id:
+            if not isinstance(person, dict) or not isinstance(contact_id, str) or not contact_id:
                 raise UnexpectedResponse("/chatbots/dialogs: a dialog has no contact id")
             created = epoch_or_none(dialog.get("created_at"))
             if since is None:
