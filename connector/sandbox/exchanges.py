@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 RECORD_ENV = "CONNECTOR_SANDBOX_RECORD"
 MAX_BODY = 1024 * 1024
@@ -43,7 +44,7 @@ def _text(raw: bytes | None) -> tuple[str | None, bool]:
     return raw.decode("utf-8", "replace"), False
 
 
-def recorder(path: Path) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def recorder(path: Path) -> Middleware:
     """A middleware that appends each API exchange to ``path`` (control calls excepted)."""
 
     @web.middleware
