@@ -22,11 +22,13 @@ from connector.sandbox.testing import Sandbox, start_sandbox
 
 
 @asynccontextmanager
-async def account(pool: asyncpg.Pool) -> AsyncIterator[tuple[Sandbox, SendPulseClient]]:
+async def account(
+    pool: asyncpg.Pool, *, seed: str | None = "demo", chats: bool = True
+) -> AsyncIterator[tuple[Sandbox, SendPulseClient]]:
     """A demo-seeded sandbox with a bot and a writing contact per channel, and a client."""
-    async with start_sandbox(seed="demo", rate_limit=None) as sb, aiohttp.ClientSession() as http:
+    async with start_sandbox(seed=seed, rate_limit=None) as sb, aiohttp.ClientSession() as http:
         now = sb.state.now()
-        for name in CHANNELS:
+        for name in CHANNELS if chats else ():
             bot = sb.state.chatbots.add_bot(name, f"{name} bot", now - 7200)
             contact = sb.state.chatbots.add_contact(bot.id, f"Ann {name}", now - 3600)
             sb.state.chatbots.add_message(contact, f"hi on {name}", 1, now - 1800)
