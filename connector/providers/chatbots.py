@@ -98,6 +98,7 @@ def unwrap(answer: Any, where: str) -> Any:
 async def dialogs(client: ApiClient) -> AsyncIterator[Item]:
     """Every dialog, most recently active first, following ``search_after`` page to page."""
     cursor: Any = None
+    seen = 0
     while True:
         query: dict[str, Any] = {"size": PAGE, "order": "desc"}
         if cursor is not None:
@@ -106,6 +107,12 @@ async def dialogs(client: ApiClient) -> AsyncIterator[Item]:
         rows = data.get("list") if isinstance(data, dict) else None
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise MalformedResponse(f"{DIALOGS}: expected data.list to be a list of dialogs")
+        seen += len(rows)
+        total = data.get("total")
+        if len(rows) < PAGE and isinstance(total, int) and seen < total:
+            # A short page before the total: the page limit is below ours; stopping here
+            # would lose the older dialogs.
+            raise UnexpectedResponse(f"{DIALOGS}: {len(rows)} of {PAGE} asked, {seen} of {total}")
         for row in rows:
             yield row
         next_cursor = data.get("search_after")

@@ -23,6 +23,7 @@ from connector import metrics
 from connector.auth.tokens import Authorizer
 from connector.errors import RetriableError
 from connector.providers.errors import (
+    RATE_LIMIT_CODE,
     RateLimited,
     RetryLater,
     UnexpectedResponse,
@@ -160,7 +161,13 @@ class SendPulseClient:
 
     def _result(self, reply: Reply) -> Any:
         if 200 <= reply.status < 300:
-            return decode_json(reply.body)
+            answer = decode_json(reply.body)
+            if isinstance(answer, dict) and str(answer.get("error_code")) == str(RATE_LIMIT_CODE):
+                # The files do not say which HTTP status comes with 2020202020: whatever it
+                # is, it is the rate limit, never data.
+                metrics.RATE_LIMITED.labels(connection=self.connection_id).inc()
+                raise error_from_reply(429, answer)
+            return answer
         try:
             body: Any = jsonlib.loads(reply.body) if reply.body.strip() else None
         except (ValueError, UnicodeDecodeError):

@@ -10,16 +10,21 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
+from aiolimiter import AsyncLimiter
 
 from actions.sendpulse.add_phone_to_list import AddPhoneToList
 from actions.sendpulse.create_crm_contact import CreateCrmContact
 from actions.sendpulse.run_chatbot_flow import RunChatbotFlow
 from actions.sendpulse.send_chatbot_message import SendChatbotMessage
 from actions.sendpulse.send_email import SendEmail
+from connector.auth.tokens import StaticKey
 from connector.plugins import Action, Item, Trigger
-from connector.providers.errors import RetryLater, UnexpectedResponse
+from connector.providers.errors import RateLimited, RetryLater, UnexpectedResponse
+from connector.providers.retry import RetryPolicy
 from connector.providers.sendpulse import SendPulseClient
 from connector.sandbox.testing import Sandbox
 from tests.contract.workload import account
@@ -28,6 +33,7 @@ from triggers.sendpulse.chatbot_message_received import ChatbotMessageReceived
 from triggers.sendpulse.crm_contact_updated import CrmContactUpdated
 from triggers.sendpulse.crm_deal_created import CrmDealCreated
 from triggers.sendpulse.smtp_email_sent import SmtpEmailSent
+from triggers.sendpulse.subscriber_removed import SubscriberRemoved
 
 JAN_1 = 1767225600.0  # 2026-01-01T00:00:00Z
 BOT = "00000b070000000000000001"
@@ -422,3 +428,49 @@ async def test_smtp_email_sent_asks_by_day_and_keeps_the_cursor_exact(
         ("late@example.com", "2026-01-01 02:00:00")
     ]
     assert calls(sb) == [("GET", "/smtp/emails", "from=2025-12-31&limit=100&offset=0")]
+
+
+async def test_a_crm_page_cut_short_before_its_total_fails_the_poll() -> None:
+    client = Answers(
+        {"data": {"list": [{"id": 1, "updatedAt": "2026-01-01T00:00:00Z"}], "total": 250}}
+    )
+    trigger = CrmContactUpdated(CrmContactUpdated.Params())
+    with pytest.raises(UnexpectedResponse, match="1 rows of 100 asked at offset 0, total 250"):
+        await payloads(trigger, client, None)  # type: ignore[arg-type]
+
+
+async def test_a_removal_confirmed_by_a_stray_200_fails_loudly() -> None:
+    trigger = SubscriberRemoved(SubscriberRemoved.Params(mailing_list_id=1))
+    payload = {"email": "gone@example.com", "mailing_list_id": 1}
+    with pytest.raises(UnexpectedResponse, match="not the subscriber"):
+        await trigger.enrich(Answers([]), "removed", payload)  # type: ignore[arg-type]
+    still = Answers({"email": "gone@example.com", "status": 1})
+    assert await trigger.enrich(still, "removed", payload) is None  # type: ignore[arg-type]
+
+
+async def test_error_2020202020_in_a_200_is_the_rate_limit(db_pool: asyncpg.Pool) -> None:
+    async def limited(request: web.Request) -> web.Response:
+        body = {"message": "Too many requests", "error_code": 2020202020}
+        return web.json_response(body, status=200)
+
+    app = web.Application()
+    app.router.add_get("/campaigns", limited)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as http:
+            client = SendPulseClient(
+                connection_id="main",
+                session=http,
+                base_url=f"http://127.0.0.1:{port}",
+                limiter=AsyncLimiter(1000, 1),
+                auth=StaticKey(connection_id="main", provider="sendpulse", key="k", pool=db_pool),
+                retry=RetryPolicy(attempts=1),
+            )
+            with pytest.raises(RateLimited):
+                await client.request("GET", "/campaigns")
+    finally:
+        await runner.cleanup()
