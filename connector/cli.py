@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a flow file and list what it defines")
     check.add_argument("config", help="flow file to validate")
     check.add_argument("--json", action="store_true", help="print problems as JSON lines")
+    check.add_argument(
+        "--live",
+        action="store_true",
+        help="also read each flow's account once (read only) and hold it to SendPulse's specs",
+    )
 
     commands.add_parser("schema", help="print the flow file JSON Schema (for editors)")
 
@@ -152,6 +157,28 @@ def _cmd_check(args: argparse.Namespace) -> int:
         f"[green]{args.config} is valid[/green]: "
         f"{len(config.connections)} connections, {len(config.flows)} flows"
     )
+    if args.live:
+        return _live(config, console)
+    return EXIT_OK
+
+
+def _live(config: Any, console: Any) -> int:
+    from rich.table import Table
+
+    from connector.live_check import check_live
+
+    rows = asyncio.run(check_live(config))
+    table = Table(title="Live check")
+    for column in ("flow", "checked", "result"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.flow, row.check, row.result if row.ok else f"[red]{row.result}[/red]")
+    console.print(table)
+    failed = [row for row in rows if not row.ok]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(rows)} checks differ from the contract[/red]")
+        return EXIT_FAILURE
+    console.print(f"[green]all {len(rows)} checks ok[/green]")
     return EXIT_OK
 
 

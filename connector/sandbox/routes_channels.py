@@ -386,3 +386,22 @@ async def autoresponder(request: web.Request) -> web.Response:
             "conversions": item.conversions,
         }
     )
+
+
+@routes.get("/push/websites/info/{id}")
+async def website_info(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    website_id = as_int(request.match_info["id"], "id")
+    site = state.channels.websites.get(website_id)
+    if site is None:
+        raise ApiError(404, "Website not found", 404)
+    subscribers = [s for s in state.channels.subscriptions if s.website_id == website_id]
+    return web.json_response(
+        {
+            "id": site.id,
+            "url": site.url,
+            "status": str(site.status),
+            "total_subscribers": len(subscribers),
+            "active_subscribers": sum(1 for s in subscribers if s.status == 1),
+        }
+    )

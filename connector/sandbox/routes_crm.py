@@ -219,3 +219,21 @@ async def create_deal(request: web.Request) -> web.Response:
         contacts=contacts,
     )
     return web.json_response({"data": deal.json()})
+
+
+@routes.get("/crm/v1/pipelines/{id}")
+async def pipeline(request: web.Request) -> web.Response:
+    """The fixed pipeline 1 and its steps (the file's `Pipeline`, the fields we keep)."""
+    state = request.app[STATE]
+    pipeline_id = as_int(request.match_info["id"], "pipelineId")
+    steps = state.crm.steps.get(pipeline_id)
+    if steps is None:
+        raise ApiError(404, "Pipeline not found", 404)
+    data = {
+        "id": pipeline_id,
+        "name": f"Pipeline {pipeline_id}",
+        "steps": [
+            {"id": step, "pipelineId": pipeline_id, "name": f"Step {step}"} for step in steps
+        ],
+    }
+    return web.json_response({"data": data})
