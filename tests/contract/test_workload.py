@@ -6,10 +6,15 @@ holds every operation the connector uses to the specs (``test_exchanges``, which
 
 from __future__ import annotations
 
+import asyncio
+import os
+from pathlib import Path
+
 import asyncpg
 
 from actions import ACTIONS
 from connector.providers.chatbots import CHANNELS, send_text
+from connector.sandbox.exchanges import RECORD_ENV
 from tests.contract.workload import account, action_params, contact_on, trigger_params
 from triggers import TRIGGERS
 
@@ -44,3 +49,6 @@ async def test_every_trigger_polls_and_every_action_runs(db_pool: asyncpg.Pool) 
     assert set(ran) == set(params)
     sent = [(c, body) for c, _, body in sb.state.chatbots.sent]
     assert sorted(c for c, _ in sent) == sorted(set(CHANNELS) - {"telegram", "messenger"})
+    # The session's exchange log has them, for test_exchanges to check.
+    logged = await asyncio.to_thread(Path(os.environ[RECORD_ENV]).read_text, encoding="utf-8")
+    assert '"path":"/live-chat/contacts/send"' in logged
