@@ -36,6 +36,7 @@ PUBLIC_PATHS = (
     "/market-service/oauth/authorize",
 )
 CONTROL_PREFIX = "/_sandbox/"
+BODY_KEPT = 4096
 TICK_SECONDS = 0.2
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,7 +77,8 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
                 status,
                 state.now(),
                 request.get(CLIENT_ID) or _peek_client(request, state),
-                sent.decode("utf-8", "replace"),
+                # A long request log must not hold bulk bodies whole.
+                sent[:BODY_KEPT].decode("utf-8", "replace"),
             )
         )
 
