@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a flow file and list what it defines")
     check.add_argument("config", help="flow file to validate")
     check.add_argument("--json", action="store_true", help="print problems as JSON lines")
+    check.add_argument(
+        "--live",
+        action="store_true",
+        help="also read each flow's account once (read only) and hold it to SendPulse's specs",
+    )
 
     commands.add_parser("schema", help="print the flow file JSON Schema (for editors)")
 
@@ -162,13 +167,26 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise
     summary = _check_summary(config)
     if args.json:
-        print(json.dumps({"file": args.config, "valid": True, **summary}))
-        return EXIT_OK
+        document: dict[str, Any] = {"file": args.config, "valid": True, **summary}
+        code = EXIT_OK
+        if args.live:
+            from connector.live_check import check_live
+
+            rows = asyncio.run(check_live(config))
+            document["live"] = [
+                {"flow": r.flow, "checked": r.check, "ok": r.ok, "result": r.result} for r in rows
+            ]
+            code = EXIT_OK if all(r.ok for r in rows) else EXIT_FAILURE
+        print(json.dumps(document))
+        return code
     _print_check_tables(summary)
-    _console().print(
+    console = _console()
+    console.print(
         f"[green]{_escape(args.config)} is valid[/green]: {len(summary['connections'])} "
         f"connections, {len(summary['apps'])} apps, {len(summary['flows'])} flows"
     )
+    if args.live:
+        return _live(config, console)
     return EXIT_OK
 
 
@@ -249,6 +267,26 @@ def _print_check_tables(summary: dict[str, Any]) -> None:
             ", ".join(f["actions"]),
         )
     console.print(flows)
+
+
+def _live(config: Any, console: Any) -> int:
+    from rich.table import Table
+
+    from connector.live_check import check_live
+
+    rows = asyncio.run(check_live(config))
+    table = Table(title="Live check")
+    for column in ("flow", "checked", "result"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.flow, row.check, row.result if row.ok else f"[red]{row.result}[/red]")
+    console.print(table)
+    failed = [row for row in rows if not row.ok]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(rows)} checks differ from the contract[/red]")
+        return EXIT_FAILURE
+    console.print(f"[green]all {len(rows)} checks ok[/green]")
+    return EXIT_OK
 
 
 def _console() -> Any:

@@ -27,9 +27,33 @@ from hypothesis import settings
 from connector.db import migrate as migrations
 from connector.db.embedded import EmbeddedPostgres
 from connector.db.pool import ensure_database
+from connector.sandbox.exchanges import RECORD_ENV
 from connector.sandbox.testing import Sandbox, start_sandbox
 
 TEMPLATE = "connector_template"
+# The folder of this session's exchange log, when this session made it.
+_RECORD_DIR: list[Path] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every sandbox of the session (in this process or a child) logs its exchanges to one
+    file, which the contract tests check at the end (tests/contract)."""
+    if not os.environ.get(RECORD_ENV):
+        folder = Path(tempfile.mkdtemp(prefix="connector-exchanges-"))
+        _RECORD_DIR.append(folder)
+        os.environ[RECORD_ENV] = str(folder / "exchanges.jsonl")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _RECORD_DIR:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(RECORD_ENV, None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The check of the whole session's exchanges runs last, when they have all been made."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all_exchanges") is not None)
+
 
 # On a loaded CI machine one example can take longer than Hypothesis's 200 ms default for
 # reasons that have nothing to do with the code; CI (CI=true) uses no per-example deadline.

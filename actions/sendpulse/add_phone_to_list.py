@@ -17,8 +17,21 @@ class Params(PluginParams):
     variables: dict[str, str | int | float] = Field(default_factory=dict)
 
 
+def variable_rows(variables: dict[str, str | int | float]) -> list[dict[str, str]]:
+    """``/sms/numbers/variables``' shape of one phone's variables: ``{name, type, value}``."""
+    return [
+        {
+            "name": name,
+            "type": "number" if isinstance(value, int | float) else "string",
+            "value": str(value),
+        }
+        for name, value in variables.items()
+    ]
+
+
 class AddPhoneToList(SendPulseAction):
-    """POST /sms/numbers (with variables, the phones go as a map of number to variables)."""
+    """POST /sms/numbers with a list of phones, or, with variables, POST
+    /sms/numbers/variables with ``{phone: [[{name, type, value}, ...]]}``."""
 
     key: ClassVar[str] = "sendpulse.add_phone_to_list"
     Params = Params
@@ -28,10 +41,14 @@ class AddPhoneToList(SendPulseAction):
     async def call(self, client: Any, params: Any) -> ActionResult:
         list_id = as_int(params.mailing_list_id, "mailing_list_id")
         phone = params.phone.strip().lstrip("+").replace(" ", "")
-        phones: Any = {phone: dict(params.variables)} if params.variables else [phone]
-        reply = await client.request(
-            "POST", "/sms/numbers", json={"addressBookId": list_id, "phones": phones}
-        )
+        if params.variables:
+            body = {"addressBookId": list_id, "phones": {phone: [variable_rows(params.variables)]}}
+            reply = await client.request("POST", "/sms/numbers/variables", json=body)
+            # This one answers a list of results (one per batch).
+            reply = reply[0] if isinstance(reply, list) and reply else reply
+        else:
+            body = {"addressBookId": list_id, "phones": [phone]}
+            reply = await client.request("POST", "/sms/numbers", json=body)
         counters = reply.get("counters", {}) if isinstance(reply, dict) else {}
         if counters.get("exceptions"):
             raise FatalError(f"SendPulse refused the phone number {phone!r}")

@@ -7,19 +7,19 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from actions.sendpulse._base import SendPulseAction
-from actions.sendpulse.send_chatbot_message import Channel
 from connector.plugins import ActionResult, PluginParams
+from connector.providers.chatbots import CHANNELS, ChannelName, run_flow
 
 
 class Params(PluginParams):
-    channel: Channel
+    channel: ChannelName
     contact_id: str
     flow_id: str
     external_data: dict[str, str | int | float] = Field(default_factory=dict)
 
 
 class RunChatbotFlow(SendPulseAction):
-    """POST /{channel}/flows/run."""
+    """POST {channel base}/flows/run (``/live-chat``, ``/viber/chatbots``, ``/telegram``...)."""
 
     key: ClassVar[str] = "sendpulse.run_chatbot_flow"
     Params = Params
@@ -27,12 +27,9 @@ class RunChatbotFlow(SendPulseAction):
     summary = "run a chatbot flow for a contact"
 
     async def call(self, client: Any, params: Any) -> ActionResult:
-        body = {
-            "contact_id": params.contact_id,
-            "flow_id": params.flow_id,
-            "external_data": dict(params.external_data),
-        }
-        await client.request("POST", f"/{params.channel}/flows/run", json=body)
+        channel = CHANNELS[params.channel]
+        external = dict(params.external_data)
+        await run_flow(client, channel, params.contact_id, params.flow_id, external)
         return ActionResult(
             summary=f"ran {params.channel} flow {params.flow_id} for {params.contact_id}"
         )

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from actions.sendpulse._base import SendPulseAction
 from connector.plugins import ActionResult, PluginParams
-
-Channel = Literal["telegram", "whatsapp", "instagram", "messenger", "viber", "livechat", "tiktok"]
+from connector.providers.chatbots import CHANNELS, ChannelName, send_text
 
 
 class Params(PluginParams):
-    channel: Channel
+    channel: ChannelName
     contact_id: str
     text: str = Field(min_length=1)
 
 
 class SendChatbotMessage(SendPulseAction):
-    """POST /{channel}/contacts/sendText."""
+    """POST {channel}/contacts/sendText (Telegram, Messenger) or {channel}/contacts/send."""
 
     key: ClassVar[str] = "sendpulse.send_chatbot_message"
     Params = Params
@@ -27,6 +26,5 @@ class SendChatbotMessage(SendPulseAction):
     summary = "send a chatbot message to a contact"
 
     async def call(self, client: Any, params: Any) -> ActionResult:
-        body = {"contact_id": params.contact_id, "text": params.text}
-        await client.request("POST", f"/{params.channel}/contacts/sendText", json=body)
+        await send_text(client, CHANNELS[params.channel], params.contact_id, params.text)
         return ActionResult(summary=f"sent a {params.channel} message to {params.contact_id}")

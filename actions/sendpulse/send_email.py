@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html as markup
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
@@ -16,7 +17,8 @@ class Params(PluginParams):
     to_name: str | None = None
     from_email: str
     from_name: str = ""
-    subject: str | None = None
+    # Required by ``POST /smtp/emails`` even with a template (the template's own is not used).
+    subject: str = Field(min_length=1)
     html: str | None = None
     text: str | None = None
     template_id: Number | None = None
@@ -28,15 +30,18 @@ class Params(PluginParams):
             raise ValueError("give html and/or text, or a template_id")
         if self.template_id is not None and (self.html or self.text):
             raise ValueError("give either a template_id or html/text, not both")
-        if self.template_id is None and not self.subject:
-            raise ValueError("subject is required unless a template_id is given")
         if self.variables and self.template_id is None:
             raise ValueError("variables go with a template_id")
         return self
 
 
 class SendEmail(SendPulseAction):
-    """POST /smtp/emails with ``{email: {...}}``; the HTML goes Base64-encoded."""
+    """POST /smtp/emails with ``{email: {...}}``; the HTML goes Base64-encoded.
+
+    The body is either a template, or both ``html`` and ``text`` (the file requires both): a
+    missing text is made from the HTML by SendPulse (``auto_plain_text``), a missing HTML is
+    the text, escaped, with its line breaks.
+    """
 
     key: ClassVar[str] = "sendpulse.send_email"
     Params = Params
@@ -50,17 +55,19 @@ class SendEmail(SendPulseAction):
         email: dict[str, Any] = {
             "from": {"name": params.from_name, "email": params.from_email},
             "to": [recipient],
+            "subject": params.subject,
         }
-        if params.subject:
-            email["subject"] = params.subject
         if params.template_id is not None:
             template_id = as_int(params.template_id, "template_id")
             email["template"] = {"id": template_id, "variables": dict(params.variables)}
         else:
-            if params.html:
-                email["html"] = base64.b64encode(params.html.encode()).decode()
-            if params.text:
-                email["text"] = params.text
+            html = params.html
+            if html is None:
+                html = "<p>" + markup.escape(params.text or "").replace("\n", "<br>") + "</p>"
+            email["html"] = base64.b64encode(html.encode()).decode()
+            email["text"] = params.text or ""
+            if not params.text:
+                email["auto_plain_text"] = True
         reply = await client.request("POST", "/smtp/emails", json={"email": email})
         sent_id = reply.get("id") if isinstance(reply, dict) else None
         return ActionResult(summary=f"emailed {params.to} (smtp id {sent_id})")

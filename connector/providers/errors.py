@@ -7,7 +7,8 @@
     ├── ServerError         HTTP 5xx
     ├── TransportError      timeout, refused or dropped connection
     ├── MalformedResponse   a 2xx whose body is not the JSON it should be (truncated, HTML…)
-    └── RetryLater          a quota that frees itself (791: 4 API campaigns an hour; 1004)
+    └── RetryLater          a quota that frees itself (791: 4 API campaigns an hour; 1004;
+                            SMTP's 422 "sending limited" and "quota or bandwidth exceeded")
     FatalError
     ├── ApiError            any other 4xx; carries status, error_code and its meaning
     │   ├── NotFound        the list, campaign, email or sender does not exist
@@ -164,6 +165,10 @@ CODES: dict[int, Code] = _codes(
     (RATE_LIMIT_CODE, "more than 10 requests per second", RateLimited),
 )
 _QUOTA_WAIT = {791: 15 * 60.0, 1004: 15 * 60.0}
+# SMTP send's 422 answers that pass (the SMTP file's `sending.limited` and `quota.exceeded`):
+# they share error_code 422 with permanent refusals, so only their message tells them apart.
+TRANSIENT_422 = ("currently limited", "quota or bandwidth exceeded")
+TRANSIENT_WAIT = 10 * 60.0
 
 # HTTP statuses that SendPulse also echoes as error_code.
 _BY_STATUS: dict[int, type[ApiError]] = {
@@ -218,6 +223,12 @@ def error_from_reply(
             f"SendPulse answered {status}{': ' + message if message else ''}",
             status=status,
             retry_after=retry_after,
+        )
+    if status == 422 and any(part in message.lower() for part in TRANSIENT_422):
+        return RetryLater(
+            f"{message} [HTTP 422]",
+            retry_after=retry_after or TRANSIENT_WAIT,
+            error_code=error_code if error_code is not None else 422,
         )
     entry = CODES.get(error_code) if error_code is not None else None
     meaning = entry.meaning if entry else None

@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from yarl import URL
 
+from connector.sandbox.exchanges import FAULT, record_path, recorder
 from connector.sandbox.faults import Fault
 from connector.sandbox.limits import RequestRecord
 from connector.sandbox.state import State
@@ -34,6 +36,7 @@ PUBLIC_PATHS = (
     "/market-service/oauth/authorize",
 )
 CONTROL_PREFIX = "/_sandbox/"
+BODY_KEPT = 4096
 TICK_SECONDS = 0.2
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -60,6 +63,7 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
             return web.json_response(exc.body, status=exc.status)
     state = request.app[STATE]
     status = 0
+    sent = await request.read() if request.body_exists else b""
     try:
         response = await _serve(request, handler, state, path)
         status = response.status
@@ -73,6 +77,8 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
                 status,
                 state.now(),
                 request.get(CLIENT_ID) or _peek_client(request, state),
+                # A long request log must not hold bulk bodies whole.
+                sent[:BODY_KEPT].decode("utf-8", "replace"),
             )
         )
 
@@ -85,6 +91,7 @@ async def _serve(
         await asyncio.sleep(settings.latency + _random.uniform(0, settings.jitter))
     fault = state.faults.take(path)
     if fault is not None:
+        request[FAULT] = fault.kind
         return await _fault(request, fault)
     if path not in PUBLIC_PATHS:
         token = _bearer(request)
@@ -195,7 +202,9 @@ def create_app(state: State) -> web.Application:
         routes_webhooks,
     )
 
-    app = web.Application(middlewares=[gateway], client_max_size=64 * 1024 * 1024)
+    sink = record_path()
+    middlewares: list[Middleware] = [gateway] if sink is None else [recorder(sink), gateway]
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     app[STATE] = state
     app[STOPPING] = asyncio.Event()
     modules = (

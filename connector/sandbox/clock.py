@@ -50,7 +50,9 @@ def fmt_iso(ts: float) -> str:
 
 
 def fmt_chatbot(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
+    """Chatbot style, as the chatbot files show it: ``2020-12-11T21:00:00.000Z``."""
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def fmt_market(ts: float) -> str:

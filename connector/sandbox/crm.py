@@ -53,7 +53,6 @@ class Deal:
             "name": self.name,
             "price": self.price,
             "currency": self.currency,
-            "contact": list(self.contacts),
             "responsibleId": self.responsible_id,
             "createdAt": fmt_iso(self.created),
             "updatedAt": fmt_iso(self.updated),

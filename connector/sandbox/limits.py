@@ -16,6 +16,8 @@ class RequestRecord:
     status: int
     at: float
     client_id: str | None
+    # The request body as text ("" for none), for tests that assert exactly what was sent.
+    body: str = ""
 
 
 class Window:

@@ -68,7 +68,7 @@ async def create_book(request: web.Request) -> web.Response:
     data = await body(request)
     name = str(data.get("bookName") or "").strip()
     if not name:
-        raise ApiError(400, "The bookName field is required", 400)
+        raise ApiError(422, "Argument bookName missing", 422)
     if state.book_by_name(name) is not None:
         raise ApiError(422, "Book name already in use", 203)
     return web.json_response({"id": state.add_book(name).id})
@@ -166,16 +166,20 @@ async def email_in_book(request: web.Request) -> web.Response:
     row = book.get(request.match_info["email"])
     if row is None:
         raise ApiError(404, "Email not found", 502)
-    return web.json_response(
-        {
-            "email": row.email,
-            "abook_id": str(book.id),
-            "phone": row.phone,
-            "status": row.status,
-            "status_explain": STATUS_EXPLAIN.get(row.status, "Error"),
-            "variables": typed_variables(book, row.variables),
-        }
-    )
+    answer: dict[str, Any] = {
+        "email": row.email,
+        "abook_id": str(book.id),
+        "status": row.status,
+        "status_explain": STATUS_EXPLAIN.get(row.status, "Error"),
+        # The file types every value as a string here, whatever the variable's type.
+        "variables": [
+            {**entry, "value": str(entry["value"])}
+            for entry in typed_variables(book, row.variables)
+        ],
+    }
+    if row.phone:
+        answer["phone"] = row.phone
+    return web.json_response(answer)
 
 
 def _entries(raw: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -202,15 +206,16 @@ async def add_emails(request: web.Request) -> web.Response:
     book = book_or_404(state, request.match_info["id"])
     data = await body(request)
     entries = _entries(data.get("emails"))
+    # Refusals as the file documents them for this call: HTTP 422 with its messages.
     if not entries:
-        raise ApiError(400, "No emails given", 303)
+        raise ApiError(422, "Argument emails missing", 422)
     valid = [(email, variables) for email, variables in entries if EMAIL.match(email)]
     if not valid:
-        raise ApiError(400, "Invalid email", 17)
+        raise ApiError(422, "Argument email is invalid", 422)
     status = ACTIVE
     if data.get("confirmation") == "force":
         if not data.get("sender_email"):
-            raise ApiError(400, "Sender email is missing or invalid", 10)
+            raise ApiError(422, "Argument sender_email missing", 422)
         status = CONFIRMATION_REQUESTED
     quota = state.settings.subscriber_quota
     if quota is not None:

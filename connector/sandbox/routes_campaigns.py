@@ -209,11 +209,7 @@ async def book_campaigns(request: web.Request) -> web.Response:
     state.tick()
     book = book_or_404(state, request.match_info["id"])
     limit, offset = paging(query(request))
-    rows = [
-        {"task_id": c.id, "task_name": c.name, "task_status": c.status}
-        for c in state.campaigns.items.values()
-        if book.id in c.list_ids
-    ]
+    rows = [{"task_id": c.id} for c in state.campaigns.items.values() if book.id in c.list_ids]
     return web.json_response(rows[offset : offset + limit])
 
 
@@ -249,7 +245,8 @@ async def list_senders(request: web.Request) -> web.Response:
 @routes.get("/smtp/senders")
 async def smtp_senders(request: web.Request) -> web.Response:
     senders = request.app[STATE].campaigns.senders.values()
-    return web.json_response([s.json() for s in senders if s.active])
+    # The SMTP file documents a list of addresses here.
+    return web.json_response([s.email for s in senders if s.active])
 
 
 @routes.post("/senders")
@@ -287,7 +284,7 @@ async def resend_code(request: web.Request) -> web.Response:
     if state.now() - sender.code_sent < 15 * 60:
         raise ApiError(BAD, "The code was sent less than 15 minutes ago", 1004)
     sender.code_sent = state.now()
-    return web.json_response({"result": True, "email": sender.email})
+    return web.json_response({"result": True})
 
 
 @routes.post("/senders/{email}/code")

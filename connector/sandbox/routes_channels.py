@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from connector.sandbox.app import STATE
 from connector.sandbox.channels import PushTask, SmsCampaign
 from connector.sandbox.clock import fmt_datetime, parse_datetime
 from connector.sandbox.routes_books import book_or_404
+from connector.sandbox.state import State
 from connector.sandbox.wire import ApiError, as_int, as_list, body, paging, query, unjson
 
 routes = web.RouteTableDef()
@@ -42,10 +44,37 @@ async def add_numbers(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await body(request)
     book = book_or_404(state, str(data.get("addressBookId") or ""))
-    stored = state.channels.phones.setdefault(book.id, {})
-    added = exists = exceptions = 0
     raw = unjson(data.get("phones"))
-    entries = raw.items() if isinstance(raw, dict) else ((p, {}) for p in as_list(raw))
+    if isinstance(raw, dict):
+        # Phones with variables go to /sms/numbers/variables; this one takes a plain list.
+        raise ApiError(400, "phones must be a list of numbers", 11)
+    return web.json_response(_add_phones(state, book.id, ((p, {}) for p in as_list(raw))))
+
+
+@routes.post("/sms/numbers/variables")
+async def add_numbers_with_variables(request: web.Request) -> web.Response:
+    """`phones` maps each number to a list of lists of `{name, type, value}`."""
+    state = request.app[STATE]
+    data = await body(request)
+    book = book_or_404(state, str(data.get("addressBookId") or ""))
+    raw = unjson(data.get("phones"))
+    if not isinstance(raw, dict):
+        raise ApiError(400, "phones must map numbers to their variables", 11)
+    entries = []
+    for phone, groups in raw.items():
+        variables: dict[str, Any] = {}
+        for group in as_list(groups):
+            for row in as_list(group):
+                if not isinstance(row, dict) or not {"name", "type", "value"} <= set(row):
+                    raise ApiError(400, "each variable is {name, type, value}", 11)
+                variables[str(row["name"])] = row["value"]
+        entries.append((phone, variables))
+    return web.json_response([_add_phones(state, book.id, entries)])
+
+
+def _add_phones(state: State, book_id: int, entries: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
+    stored = state.channels.phones.setdefault(book_id, {})
+    added = exists = exceptions = 0
     for phone, variables in entries:
         number = str(phone).strip().lstrip("+")
         if not number.isdigit():
@@ -56,7 +85,7 @@ async def add_numbers(request: web.Request) -> web.Response:
             stored[number] = {"variables": variables or {}, "added": state.now()}
             added += 1
     counters = {"added": added, "exceptions": exceptions, "exists": exists}
-    return web.json_response({"result": True, "counters": counters})
+    return {"result": True, "counters": counters}
 
 
 @routes.get("/sms/numbers/info/{book}/{phone}")
@@ -67,7 +96,8 @@ async def number_info(request: web.Request) -> web.Response:
     if entry is None:
         raise ApiError(404, "Phone not found", 502)
     data = {"status": 0, "variables": entry["variables"], "added": fmt_datetime(entry["added"])}
-    return web.json_response({"result": True, "data": data})
+    # The SMS file documents a list of `{result, data}` here.
+    return web.json_response([{"result": True, "data": data}])
 
 
 def _sender(data: dict[str, Any]) -> str:
@@ -141,7 +171,8 @@ async def sms_info(request: web.Request) -> web.Response:
     campaign = state.channels.sms.get(as_int(request.match_info["id"], "id"))
     if campaign is None:
         raise ApiError(404, "Campaign not found", 802)
-    return web.json_response({"result": True, "data": _sms_json(campaign)})
+    # The SMS file documents a list here.
+    return web.json_response([_sms_json(campaign)])
 
 
 @routes.put("/sms/campaigns/cancel/{id}")
@@ -353,5 +384,24 @@ async def autoresponder(request: web.Request) -> web.Response:
             "end_count": item.end_count,
             "send_messages": item.send_messages,
             "conversions": item.conversions,
+        }
+    )
+
+
+@routes.get("/push/websites/info/{id}")
+async def website_info(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    website_id = as_int(request.match_info["id"], "id")
+    site = state.channels.websites.get(website_id)
+    if site is None:
+        raise ApiError(404, "Website not found", 404)
+    subscribers = [s for s in state.channels.subscriptions if s.website_id == website_id]
+    return web.json_response(
+        {
+            "id": site.id,
+            "url": site.url,
+            "status": str(site.status),
+            "total_subscribers": len(subscribers),
+            "active_subscribers": sum(1 for s in subscribers if s.status == 1),
         }
     )

@@ -1,23 +1,26 @@
 """Chatbots: bots, dialogs (with a `search_after` cursor), contacts, send text, run flow.
 
 Chatbot replies are wrapped in `{success, data}`. The error body for chatbot calls is not
-documented; we answer `{"success": false, "message", "error_code"}`.
+documented; we answer `{"success": false, "message", "error_code"}`. Each channel lives under
+its own base path (`/telegram`, `/live-chat`, `/viber/chatbots`, ...); `contacts/sendText` is
+Telegram's and Messenger's only, every channel takes `contacts/send` in its own shape.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
 
 from connector.sandbox.app import STATE
-from connector.sandbox.chatbots import CHANNELS, ChatContact
-from connector.sandbox.clock import fmt_chatbot
+from connector.sandbox.chatbots import BY_BASE, ChatContact
 from connector.sandbox.state import State
 from connector.sandbox.wire import RawApiError, as_int, body, query, unjson
 
 routes = web.RouteTableDef()
-CHANNEL = "{channel:" + "|".join(CHANNELS) + "}"
+CHANNEL = "{channel:" + "|".join(re.escape(base) for base in BY_BASE) + "}"
+SEND_TEXT = "{channel:telegram|messenger}"
 
 
 def _fail(status: int, message: str) -> RawApiError:
@@ -36,6 +39,10 @@ def _size_skip(params: dict[str, Any], default: int = 20) -> tuple[int, int]:
     return size, skip
 
 
+def _channel(request: web.Request) -> str:
+    return BY_BASE[request.match_info["channel"]]
+
+
 def _contact(state: State, channel: str, raw_id: Any) -> ChatContact:
     contact = state.chatbots.contacts.get(str(raw_id or ""))
     if contact is None or contact.channel != channel:
@@ -52,13 +59,18 @@ async def bots(request: web.Request) -> web.Response:
     return _ok([bot.json(totals.get(bot.id, 0)) for bot in chat.bots.values()])
 
 
+def _sort_key(contact: ChatContact) -> tuple[int, str]:
+    return (int(contact.inbox_position * 1000), contact.id)
+
+
 def _cursor(contact: ChatContact) -> str:
-    return f"{int(contact.last_activity * 1000)}:{contact.id}"
+    ms, contact_id = _sort_key(contact)
+    return f"{ms}:{contact_id}"
 
 
 @routes.get("/chatbots/dialogs")
 async def dialogs(request: web.Request) -> web.Response:
-    """Dialogs ordered by (last activity, id); `search_after` is the last item's cursor."""
+    """Dialogs ordered by (latest incoming message, id); `search_after` is the last row's."""
     state = request.app[STATE]
     params = query(request)
     size, skip = _size_skip(params)
@@ -67,7 +79,7 @@ async def dialogs(request: web.Request) -> web.Response:
         raise _fail(422, "order must be asc or desc")
     rows = sorted(
         state.chatbots.contacts.values(),
-        key=lambda c: (int(c.last_activity * 1000), c.id),
+        key=_sort_key,
         reverse=order == "desc",
     )
     after = params.get("search_after")
@@ -78,21 +90,11 @@ async def dialogs(request: web.Request) -> web.Response:
         except ValueError:
             raise _fail(422, "search_after is the cursor a previous page returned") from None
         if order == "desc":
-            rows = [c for c in rows if (int(c.last_activity * 1000), c.id) < key]
+            rows = [c for c in rows if _sort_key(c) < key]
         else:
-            rows = [c for c in rows if (int(c.last_activity * 1000), c.id) > key]
+            rows = [c for c in rows if _sort_key(c) > key]
     page = rows[skip : skip + size]
-    items = [
-        {
-            "id": c.id,
-            "bot_id": c.bot_id,
-            "contact_id": c.id,
-            "channel": c.channel,
-            "contact": c.json(),
-            "last_activity_at": fmt_chatbot(c.last_activity),
-        }
-        for c in page
-    ]
+    items = [c.dialog(state.chatbots.dialog_id(c)) for c in page]
     return _ok(
         {
             "list": items,
@@ -107,7 +109,7 @@ async def dialogs(request: web.Request) -> web.Response:
 @routes.get(f"/{CHANNEL}/contacts/get")
 async def get_contact(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    contact = _contact(state, request.match_info["channel"], query(request).get("id"))
+    contact = _contact(state, _channel(request), query(request).get("id"))
     return _ok(contact.json())
 
 
@@ -130,7 +132,7 @@ async def contacts_by_tag(request: web.Request) -> web.Response:
     if not tag:
         raise _fail(422, "tag is required")
     size, skip = _size_skip(params)
-    rows = [c for c in _bot_contacts(state, request.match_info["channel"], params) if tag in c.tags]
+    rows = [c for c in _bot_contacts(state, _channel(request), params) if tag in c.tags]
     return _ok([c.json() for c in rows[skip : skip + size]])
 
 
@@ -145,17 +147,17 @@ async def contacts_by_variable(request: web.Request) -> web.Response:
     size, skip = _size_skip(params)
     rows = [
         c
-        for c in _bot_contacts(state, request.match_info["channel"], params)
+        for c in _bot_contacts(state, _channel(request), params)
         if name in c.variables and str(c.variables[name]) == value
     ]
     return _ok([c.json() for c in rows[skip : skip + size]])
 
 
-@routes.post(f"/{CHANNEL}/contacts/sendText")
+@routes.post(f"/{SEND_TEXT}/contacts/sendText")
 async def send_text(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await body(request)
-    contact = _contact(state, request.match_info["channel"], data.get("contact_id"))
+    contact = _contact(state, _channel(request), data.get("contact_id"))
     text = str(data.get("text") or "")
     if not text:
         raise _fail(422, "text is required")
@@ -167,19 +169,41 @@ async def send_text(request: web.Request) -> web.Response:
 async def send(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await body(request)
-    contact = _contact(state, request.match_info["channel"], data.get("contact_id"))
-    messages = unjson(data.get("messages") or data.get("message"))
-    if not messages:
-        raise _fail(422, "messages are required")
-    message = state.chatbots.add_message(contact, str(messages), 2, state.now())
+    contact = _contact(state, _channel(request), data.get("contact_id"))
+    text = _sent_text(contact.channel, data)
+    state.chatbots.sent.append((contact.channel, contact.id, data))
+    message = state.chatbots.add_message(contact, text, 2, state.now())
+    if contact.channel == "livechat":
+        # The live chat file answers the sent Message itself, unwrapped.
+        return web.json_response({**message.json(), "type": "text"})
     return _ok({"id": message.id, "contact_id": contact.id})
+
+
+def _sent_text(channel: str, data: dict[str, Any]) -> str:
+    """The text of a `contacts/send` body, in the channel's shape; 422 for another shape."""
+    if channel == "whatsapp":
+        message = unjson(data.get("message"))
+        if not isinstance(message, dict) or not message.get("type"):
+            raise _fail(422, "message is required: {type, <type>: {...}}")
+        text = message.get("text")
+        return str(text.get("body")) if isinstance(text, dict) else str(message)
+    messages = unjson(data.get("messages"))
+    if not isinstance(messages, list) or not messages:
+        raise _fail(422, "messages is required: a list of {type, ...}")
+    texts = []
+    for item in messages:
+        if not isinstance(item, dict) or not item.get("type"):
+            raise _fail(422, "each message needs a type")
+        body = item.get("message") if channel == "instagram" else item.get("text")
+        texts.append(str(body.get("text")) if isinstance(body, dict) else str(item))
+    return "\n".join(texts)
 
 
 @routes.post(f"/{CHANNEL}/flows/run")
 async def run_flow(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await body(request)
-    contact = _contact(state, request.match_info["channel"], data.get("contact_id"))
+    contact = _contact(state, _channel(request), data.get("contact_id"))
     flow_id = str(data.get("flow_id") or "")
     if not flow_id:
         raise _fail(422, "flow_id is required")
@@ -197,7 +221,7 @@ async def run_flow(request: web.Request) -> web.Response:
 async def set_tag(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await body(request)
-    contact = _contact(state, request.match_info["channel"], data.get("contact_id"))
+    contact = _contact(state, _channel(request), data.get("contact_id"))
     tags = unjson(data.get("tags") or data.get("tag"))
     for tag in tags if isinstance(tags, list) else [tags]:
         if tag and str(tag) not in contact.tags:
@@ -209,7 +233,7 @@ async def set_tag(request: web.Request) -> web.Response:
 async def set_variable(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await body(request)
-    contact = _contact(state, request.match_info["channel"], data.get("contact_id"))
+    contact = _contact(state, _channel(request), data.get("contact_id"))
     name = data.get("variable_name") or data.get("variable_id")
     if not name:
         raise _fail(422, "variable_name is required")
@@ -221,7 +245,7 @@ async def set_variable(request: web.Request) -> web.Response:
 async def chat_messages(request: web.Request) -> web.Response:
     state = request.app[STATE]
     params = query(request)
-    contact = _contact(state, request.match_info["channel"], params.get("contact_id"))
+    contact = _contact(state, _channel(request), params.get("contact_id"))
     size, skip = _size_skip(params)
     order = str(params.get("order") or "asc").lower()
     rows = [m for m in state.chatbots.messages if m.contact_id == contact.id]

@@ -25,12 +25,13 @@ DEAL_FIELDS = (
     "currency",
     "responsibleId",
 )
+# The contacts list sorts only by what the file allows (attributeId needs attributes, which
+# the sandbox does not keep).
 CONTACT_SORT = {
     "id": "id",
     "created_at": "created",
-    "createdAt": "created",
-    "updated_at": "updated",
-    "updatedAt": "updated",
+    "first_name": "first_name",
+    "responsible_id": "responsible_id",
 }
 
 
@@ -139,18 +140,54 @@ async def create_contact(request: web.Request) -> web.Response:
     state = request.app[STATE]
     data = await body(request)
     first, last = str(data.get("firstName") or "").strip(), str(data.get("lastName") or "").strip()
-    if not first and not last:
-        raise ApiError(422, "firstName or lastName is required", 422)
-    responsible = as_int(data.get("responsibleId"), "responsibleId", default=1)
-    emails = []
+    if data.get("responsibleId") in (None, ""):
+        raise ApiError(422, "responsibleId is required", 422)
+    responsible = as_int(data.get("responsibleId"), "responsibleId")
+    contact = state.crm.add_contact(first, last, state.now(), responsible_id=responsible)
+    return web.json_response({"data": contact.json()})
+
+
+def _crm_contact(request: web.Request) -> Any:
+    state = request.app[STATE]
+    contact = state.crm.contacts.get(as_int(request.match_info["id"], "contactId"))
+    if contact is None:
+        raise ApiError(404, "Contact not found", 404)
+    return contact
+
+
+@routes.post("/crm/v1/contacts/{id}/emails")
+async def add_contact_emails(request: web.Request) -> web.Response:
+    contact = _crm_contact(request)
+    data = await body(request)
+    added = []
     for entry in as_list(data.get("emails")):
         entry = unjson(entry)
-        emails.append(str(entry.get("email") if isinstance(entry, dict) else entry))
-    phones = [str(p) for p in as_list(data.get("phones"))]
-    contact = state.crm.add_contact(
-        first, last, state.now(), responsible_id=responsible, emails=emails, phones=phones
-    )
-    return web.json_response({"data": contact.json()})
+        email = str(entry.get("email") or "") if isinstance(entry, dict) else ""
+        if not email:
+            raise ApiError(422, "emails: each item is {email, isMain}", 422)
+        if entry.get("isMain"):
+            contact.emails.insert(0, email)
+        else:
+            contact.emails.append(email)
+        added.append(email)
+    if not added:
+        raise ApiError(422, "emails is required", 422)
+    contact.updated = request.app[STATE].now()
+    rows = [row for row in contact.json()["emails"] if row["email"] in added]
+    return web.json_response({"data": rows})
+
+
+@routes.post("/crm/v1/contacts/{id}/phones")
+async def add_contact_phone(request: web.Request) -> web.Response:
+    contact = _crm_contact(request)
+    data = await body(request)
+    phone = str(data.get("phone") or "").strip()
+    if not phone:
+        raise ApiError(422, "phone is required", 422)
+    contact.phones.append(phone)
+    contact.updated = request.app[STATE].now()
+    row = next(r for r in contact.json()["phones"] if r["phone"] == phone)
+    return web.json_response({"data": row})
 
 
 @routes.post("/crm/v1/deals")
@@ -182,3 +219,21 @@ async def create_deal(request: web.Request) -> web.Response:
         contacts=contacts,
     )
     return web.json_response({"data": deal.json()})
+
+
+@routes.get("/crm/v1/pipelines/{id}")
+async def pipeline(request: web.Request) -> web.Response:
+    """The fixed pipeline 1 and its steps (the file's `Pipeline`, the fields we keep)."""
+    state = request.app[STATE]
+    pipeline_id = as_int(request.match_info["id"], "pipelineId")
+    steps = state.crm.steps.get(pipeline_id)
+    if steps is None:
+        raise ApiError(404, "Pipeline not found", 404)
+    data = {
+        "id": pipeline_id,
+        "name": f"Pipeline {pipeline_id}",
+        "steps": [
+            {"id": step, "pipelineId": pipeline_id, "name": f"Step {step}"} for step in steps
+        ],
+    }
+    return web.json_response({"data": data})

@@ -27,39 +27,48 @@ def _address(raw: Any) -> str:
     return str(raw or "").strip().lower()
 
 
+def _invalid(message: str, code: int) -> ApiError:
+    """A refused send, as the SMTP file documents them: HTTP 422, `{message, error_code}`."""
+    return ApiError(422, message, code)
+
+
 @routes.post("/smtp/emails")
 async def send_email(request: web.Request) -> web.Response:
     state = request.app[STATE]
     email = unjson((await body(request)).get("email"))
     if not isinstance(email, dict):
-        raise ApiError(400, "The email field is required", 999)
+        raise _invalid("Argument email missing", 422)
+    if state.settings.smtp_sending_limited:
+        raise _invalid("Sending from your account is currently limited. Please try later.", 422)
     sender = _address(email.get("from"))
     if not sender:
-        raise ApiError(400, "Sender is missing or invalid", 10)
+        raise _invalid("Argument from.email missing", 10)
     known = state.campaigns.senders.get(sender)
     if known is None or not known.active:
-        raise ApiError(400, "Sender is missing or invalid", 10)
+        raise _invalid("Sender is not valid", 422)
     recipients = [_address(r) for r in as_list(email.get("to"))]
     recipients += [_address(r) for r in as_list(email.get("cc")) + as_list(email.get("bcc"))]
     recipients = [r for r in recipients if "@" in r]
     if not recipients:
-        raise ApiError(400, "Bad recipients", 11)
+        raise _invalid("Argument email.to is invalid", 11)
     if len(recipients) > MAX_RECIPIENTS:
-        raise ApiError(400, "Too many recipients", 550)
+        raise _invalid("5.5.3 Too many recipients", 550)
     subject = str(email.get("subject") or "").strip()
+    if not subject:
+        raise _invalid("Argument subject missing", 12)
     template = unjson(email.get("template"))
-    if not subject and not isinstance(template, dict):
-        raise ApiError(400, "Subject is missing", 12)
     html, text = email.get("html"), email.get("text")
     if not html and not text and not isinstance(template, dict):
-        raise ApiError(400, "The body is empty", 13)
+        raise _invalid("Missed email body", 13)
+    if isinstance(template, dict) and not template.get("id"):
+        raise _invalid("Argument template.id missing", 10)
     size = len(str(text or ""))
     if html:
         try:
             size += len(base64.b64decode(str(html), validate=True))
         except (binascii.Error, ValueError) as exc:
-            raise ApiError(400, "html must be Base64-encoded", 13) from exc
-    records = state.smtp.send(sender, recipients, subject or "(template)", size, state.now())
+            raise _invalid("Badly formed incoming data", 999) from exc
+    records = state.smtp.send(sender, recipients, subject, size, state.now())
     return web.json_response({"result": True, "id": records[0].id})
 
 
@@ -72,7 +81,7 @@ def _window(state: State, params: dict[str, Any]) -> tuple[float | None, float |
             continue
         parsed = parse_datetime(str(raw))
         if parsed is None:
-            raise ApiError(400, f"Bad {key} date: use YYYY-MM-DD or YYYY-MM-DD HH:MM:SS", 799)
+            raise ApiError(422, f"Bad {key} date: use YYYY-MM-DD", 422)
         # A bare date in `to` means the whole of that day.
         if key == "to" and len(str(raw).strip()) == 10:
             parsed += 86_399.999

@@ -71,14 +71,15 @@ async def change_webhook(request: web.Request) -> web.Response:
     row.url = _url(data)
     if data.get("action") or data.get("actions"):
         row.action = _actions(data)[0]
-    return web.json_response({"success": True, "data": row.json()})
+    # The file documents `data` as a list of booleans for a change and a delete.
+    return web.json_response({"success": True, "data": [True]})
 
 
 @routes.delete(BASE + "/{id}")
 async def delete_webhook(request: web.Request) -> web.Response:
     row = _row(request)
     del request.app[STATE].webhooks.registrations[row.id]
-    return web.json_response({"success": True, "data": True})
+    return web.json_response({"success": True, "data": [True]})
 
 
 @routes.delete(BASE)

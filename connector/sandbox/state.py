@@ -38,6 +38,8 @@ class Settings:
     campaign_send_seconds: float = 300.0
     campaigns_per_hour: int = 4
     subscriber_quota: int | None = None
+    # SMTP sends answer the documented transient 422 ("currently limited") while set.
+    smtp_sending_limited: bool = False
 
 
 class State:

@@ -159,6 +159,7 @@ async def test_send_email_html_and_template(
         "type": "sendpulse.send_email",
         "to": "{{ event.email }}",
         "from_email": "news@example.com",
+        "subject": "Welcome",
         "template_id": 42,
         "variables": {"name": "{{ event.variables.name }}"},
     }
@@ -230,6 +231,7 @@ async def test_crm_contact_and_deal(
         http,
         {
             "type": "sendpulse.create_crm_contact",
+            "responsible_id": 1,
             "first_name": "{{ event.variables.name }}",
             "email": "{{ event.email }}",
             "phone": "{{ event.phone }}",
@@ -238,6 +240,7 @@ async def test_crm_contact_and_deal(
     assert row["state"] == "delivered", row["last_error"]
     [contact] = sb.state.crm.contacts.values()
     assert contact.first_name == "Ann" and contact.emails == ["ann@example.com"]
+    assert contact.phones == ["+380501112233"]
     [row] = await deliver(
         sb,
         db_pool,

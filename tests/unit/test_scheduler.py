@@ -69,8 +69,7 @@ async def test_each_next_run_is_its_phase_plus_at_most_a_small_jitter() -> None:
     previous = datetime(2026, 3, 1, 12, 2, tzinfo=UTC)
     now = previous + timedelta(seconds=1)
     delays = [
-        (trigger.get_next_fire_time(previous, now) - previous).total_seconds()
-        for _ in range(300)
+        (trigger.get_next_fire_time(previous, now) - previous).total_seconds() for _ in range(300)
     ]
     assert jitter_for(every) == 0.5
     assert all(300.0 <= d <= 300.5 for d in delays), (min(delays), max(delays))

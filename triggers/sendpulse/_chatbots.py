@@ -1,63 +1,62 @@
-"""What the chatbot triggers share: the dialogs list, newest activity first.
+"""What the chatbot triggers share: the hub's dialogs, most recently active first.
 
-``GET /chatbots/dialogs`` orders dialogs by last activity and pages with a ``search_after``
-cursor (reference §6). Anything that happened since the cursor (a message, a new contact)
-moved its dialog's activity past it, so reading newest first and stopping at the first dialog
-older than the cursor finds every one of them; a quiet account costs one request.
+``GET /chatbots/dialogs?order=desc`` lists the dialogs of every channel, the one with the
+latest incoming message first (its ``search_after`` is "the id of last_inbox_message"). A
+message or a new contact since the cursor moved its dialog above the cursor, so reading down to
+the first dialog older than the cursor finds every one of them; a quiet account costs one
+request. That order is an assumption the files cannot settle, so it is checked on every row:
+a dialog more recent than the one before it fails the poll instead of ending it early.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+
+import structlog
 
 from connector.plugins import ApiClient, Item, PluginParams
+from connector.providers.chatbots import Channel, ChannelName, channel_of, dialogs
+from connector.providers.errors import UnexpectedResponse
 from triggers.sendpulse._dates import epoch_or_none
-from triggers.sendpulse._paging import rows_of
 
-PAGE = 100
-CHANNELS = ("telegram", "whatsapp", "instagram", "messenger", "viber", "livechat", "tiktok")
+log = structlog.get_logger(__name__)
 
 
 class BotParams(PluginParams):
     """Optionally, only one bot's (by id) or one channel's dialogs."""
 
     bot_id: str | None = None
-    channel: str | None = None
+    channel: ChannelName | None = None
 
 
-def unwrap(answer: Any) -> Any:
-    """Chatbot replies are ``{success, data}``."""
-    return answer.get("data") if isinstance(answer, dict) and "data" in answer else answer
+def activity_of(dialog: Item) -> float | None:
+    """When the dialog last had an incoming message (its creation if it has none yet)."""
+    inbox = dialog.get("last_inbox_message")
+    when = inbox.get("date") if isinstance(inbox, dict) else None
+    return epoch_or_none(when or dialog.get("created_at"))
 
 
 async def recent_dialogs(
     client: ApiClient, since: float | None, params: BotParams
-) -> AsyncIterator[Item]:
-    """Dialogs whose last activity is at or after ``since`` (all of them when None)."""
-    cursor: Any = None
-    while True:
-        query: dict[str, Any] = {"size": PAGE, "order": "desc"}
-        if cursor is not None:
-            query["search_after"] = cursor
-        data = unwrap(await client.request("GET", "/chatbots/dialogs", params=query))
-        rows = data.get("list") if isinstance(data, dict) else None
-        rows = rows_of(rows, "/chatbots/dialogs")
-        for row in rows:
-            if _older(row.get("last_activity_at"), since):
-                return
-            if params.bot_id and row.get("bot_id") != params.bot_id:
-                continue
-            if params.channel and row.get("channel") != params.channel:
-                continue
-            yield row
-        next_cursor = data.get("search_after") if isinstance(data, dict) else None
-        if len(rows) < PAGE or next_cursor in (None, "", cursor):
+) -> AsyncIterator[tuple[Item, Channel]]:
+    """Dialogs (with their channel) active at or after ``since``; all of them when None."""
+    previous: float | None = None
+    async for row in dialogs(client):
+        position = activity_of(row)
+        if position is not None and previous is not None and position > previous:
+            raise UnexpectedResponse(
+                "/chatbots/dialogs?order=desc is not ordered by the latest incoming message"
+            )
+        if position is not None:
+            previous = position
+        if since is not None and position is not None and position < since:
             return
-        cursor = next_cursor
-
-
-def _older(value: Any, since: float | None) -> bool:
-    """Dated before ``since`` (a row with no date is never taken for an old one)."""
-    position = epoch_or_none(value)
-    return since is not None and position is not None and position < since
+        channel = channel_of(row)
+        if channel is None:
+            log.warning("chatbot_service_skipped", service=row.get("service"))
+            continue
+        if params.bot_id and row.get("bot_id") != params.bot_id:
+            continue
+        if params.channel and channel.name != params.channel:
+            continue
+        yield row, channel

@@ -2,7 +2,8 @@
 
 Both lists are POST calls with JSON bodies (reference §6): contacts answer
 ``{data: {list, total}}``, deals ``{data: [...], meta: {total}}``. Both sort, so the triggers
-read newest first and stop at the first page that reaches their cursor.
+read newest first and stop at the first page that reaches their cursor. A deal's payload has
+no contacts: the ``Deal`` schema has none (they are ``GET /deals/{id}/contacts``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from connector.plugins import ApiClient, Item
-from connector.providers.errors import MalformedResponse
+from connector.providers.errors import MalformedResponse, UnexpectedResponse
 
 PAGE = 100
 CONTACTS = "/crm/v1/contacts/get-list"
@@ -27,7 +28,6 @@ DEAL_FIELDS = frozenset(
         "stepId",
         "price",
         "currency",
-        "contact",
         "responsibleId",
         "createdAt",
         "updatedAt",
@@ -61,6 +61,12 @@ async def get_list(
     while True:
         answer = await client.request("POST", path, json={**body, "limit": PAGE, "offset": offset})
         rows, total = _rows(answer)
+        if len(rows) < PAGE and total is not None and offset + len(rows) < total:
+            # A short page before the total: the API's page limit is below ours, and reading
+            # it as the end would lose every row after it.
+            raise UnexpectedResponse(
+                f"{path}: {len(rows)} rows of {PAGE} asked at offset {offset}, total {total}"
+            )
         for row in rows:
             yield row
         offset += len(rows)

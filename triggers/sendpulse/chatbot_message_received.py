@@ -1,8 +1,8 @@
 """``sendpulse.chatbot_message_received``: a contact wrote to a chatbot.
 
-The dialogs that were active since the cursor are found newest first (one request when
-nothing happened); for each, its messages are read newest first until the cursor. Only
-incoming messages (``direction`` 1) are events; the cursor is the message time.
+The dialogs that had an incoming message since the cursor are found newest first (one request
+when nothing happened); for each, its channel's messages are read newest first until the
+cursor. Only incoming messages (``direction`` 1) are events; the cursor is the message time.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from connector.plugins import ApiClient, Item, Strategy, Trigger
-from triggers.sendpulse._chatbots import PAGE, BotParams, recent_dialogs, unwrap
+from connector.providers.chatbots import messages
+from connector.providers.errors import UnexpectedResponse
+from triggers.sendpulse._chatbots import BotParams, recent_dialogs
 from triggers.sendpulse._dates import epoch, epoch_or_none, parse_datetime
-from triggers.sendpulse._paging import rows_of
 
 INCOMING = 1
 
@@ -39,27 +40,17 @@ class ChatbotMessageReceived(Trigger):
 
     async def poll(self, client: ApiClient, since: float | None) -> AsyncIterator[Item]:
         """Incoming messages of the dialogs active since ``since``."""
-        async for dialog in recent_dialogs(client, since, self.params):
-            channel = dialog.get("channel")
-            contact_id = dialog.get("contact_id") or dialog.get("id")
-            skip = 0
-            while True:
-                query = {"contact_id": contact_id, "order": "desc", "size": PAGE, "skip": skip}
-                page = unwrap(
-                    await client.request("GET", f"/{channel}/chats/messages", params=query)
-                )
-                rows = rows_of(page, f"/{channel}/chats/messages")
-                older = False
-                for row in rows:
-                    created = epoch_or_none(row.get("created_at"))
-                    if since is not None and created is not None and created < since:
-                        older = True
-                        break
-                    if row.get("direction") == INCOMING:
-                        yield {**row, "channel": channel}
-                if older or len(rows) < PAGE:
+        async for dialog, channel in recent_dialogs(client, since, self.params):
+            person = dialog.get("contact")
+            contact_id = person.get("id") if isinstance(person, dict) else None
+            if not isinstance(contact_id, str) or not contact_id:
+                raise UnexpectedResponse("/chatbots/dialogs: a dialog has no contact id")
+            async for row in messages(client, channel, contact_id):
+                created = epoch_or_none(row.get("created_at"))
+                if since is not None and created is not None and created < since:
                     break
-                skip += len(rows)
+                if row.get("direction") == INCOMING:
+                    yield {**row, "channel": channel.name}
 
     def position_of(self, item: Item) -> float:
         return epoch(item.get("created_at"))

@@ -1,23 +1,27 @@
 """``sendpulse.smtp_email_sent``: a transactional email was sent.
 
-SMTP message ids are not ordered, so the cursor is the send date: each poll asks
-``GET /smtp/emails`` for the window from the cursor (less an overlap for late rows) and the
-engine drops the ids already seen in that window. ``sender`` and ``recipient`` go to the API
-as filters, so only matching messages are fetched.
+SMTP message ids are not ordered, so the cursor is the send date. ``from`` takes a date, not
+a time (``YYYY-MM-DD``), so each poll asks for the days from the one before the cursor's (a
+day covers any account time zone) and drops the rows sent before the cursor (less an overlap
+for late rows) itself; the engine drops the ids already seen in that window, so the cursor
+stays exact. ``sender`` and ``recipient`` go to the API as filters, so only matching messages
+are fetched.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from connector.plugins import ApiClient, Item, PluginParams, Strategy, Trigger
-from triggers.sendpulse._dates import epoch, fmt_datetime, parse_datetime
+from triggers.sendpulse._dates import epoch, epoch_or_none, parse_datetime
 
 PAGE = 100
+# How far before the cursor's UTC day ``from`` starts: a day covers any account zone.
+ZONE_MARGIN = timedelta(days=1)
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
@@ -55,19 +59,25 @@ class SmtpEmailSent(Trigger):
         }
     )
     summary = "a transactional (SMTP) email was sent"
-    api_calls = ("GET /smtp/emails?from=<cursor - 10 min>&sender&recipient (limit 100, pages)",)
+    api_calls = (
+        "GET /smtp/emails?from=<the day before the cursor's day>&sender&recipient "
+        "(limit 100, pages)",
+    )
 
     async def poll(self, client: ApiClient, since: float | None) -> AsyncIterator[Item]:
         """The sent list from ``since`` on, filtered by sender and recipient."""
         params: dict[str, Any] = {}
         if since is not None:
-            params["from"] = fmt_datetime(since)
+            day = datetime.fromtimestamp(since, UTC) - ZONE_MARGIN
+            params["from"] = day.strftime("%Y-%m-%d")
         if self.params.sender:
             params["sender"] = str(self.params.sender)
         if self.params.recipient:
             params["recipient"] = str(self.params.recipient)
         async for item in client.iter_offset("/smtp/emails", params=params, limit=PAGE):
-            yield item
+            sent = epoch_or_none(item.get("send_date"))
+            if since is None or sent is None or sent >= since:
+                yield item
 
     def position_of(self, item: Item) -> float:
         return epoch(item.get("send_date"))

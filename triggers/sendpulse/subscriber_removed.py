@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from connector.plugins import ApiClient, SnapshotChange, Strategy
-from connector.providers.errors import NotFound
+from connector.providers.errors import NotFound, UnexpectedResponse
 from triggers.sendpulse._subscribers import ListParams, SubscriberTrigger
 
 
@@ -36,8 +36,14 @@ class SubscriberRemoved(SubscriberTrigger):
     ) -> dict[str, Any] | None:
         path = f"{self.path}/{quote(str(payload['email']), safe='@')}"
         try:
-            await client.request("GET", path)
+            found = await client.request("GET", path)
         except NotFound:
             return payload
+        # A 200 must be the subscriber; anything else would silently cancel every removal.
+        if (
+            not isinstance(found, dict)
+            or str(found.get("email", "")).lower() != str(payload["email"]).lower()
+        ):
+            raise UnexpectedResponse(f"{path}: a 200 that is not the subscriber asked for")
         # Still there: the paging missed it, it did not leave.
         return None

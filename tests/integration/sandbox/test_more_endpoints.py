@@ -60,9 +60,12 @@ async def test_chatbot_tags_variables_and_send(api: Api) -> None:
     body = {"contact_id": contact.id, "variable_name": "plan", "variable_value": "pro"}
     assert (await api.post("/whatsapp/contacts/setVariable", json=body))[0] == 200
     assert contact.variables == {"plan": "pro"}
-    message = {"contact_id": contact.id, "messages": [{"type": "text", "text": {"body": "Hi"}}]}
+    # WhatsApp's own shape: one `message`, its text in `text.body`.
+    message = {"contact_id": contact.id, "message": {"type": "text", "text": {"body": "Hi"}}}
     assert (await api.post("/whatsapp/contacts/send", json=message))[1]["success"] is True
-    assert len(chat.messages) == 1
+    assert len(chat.messages) == 1 and chat.messages[0].text == "Hi"
+    listed = {"contact_id": contact.id, "messages": [{"type": "text", "text": {"body": "Hi"}}]}
+    assert (await api.post("/whatsapp/contacts/send", json=listed))[0] == 422
     assert (await api.post("/whatsapp/contacts/send", json={"contact_id": contact.id}))[0] == 422
     status, data = await api.get(
         "/whatsapp/contacts/getByTag", params={"tag": "new", "bot_id": "x"}
@@ -86,7 +89,8 @@ async def test_webhook_change_and_bulk_delete(api: Api) -> None:
     changed = await api.call(
         "PUT", f"/v2/email-service/webhook/{first}", json={"url": "http://127.0.0.1:1/b"}
     )
-    assert changed[1]["data"]["url"] == "http://127.0.0.1:1/b"
+    assert changed[1] == {"success": True, "data": [True]}
+    assert api.sb.state.webhooks.registrations[first].url == "http://127.0.0.1:1/b"
     assert (await api.get("/v2/email-service/webhook/999"))[0] == 404
     gone = await api.call(
         "DELETE", "/v2/email-service/webhook", json={"url": "http://127.0.0.1:1/a"}

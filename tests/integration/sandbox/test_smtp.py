@@ -72,14 +72,16 @@ async def test_list_window_and_filters(api: Api) -> None:
     rows = (await api.get("/smtp/emails", params={"recipient": "a@example.com"}))[1]
     assert len(rows) == 1
     assert (await api.get("/smtp/emails", params={"sender": "other@example.com"}))[1] == []
-    assert (await api.get("/smtp/emails", params={"from": "yesterday"}))[1]["error_code"] == 799
+    # The SMTP file documents the list's refusals as HTTP 422.
+    refused = await api.get("/smtp/emails", params={"from": "yesterday"})
+    assert (refused[0], refused[1]["error_code"]) == (422, 422)
     assert (await api.get("/smtp/emails", params={"limit": 501}))[0] == 422
 
 
 async def test_send_validation(api: Api) -> None:
     cases = [
         (_email("a@example.com", **{"from": {"email": ""}}), 10),
-        (_email("a@example.com", **{"from": {"email": "x@unknown.example"}}), 10),
+        (_email("a@example.com", **{"from": {"email": "x@unknown.example"}}), 422),
         (_email(), 11),
         (_email("a@example.com", subject=""), 12),
         (_email("a@example.com", html="", text=""), 13),
@@ -87,8 +89,9 @@ async def test_send_validation(api: Api) -> None:
     ]
     for body, code in cases:
         status, data = await api.post("/smtp/emails", json=body)
-        assert (status, data["error_code"]) == (400, code), body
-    assert (await api.post("/smtp/emails", json={}))[0] == 400
+        # The SMTP file documents every refused send as HTTP 422.
+        assert (status, data["error_code"]) == (422, code), body
+    assert (await api.post("/smtp/emails", json={}))[0] == 422
     # pysendpulse sends the `email` object as a JSON string.
     wrapped = {"email": json.dumps(_email("a@example.com")["email"])}
     assert (await api.post("/smtp/emails", json=wrapped))[0] == 200
