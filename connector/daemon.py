@@ -173,6 +173,8 @@ class Worker:
         )
         self.scheduler = FlowScheduler(self._poll)
         self.providers = self._providers(config)
+        # One policy object for the life of the worker: a reload changes it in place.
+        self.egress = EgressPolicy(config.document.egress.allow_networks)
         self.http: aiohttp.ClientSession | None = None
         self.dispatcher: Dispatcher | None = None
         self._dispatcher_task: asyncio.Task[None] | None = None
@@ -320,9 +322,12 @@ class Worker:
                 log.error("config_reload_failed", file=self.config_path, error=str(exc))
                 return False
             if config.document.egress != self.file_config.document.egress:
-                log.warning(
-                    "config_reload_partial",
-                    reason="egress.allow_networks changes take effect at the next restart",
+                # Checked at every connect, so the next delivery already sees the new list;
+                # idle keep-alive connections close within the pool's keep-alive timeout.
+                self.egress.use(config.document.egress.allow_networks)
+                log.info(
+                    "egress_policy_changed",
+                    allow_networks=config.document.egress.allow_networks,
                 )
             self.providers.use_config(config)
             self.file_config = config
@@ -391,9 +396,8 @@ class Worker:
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
-        policy = EgressPolicy(self.config.document.egress.allow_networks)
         async with AsyncExitStack() as stack:
-            self.http = await stack.enter_async_context(guarded_session(policy))
+            self.http = await stack.enter_async_context(guarded_session(self.egress))
             await self.providers.ensure_connections()
             self.config = await self._expanded(self.file_config)
             self.ownership.set_connections(owned_connections(self.config))

@@ -28,6 +28,16 @@ REFUSED = [
     ("::ffff:169.254.169.254", "link-local"),
     ("64:ff9b::7f00:1", "loopback"),
     ("2002:7f00:1::", "loopback"),
+    # IPv4-compatible (::a.b.c.d), local-use NAT64 and site-local: routed inward by some stacks.
+    ("::7f00:1", "loopback"),
+    ("::a00:1", "private"),
+    ("::a9fe:a9fe", "link-local"),
+    ("64:ff9b:1::7f00:1", "local NAT64"),
+    ("64:ff9b:1::808:808", "local NAT64"),
+    ("fec0::1", "site-local"),
+    ("feff::1", "site-local"),
+    # Teredo: the client address is the last 32 bits, inverted.
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),
     ("224.0.0.1", "multicast"),
     ("192.0.2.10", "not a public"),
 ]
