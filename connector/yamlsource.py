@@ -73,7 +73,13 @@ def load(text: str, file: str, env: Mapping[str, str] | None = None) -> Located:
     """Parse ``text``; syntax errors, duplicate keys and missing variables become problems."""
     env = os.environ if env is None else env
     located = Located(file=file, data=None)
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks the characters as the loader is made: a control character
+        # fails here, before any node is read.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        located.problems.append(ConfigProblem(file, None, None, "", f"YAML syntax: {exc}"))
+        return located
     try:
         node = loader.get_single_node()
         if node is None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 import pytest
+from hypothesis import settings
 
 from connector.db import migrate as migrations
 from connector.db.embedded import EmbeddedPostgres
@@ -27,6 +28,14 @@ from connector.db.pool import ensure_database
 from connector.sandbox.testing import Sandbox, start_sandbox
 
 TEMPLATE = "connector_template"
+
+# Property tests never race a clock: a loaded CI machine must not turn a slow example into
+# a failure. "ci" (the default) also prints the blob that reproduces a failure; "dev" is for
+# a quick local run, "thorough" for hunting.
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None, max_examples=25)
+settings.register_profile("thorough", deadline=None, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def with_database(dsn: str, name: str) -> str:
