@@ -28,6 +28,7 @@ from connector import metrics
 from connector.auth.crypto import load_secret_key
 from connector.config import Config, load_file
 from connector.db import migrate as migrations
+from connector.db.health import DatabaseHealth
 from connector.db.pool import ensure_database, home, locate, pool
 from connector.db.queries import q
 from connector.dispatch import Dispatcher
@@ -151,7 +152,7 @@ class Worker:
         self.stop = asyncio.Event()
         self._signals = 0
         self._reload_lock = asyncio.Lock()
-        self._db_down = False
+        self.health = DatabaseHealth()
         self._paused: dict[str, str] = {}
         # Shorter leases (CONNECTOR_LEASE_TTL for connections and their polls,
         # CONNECTOR_DELIVERY_LEASE for deliveries) let a dead worker's work move on sooner.
@@ -169,7 +170,11 @@ class Worker:
             }
         )
         self.ownership = Ownership(
-            rt.pool, rt.worker_id, owned_connections(config), ttl=connection_lease or DEFAULT_TTL
+            rt.pool,
+            rt.worker_id,
+            owned_connections(config),
+            ttl=connection_lease or DEFAULT_TTL,
+            health=self.health,
         )
         self.scheduler = FlowScheduler(self._poll)
         self.providers = self._providers(config)
@@ -248,14 +253,10 @@ class Worker:
         return False
 
     def _database_lost(self, exc: BaseException) -> None:
-        if not self._db_down:
-            self._db_down = True
-            log.warning("database_unavailable", error=str(exc))
+        self.health.lost(exc, worker=self.rt.worker_id)
 
     def _database_back(self) -> None:
-        if self._db_down:
-            self._db_down = False
-            log.info("database_available")
+        self.health.back(worker=self.rt.worker_id)
 
     # -- dispatching --------------------------------------------------------------------------
 
