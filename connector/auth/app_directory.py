@@ -222,7 +222,7 @@ class AppDirectory:
     async def _uninstall(self, request: web.Request) -> web.StreamResponse:
         try:
             payload = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return web.json_response({"error": "the body is not JSON"}, status=400)
         if not await self.uninstall(payload):
             log.warning("app_uninstall_refused", app=self.name)
@@ -251,7 +251,7 @@ async def _posted_code(request: web.Request) -> str | None:
     if request.content_type == "application/json":
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         code = body.get("code") if isinstance(body, dict) else None
     else:

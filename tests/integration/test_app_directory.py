@@ -249,7 +249,9 @@ async def test_non_ascii_uninstall_keys_are_refused_not_a_crash(env: Env, field:
         ({"id": "x", "app_id": "99", "client_id": "a", "client_secret": "b"}, 401),
         ("[1, 2]", 401),
         ("not json", 400),
+        ("[" * 100_000 + "]" * 100_000, 400),
     ],
+    ids=["unknown-id", "no-id", "other-app", "not-an-object", "not-json", "deep"],
 )
 async def test_hostile_uninstall_payloads(env: Env, payload: object, status: int) -> None:
     assert (await login(env, env.code()))[0] == 200
