@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export CONNECTOR_HOME ?= $(CURDIR)/.connector
 
-.PHONY: setup run test lint typecheck bench soak clean sandbox browser
+.PHONY: setup run test lint typecheck bench soak fuzz clean sandbox browser
 
 setup: $(STAMP)
 
@@ -30,7 +30,7 @@ browser:
 test: setup lint typecheck browser
 	$(PY) -m pytest --cov --cov-report=
 
-LINTED := connector triggers actions tests $(wildcard bench)
+LINTED := connector triggers actions tests $(wildcard bench) $(wildcard fuzz)
 
 lint: setup
 	$(VENV)/bin/ruff check $(LINTED)
@@ -42,11 +42,24 @@ typecheck: setup
 bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
+## soak: the fault suite (worker processes killed, Postgres restarted and stopped, the
+## sandbox and the receiver failing at random); prints its figures
 soak: setup
 	$(PY) -m pytest -m soak -o timeout=1800 -s tests/soak
+
+FUZZ_STAMP := $(VENV)/.fuzz-installed
+FUZZ_SECONDS ?= 600
+
+$(FUZZ_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,fuzz]'
+	touch $(FUZZ_STAMP)
+
+## fuzz: atheris on the intake body parser and the flow-file loader, FUZZ_SECONDS each
+fuzz: $(FUZZ_STAMP)
+	PY=$(PY) FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
 
 sandbox: setup
 	$(VENV)/bin/connector sandbox --port 8525 --seed demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .fuzz

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 from pathlib import Path
@@ -36,7 +37,10 @@ def line_for(ctx: ActionContext, event: StoredEvent) -> bytes:
 def _append(path: Path, line: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # One write() of a whole line in O_APPEND mode: lines from concurrent writers never mix.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # The lines hold subscriber data: only our user may read a new file, and a symlink
+    # planted at the path is refused rather than followed (ELOOP, a fatal OSError).
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
     try:
         os.write(fd, line)
         os.fsync(fd)
@@ -59,5 +63,7 @@ class AppendJsonl(Action):
         except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:
             raise FatalError(f"cannot append to {path}: {exc.strerror}") from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise FatalError(f"cannot append to {path}: it is a symbolic link") from None
             raise RetriableError(f"cannot append to {path}: {exc.strerror or exc}") from None
         return ActionResult(summary=f"appended {event.item_key} to {path.name}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -15,11 +15,13 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from connector.egress import refused_by_egress
 from connector.errors import FatalError, RetriableError
 from connector.plugins import Action, ActionContext, ActionResult, PluginParams, StoredEvent
-from connector.signing import sign_headers
-from connector.templates import is_template
+from connector.signing import MIN_SECRET_BYTES, SignatureInvalid, secret_key, sign_headers
+from connector.templates import AS_URL, is_template
 from connector.units import Duration, check_timeout
 
 RESPONSE_LIMIT = 300
+# Bytes of the receiver's answer read at most: enough for RESPONSE_LIMIT characters.
+RESPONSE_READ_LIMIT = 4096
 # Ours to set: a user's extra header must not replace the signature or the body's type.
 RESERVED_HEADERS = frozenset(
     {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "host"}
@@ -27,8 +29,9 @@ RESERVED_HEADERS = frozenset(
 
 
 class Params(PluginParams):
-    # A template (``https://x/{{ event.id }}``) is checked once rendered.
-    url: str
+    # A template (``https://x/{{ event.id }}``) is checked once rendered; its values are
+    # percent-encoded, so event data cannot reach the URL's structure.
+    url: Annotated[str, AS_URL]
     # Several secrets sign at once while one is being rotated; each signature is sent.
     secret: SecretStr | list[SecretStr]
     timeout: Duration = timedelta(seconds=15)
@@ -57,10 +60,16 @@ class Params(PluginParams):
         if not secrets:
             raise ValueError("at least one secret is needed")
         for secret in secrets:
-            if not secret.get_secret_value().startswith("whsec_"):
+            # Checked whole here: a secret that only fails when signing would be retried
+            # for the whole retry schedule instead of failing `connector check`.
+            try:
+                key = secret_key(secret.get_secret_value())
+            except SignatureInvalid as exc:
+                raise ValueError(f"{exc} (make one with: connector secret webhook)") from None
+            if len(key) < MIN_SECRET_BYTES:
                 raise ValueError(
-                    "a webhook secret starts with 'whsec_' followed by base64 "
-                    "(make one with: connector secret webhook)"
+                    f"a webhook secret needs at least {MIN_SECRET_BYTES} bytes after 'whsec_' "
+                    f"(this one has {len(key)}; make one with: connector secret webhook)"
                 )
         return value
 
@@ -187,6 +196,26 @@ def _without_url(text: str, url: str) -> str:
     return text
 
 
+async def _head_of(response: aiohttp.ClientResponse) -> str:
+    """The start of the body, for the attempt's detail; the rest is never read.
+
+    A receiver may answer with any amount of data: reading it all would hold it in memory.
+    The connection is closed instead of drained, so nothing more comes in.
+    """
+    head = b""
+    while len(head) < RESPONSE_READ_LIMIT:
+        chunk = await response.content.read(RESPONSE_READ_LIMIT - len(head))
+        if not chunk:
+            break
+        head += chunk
+    if not response.content.at_eof():
+        response.close()
+    try:
+        return head.decode(response.charset or "utf-8", errors="replace")
+    except LookupError:
+        return head.decode("utf-8", errors="replace")
+
+
 def _snippet(text: str) -> str:
     text = text.strip().replace("\n", " ")
     return text if len(text) <= RESPONSE_LIMIT else text[:RESPONSE_LIMIT] + "…"
@@ -225,7 +254,7 @@ class Webhook(Action):
                 params.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
             ) as response:
                 status = response.status
-                text = _snippet(await response.text(errors="replace"))
+                text = _snippet(await _head_of(response))
                 retry_after = response.headers.get("Retry-After")
         # aiohttp's InvalidURL is a ValueError; yarl raises plain ValueErrors (bad IDNA).
         # Their messages quote the whole URL, so only its origin is named.

@@ -29,6 +29,7 @@ from connector.admin import AdminAccess, build_admin_app
 from connector.auth.crypto import load_secret_key
 from connector.config import Config, load_file
 from connector.db import migrate as migrations
+from connector.db.health import DatabaseHealth
 from connector.db.pool import ensure_database, home, locate, pool
 from connector.db.queries import q
 from connector.dispatch import Dispatcher
@@ -162,7 +163,7 @@ class Worker:
         self.stop = asyncio.Event()
         self._signals = 0
         self._reload_lock = asyncio.Lock()
-        self._db_down = False
+        self.health = DatabaseHealth()
         self._paused: dict[str, str] = {}
         # Shorter leases (CONNECTOR_LEASE_TTL for connections and their polls,
         # CONNECTOR_DELIVERY_LEASE for deliveries) let a dead worker's work move on sooner.
@@ -180,10 +181,16 @@ class Worker:
             }
         )
         self.ownership = Ownership(
-            rt.pool, rt.worker_id, owned_connections(config), ttl=connection_lease or DEFAULT_TTL
+            rt.pool,
+            rt.worker_id,
+            owned_connections(config),
+            ttl=connection_lease or DEFAULT_TTL,
+            health=self.health,
         )
         self.scheduler = FlowScheduler(self._poll)
         self.providers = self._providers(config)
+        # One policy object for the life of the worker: a reload changes it in place.
+        self.egress = EgressPolicy(config.document.egress.allow_networks)
         self.http: aiohttp.ClientSession | None = None
         self.dispatcher: Dispatcher | None = None
         self._dispatcher_task: asyncio.Task[None] | None = None
@@ -272,14 +279,10 @@ class Worker:
         return False
 
     def _database_lost(self, exc: BaseException) -> None:
-        if not self._db_down:
-            self._db_down = True
-            log.warning("database_unavailable", error=str(exc))
+        self.health.lost(exc, worker=self.rt.worker_id)
 
     def _database_back(self) -> None:
-        if self._db_down:
-            self._db_down = False
-            log.info("database_available")
+        self.health.back(worker=self.rt.worker_id)
 
     # -- dispatching --------------------------------------------------------------------------
 
@@ -347,9 +350,12 @@ class Worker:
                 log.error("config_reload_failed", file=self.config_path, error=str(exc))
                 return False
             if config.document.egress != self.file_config.document.egress:
-                log.warning(
-                    "config_reload_partial",
-                    reason="egress.allow_networks changes take effect at the next restart",
+                # Checked at every connect, so the next delivery already sees the new list;
+                # idle keep-alive connections close within the pool's keep-alive timeout.
+                self.egress.use(config.document.egress.allow_networks)
+                log.info(
+                    "egress_policy_changed",
+                    allow_networks=config.document.egress.allow_networks,
                 )
             self.providers.use_config(config)
             self.file_config = config
@@ -437,13 +443,12 @@ class Worker:
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 
-        policy = EgressPolicy(self.config.document.egress.allow_networks)
         async with AsyncExitStack() as stack:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_stop_signal, sig)
             loop.add_signal_handler(signal.SIGHUP, on_hup)
             stack.callback(_remove_signal_handlers, loop)
-            self.http = await stack.enter_async_context(guarded_session(policy))
+            self.http = await stack.enter_async_context(guarded_session(self.egress))
             await self.providers.ensure_connections()
             self.config = await self._expanded(self.file_config)
             # The ports are taken before any lease: a worker that cannot serve holds nothing.

@@ -108,6 +108,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
         return EXIT_OK
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"Deliveries ({len(rows)} shown, newest first)")
@@ -121,16 +122,17 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
             "pending": row["next_attempt_at"],
         }.get(state, row["updated_at"])
         style = {"delivered": "green", "dead": "red", "running": "cyan"}.get(state, "yellow")
+        # Item keys, summaries and errors carry subscriber text: escaped, never markup.
         table.add_row(
-            row["id"],
-            row["event_id"][:16],
-            row["flow_name"],
-            row["item_key"],
-            f"{row['action_index']}:{row['action_type']}",
-            f"[{style}]{state}[/{style}]",
+            escape(row["id"]),
+            escape(row["event_id"][:16]),
+            escape(row["flow_name"]),
+            escape(row["item_key"]),
+            escape(f"{row['action_index']}:{row['action_type']}"),
+            f"[{style}]{escape(state)}[/{style}]",
             str(row["attempt"]),
             _when(when),
-            row["summary"] if state == "delivered" else (row["last_error"] or ""),
+            escape(row["summary"] if state == "delivered" else (row["last_error"] or "")),
         )
     _console().print(table)
     return EXIT_OK
@@ -149,18 +151,19 @@ def cmd_events_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(shown, ensure_ascii=False, indent=2))
         return EXIT_OK
+    from rich.markup import escape
     from rich.table import Table
 
     console = _console()
     console.print(
-        f"[bold]event {shown['id']}[/bold]  flow {shown['flow_name']}  "
-        f"trigger {shown['trigger_type']}  item {shown['item_key']}  "
-        f"source {shown['source']}  recorded {_when(shown['created_at'])}"
+        f"[bold]event {escape(shown['id'])}[/bold]  flow {escape(shown['flow_name'])}  "
+        f"trigger {escape(shown['trigger_type'])}  item {escape(shown['item_key'])}  "
+        f"source {escape(shown['source'])}  recorded {_when(shown['created_at'])}"
     )
     console.print_json(json.dumps(shown["payload"], ensure_ascii=False))
     for delivery in shown["deliveries"]:
         table = Table(
-            title=(
+            title=escape(
                 f"delivery {delivery['id']}  action {delivery['action_index']}:"
                 f"{delivery['action_type']}  {delivery['state']}"
             )
@@ -173,9 +176,9 @@ def cmd_events_show(args: argparse.Namespace) -> int:
                 str(attempt["attempt"]),
                 _when(attempt["started_at"]),
                 str(attempt["duration_ms"]),
-                attempt["outcome"],
+                escape(attempt["outcome"]),
                 str(attempt["status_code"] or "-"),
-                attempt["detail"] or "",
+                escape(attempt["detail"] or ""),
             )
         console.print(table)
     return EXIT_OK

@@ -39,6 +39,10 @@ BLOCKED: tuple[tuple[str, IPNetwork], ...] = tuple(
         ("loopback", "::1/128"),
         ("unique-local", "fc00::/7"),
         ("link-local", "fe80::/10"),
+        # Deprecated, but still routed inside some sites (RFC 3879).
+        ("site-local", "fec0::/10"),
+        # Local-use NAT64 (RFC 8215): translated to whatever IPv4 the local gateway serves.
+        ("local NAT64", "64:ff9b:1::/48"),
         ("multicast", "ff00::/8"),
     )
 )
@@ -48,14 +52,21 @@ class EgressRefused(OSError):
     """A connection to a non-public address was refused (an OSError so aiohttp wraps it)."""
 
 
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address.ipv4_mapped
         if address.sixtofour is not None:
             return address.sixtofour
-        # NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
-        if address in ipaddress.ip_network("64:ff9b::/96"):
+        if address.teredo is not None:
+            return address.teredo[1]
+        # NAT64 and the deprecated IPv4-compatible form (::a.b.c.d, which some stacks still
+        # route as IPv4) carry an IPv4 address in their last 32 bits.
+        if address in NAT64 or address in IPV4_COMPATIBLE:
             return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
@@ -64,9 +75,12 @@ class EgressPolicy:
     """Which addresses outgoing webhooks may connect to."""
 
     def __init__(self, allow_networks: Iterable[str] = ()) -> None:
-        self.allow: tuple[IPNetwork, ...] = tuple(
-            ipaddress.ip_network(n, strict=False) for n in allow_networks
-        )
+        self.allow: tuple[IPNetwork, ...] = ()
+        self.use(allow_networks)
+
+    def use(self, allow_networks: Iterable[str]) -> None:
+        """Replace the allow-list (a reload); the next connect sees it, open ones stay."""
+        self.allow = tuple(ipaddress.ip_network(n, strict=False) for n in allow_networks)
 
     def _allowed(self, address: IPAddress) -> bool:
         return any(address.version == net.version and address in net for net in self.allow)

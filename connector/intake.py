@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -88,12 +89,30 @@ class Change:
     details: dict[str, Any] | None = None
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_batch(body: bytes) -> tuple[list[Change], list[str]]:
-    """The subscriber changes in a body, and the names of the other actions in it."""
+    """The subscriber changes in a body, and the names of the other actions in it.
+
+    Raises only :class:`MalformedWebhook`, whatever the body holds.
+    """
     try:
-        data = json.loads(body)
+        # NaN, Infinity and overflowing floats are refused here: Postgres's jsonb and
+        # int() both fail on them later.
+        data = json.loads(body, parse_float=_finite, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedWebhook(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedWebhook("the body is nested too deeply") from None
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -120,6 +139,11 @@ def parse_batch(body: bytes) -> tuple[list[Change], list[str]]:
             raise MalformedWebhook(
                 f"element {index} ({action}) has 'variables' that are not an object"
             )
+        if not _storable([email, variables]):
+            raise MalformedWebhook(
+                f"element {index} ({action}) holds text Postgres cannot store "
+                "(a NUL character or a lone surrogate)"
+            )
         changes.append(
             Change(
                 action=action,
@@ -130,6 +154,26 @@ def parse_batch(body: bytes) -> tuple[list[Change], list[str]]:
             )
         )
     return changes, others
+
+
+def _storable(value: Any) -> bool:
+    """Whether every string in ``value`` survives Postgres's text and jsonb: UTF-8, no NUL."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 class WebhookIntake:

@@ -187,3 +187,17 @@ def configure(
     # aiohttp's access log is one line per request: useful on the web server at DEBUG only.
     logging.getLogger("aiohttp.access").setLevel(max(numeric_level, logging.WARNING))
     logging.getLogger("apscheduler").setLevel(max(numeric_level, logging.WARNING))
+    pool_logger = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, _PoolReconnectNoise) for f in pool_logger.filters):
+        pool_logger.addFilter(_PoolReconnectNoise())
+
+
+class _PoolReconnectNoise(logging.Filter):
+    """Drops asyncpg's warning, with a traceback, at each retry of its pool's floor.
+
+    While Postgres is down that is one traceback per second or so per worker; the worker
+    says ``database_unavailable`` once and ``database_available`` once instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to restore the pool connection")

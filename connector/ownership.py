@@ -22,6 +22,7 @@ import asyncpg
 import structlog
 
 from connector import leases, metrics
+from connector.db.health import DatabaseHealth
 from connector.db.queries import q
 
 log = structlog.get_logger(__name__)
@@ -52,6 +53,7 @@ class Ownership:
         *,
         ttl: timedelta = DEFAULT_TTL,
         clock: Callable[[], datetime] = utcnow,
+        health: DatabaseHealth | None = None,
     ) -> None:
         self.pool = pool
         self.worker_id = worker_id
@@ -59,7 +61,7 @@ class Ownership:
         self.clock = clock
         self.connections = sorted(set(connections))
         self.owned: set[str] = set()
-        self._db_down = False
+        self.health = health or DatabaseHealth()
 
     def owns(self, connection_id: str | None) -> bool:
         """Whether this worker may poll ``connection_id`` now (connection-less flows: yes)."""
@@ -122,9 +124,7 @@ class Ownership:
         while not stop.is_set():
             try:
                 await self.tick()
-                if self._db_down:
-                    self._db_down = False
-                    log.info("database_available", worker=self.worker_id)
+                self.health.back(worker=self.worker_id)
             except (
                 OSError,
                 asyncpg.PostgresError,
@@ -133,9 +133,7 @@ class Ownership:
             ) as exc:
                 # Without the database we cannot prove our leases; stop polling until it is back.
                 self.owned = set()
-                if not self._db_down:
-                    self._db_down = True
-                    log.warning("database_unavailable", worker=self.worker_id, error=str(exc))
+                self.health.lost(exc, worker=self.worker_id)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.ttl.total_seconds() / 3)
             except TimeoutError:

@@ -21,6 +21,8 @@ from connector.errors import ConnectorError
 PREFIX = "whsec_"
 TOLERANCE_SECONDS = 300
 SECRET_BYTES = 32
+# Svix and the spec's reference libraries make 24 to 64 bytes; fewer is guessable.
+MIN_SECRET_BYTES = 24
 
 
 class SignatureInvalid(ConnectorError):
@@ -35,7 +37,7 @@ def generate_secret() -> str:
 def secret_key(secret: str) -> bytes:
     """The HMAC key inside a ``whsec_`` secret."""
     if not secret.startswith(PREFIX):
-        raise SignatureInvalid("a webhook secret starts with 'whsec_'")
+        raise SignatureInvalid("a webhook secret starts with 'whsec_' followed by base64")
     try:
         key = base64.b64decode(secret[len(PREFIX) :], validate=True)
     except (binascii.Error, ValueError):

@@ -5,13 +5,21 @@ field is an error, never an empty string. They are compiled and their variables 
 against the trigger's declared payload fields when the flow file is loaded, so a typo fails
 ``connector check`` rather than a delivery at 3 a.m. Attributes starting with ``_`` are
 refused at load time as well as by the sandbox at render time.
+
+Event data comes from subscribers, so a field says what its text becomes (:data:`AS_HTML`,
+:data:`AS_URL`) and each value is escaped for it: HTML-escaped in HTML, percent-encoded
+(``/``, ``?``, ``#`` and ``&`` included) in a URL, whose scheme and host must be written
+out before the first template expression.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote, urlencode
 
 from jinja2 import StrictUndefined, TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -24,9 +32,53 @@ FLOW_FIELDS = frozenset({"name", "trigger"})
 ROOTS = frozenset({"event", "flow"})
 M = TypeVar("M", bound=BaseModel)
 
-ENV = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-)
+
+class Encoded(str):
+    """Text already percent-encoded for a URL (by ``urlencode``): not encoded again."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class RenderAs:
+    """What a templated field's text becomes, so each value is escaped for it."""
+
+    kind: Literal["text", "html", "url"]
+
+
+AS_TEXT = RenderAs("text")
+AS_HTML = RenderAs("html")
+AS_URL = RenderAs("url")
+# Scheme and host written out, up to the first "/", "?" or "#" after the host.
+_URL_ORIGIN = re.compile(r"https?://[^/?#{}\s]+[/?#]", re.IGNORECASE)
+
+
+def _url_value(value: Any) -> str:
+    if isinstance(value, Encoded):
+        return str(value)
+    return quote(str(value), safe="")
+
+
+def _urlencode(value: Any) -> Encoded:
+    if isinstance(value, Mapping):
+        return Encoded(urlencode({str(k): str(v) for k, v in value.items()}))
+    return Encoded(quote(str(value), safe=""))
+
+
+def _environment(**options: Any) -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, keep_trailing_newline=True, **options
+    )
+
+
+ENV = _environment(autoescape=False)
+ENVS = {
+    "text": ENV,
+    "html": _environment(autoescape=True),
+    "url": _environment(autoescape=False, finalize=_url_value),
+}
+# Jinja's own urlencode keeps "/", which is exactly what must not pass into a URL path.
+ENVS["url"].filters["urlencode"] = _urlencode
 
 
 def is_template(text: str) -> bool:
@@ -34,8 +86,18 @@ def is_template(text: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _compiled(source: str) -> Any:
-    return ENV.from_string(source)
+def _compiled(source: str, kind: str = "text") -> Any:
+    return ENVS[kind].from_string(source)
+
+
+def _url_problems(source: str) -> list[str]:
+    first = min(i for i in (source.find("{{"), source.find("{%"), source.find("{#")) if i >= 0)
+    if not _URL_ORIGIN.match(source[:first]):
+        return [
+            "a templated URL must start with its scheme and host written out "
+            "(https://host/...); event data may only go into the path or query"
+        ]
+    return []
 
 
 def _fields_used(tree: nodes.Template, root: str) -> set[str]:
@@ -54,7 +116,9 @@ def _fields_used(tree: nodes.Template, root: str) -> set[str]:
     return used
 
 
-def problems_in(source: str, payload_fields: frozenset[str] | None) -> list[str]:
+def problems_in(
+    source: str, payload_fields: frozenset[str] | None, render_as: RenderAs = AS_TEXT
+) -> list[str]:
     """What is wrong with one template; empty when it is fine.
 
     ``payload_fields`` None (or empty: a trigger that declares none) skips the field check.
@@ -63,7 +127,7 @@ def problems_in(source: str, payload_fields: frozenset[str] | None) -> list[str]
         tree = ENV.parse(source)
     except TemplateError as exc:
         return [f"template does not compile: {exc}"]
-    found: list[str] = []
+    found: list[str] = _url_problems(source) if render_as.kind == "url" else []
     for node in tree.find_all(nodes.Getattr):
         if node.attr.startswith("_"):
             found.append(f"template uses the attribute {node.attr!r}, which is not allowed")
@@ -84,24 +148,35 @@ def problems_in(source: str, payload_fields: frozenset[str] | None) -> list[str]
         found.append(f"flow has no field {field!r}; use flow.name or flow.trigger")
     if not found:
         try:
-            _compiled(source)
+            _compiled(source, render_as.kind)
         except TemplateError as exc:
             found.append(f"template does not compile: {exc}")
     return found
 
 
-def _strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
+def _render_as(model: type[BaseModel], name: str, inherited: RenderAs) -> RenderAs:
+    for marker in model.model_fields[name].metadata:
+        if isinstance(marker, RenderAs):
+            return marker
+    return inherited
+
+
+def _strings(
+    value: Any, path: Path, render_as: RenderAs = AS_TEXT
+) -> Iterator[tuple[Path, str, RenderAs]]:
     if isinstance(value, str):
-        yield path, value
+        yield path, value, render_as
     elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _strings(getattr(value, name), (*path, name))
+        model = type(value)
+        for name in model.model_fields:
+            kind = _render_as(model, name, render_as)
+            yield from _strings(getattr(value, name), (*path, name), kind)
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _strings(item, (*path, str(key)))
+            yield from _strings(item, (*path, str(key)), render_as)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from _strings(item, (*path, index))
+            yield from _strings(item, (*path, index), render_as)
 
 
 def check_params(
@@ -109,34 +184,41 @@ def check_params(
 ) -> list[tuple[Path, str]]:
     """Every template problem in an action's params, with the path to the param."""
     found: list[tuple[Path, str]] = []
-    for path, text in _strings(params, ()):
+    for path, text, render_as in _strings(params, ()):
         if is_template(text):
-            found.extend((path, message) for message in problems_in(text, payload_fields))
+            found.extend(
+                (path, message) for message in problems_in(text, payload_fields, render_as)
+            )
     return found
 
 
 def has_templates(params: BaseModel) -> bool:
-    return any(is_template(text) for _, text in _strings(params, ()))
+    return any(is_template(text) for _, text, _ in _strings(params, ()))
 
 
-def _render(value: Any, context: Mapping[str, Any], path: Path) -> Any:
+def _render(value: Any, context: Mapping[str, Any], path: Path, render_as: RenderAs) -> Any:
     if isinstance(value, str):
         if not is_template(value):
             return value
         try:
-            return _compiled(value).render(context)
+            return str(_compiled(value, render_as.kind).render(context))
         except TemplateError as exc:
             where = ".".join(str(p) for p in path)
             raise FatalError(f"template in {where} failed: {exc}") from None
     if isinstance(value, BaseModel):
+        model = type(value)
         return {
-            name: _render(getattr(value, name), context, (*path, name))
-            for name in type(value).model_fields
+            name: _render(
+                getattr(value, name), context, (*path, name), _render_as(model, name, render_as)
+            )
+            for name in model.model_fields
         }
     if isinstance(value, Mapping):
-        return {key: _render(item, context, (*path, str(key))) for key, item in value.items()}
+        return {
+            key: _render(item, context, (*path, str(key)), render_as) for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [_render(item, context, (*path, i)) for i, item in enumerate(value)]
+        return [_render(item, context, (*path, i), render_as) for i, item in enumerate(value)]
     return value
 
 
@@ -148,7 +230,7 @@ def render_params(params: M, context: Mapping[str, Any]) -> M:
     """The params with every template rendered, validated again by their model."""
     if not has_templates(params):
         return params
-    rendered = _render(params, context, ())
+    rendered = _render(params, context, (), AS_TEXT)
     try:
         return type(params).model_validate(rendered)
     except ValidationError as exc:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import model_validator
 
 from actions.sendpulse._base import Number, SendPulseAction, as_int
 from connector.plugins import ActionResult, PluginParams
+from connector.templates import AS_HTML
 
 
 class Params(PluginParams):
@@ -16,7 +17,8 @@ class Params(PluginParams):
     sender_name: str
     sender_email: str
     subject: str
-    html: str | None = None
+    # Event values are HTML-escaped: subscribers write them, and the HTML is ours.
+    html: Annotated[str | None, AS_HTML] = None
     template_id: Number | None = None
     # ``name`` names the action itself in a flow file, hence campaign_name.
     campaign_name: str | None = None

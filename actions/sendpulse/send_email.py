@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import html as markup
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, model_validator
 
 from actions.sendpulse._base import Number, SendPulseAction, as_int
 from connector.plugins import ActionResult, PluginParams
+from connector.templates import AS_HTML
 
 
 class Params(PluginParams):
@@ -19,7 +20,8 @@ class Params(PluginParams):
     from_name: str = ""
     # Required by ``POST /smtp/emails`` even with a template (the template's own is not used).
     subject: str = Field(min_length=1)
-    html: str | None = None
+    # Event values are HTML-escaped: subscribers write them, and the HTML is ours.
+    html: Annotated[str | None, AS_HTML] = None
     text: str | None = None
     template_id: Number | None = None
     variables: dict[str, str | int | float] = Field(default_factory=dict)

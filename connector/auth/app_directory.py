@@ -7,12 +7,15 @@ POST). We exchange it at ``/market-service/oauth/authorize`` with the app's ``ap
 
 Uninstall: SendPulse POSTs the install's JSON (``id, user_id, app_id, client_id,
 client_secret, …``). The payload carries no signature, so it is authenticated by its
-``client_secret``, which only SendPulse and we know; a match deletes every row tied to the
-install. Repeats, and installs we never saw, get 200 and change nothing.
+``client_id`` and ``client_secret``, which only SendPulse and we know; a match deletes every
+row tied to the install, the connection included. Anything else gets the same 401 and
+changes nothing: wrong keys, keys we hold none of (or cannot decrypt), installs we never saw
+and repeats of an uninstall already done (its keys are gone with it).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import secrets
 from collections.abc import Callable, Mapping
@@ -45,6 +48,7 @@ from connector.providers.transport import make_limiter, send
 log = structlog.get_logger(__name__)
 
 AUTHORIZE_PATH = "/market-service/oauth/authorize"
+LOGIN_QUEUE_SECONDS = 5
 
 
 class AppDirectory:
@@ -59,6 +63,7 @@ class AppDirectory:
         pool: asyncpg.Pool,
         cipher: Cipher,
         now: Callable[[], datetime] = utcnow,
+        login_queue: int | None = None,
     ) -> None:
         if app.app_id is None:
             raise ValueError("an App Directory app needs app_id")
@@ -72,6 +77,12 @@ class AppDirectory:
         self._limiter = make_limiter(app.rate_limit)
         self.base_url = str(app.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._timeout = app.timeout.total_seconds()
+        # Anyone can send a login code, and each costs a call made with the app's secret:
+        # past what the rate limit clears in a few seconds, fail fast instead of queueing.
+        self.login_queue = login_queue or max(
+            4, int(app.rate_limit.per_second * LOGIN_QUEUE_SECONDS)
+        )
+        self.logins_pending = 0
 
     def install_id(self, install: str) -> str:
         return f"sendpulse:{self.app_id}:{install}"
@@ -115,7 +126,7 @@ class AppDirectory:
         connection_id = install_connection_id(self.name, account)
         credentials = json.dumps({"client_id": client_id, "client_secret": client_secret})
         async with self._pool.acquire() as conn, conn.transaction():
-            await store_install(
+            connection_id = await store_install(
                 conn,
                 self._cipher,
                 connection_id=connection_id,
@@ -130,32 +141,46 @@ class AppDirectory:
         log.info("app_installed", app=self.name, connection=connection_id, account=account)
         return connection_id
 
-    async def uninstall(self, payload: Any) -> str:
-        """``removed``, ``unknown`` (nothing to do) or ``refused`` (credentials do not match)."""
+    async def uninstall(self, payload: Any) -> bool:
+        """Purge the install if the payload carries its stored keys; False changes nothing.
+
+        Unknown installs, removed ones, wrong keys and keys we cannot read all come back
+        False, after the same comparisons, so the answer reveals nothing about which
+        install ids exist.
+        """
         if not isinstance(payload, Mapping) or "id" not in payload:
-            return "refused"
+            return False
         if str(payload.get("app_id", self.app_id)) != self.app_id:
-            return "refused"
+            return False
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(q("install_find"), self.install_id(str(payload["id"])))
-            if row is None or row["status"] == "uninstalled":
-                return "unknown"
-            stored = await conn.fetchrow(q("connection_get"), row["id"])
-        try:
-            keys = json.loads(self._cipher.decrypt(stored["credentials"]))
-        except (UndecryptableSecret, ValueError, TypeError):
-            keys = {}
+            stored = None
+            if row is not None and row["status"] != "uninstalled":
+                stored = await conn.fetchrow(q("connection_get"), row["id"])
+        keys = self._stored_keys(stored["credentials"] if stored is not None else None)
         given_id, given_secret = payload.get("client_id"), payload.get("client_secret")
-        if not (
-            isinstance(given_id, str)
-            and isinstance(given_secret, str)
-            and secrets.compare_digest(given_id, str(keys.get("client_id", "")))
-            and secrets.compare_digest(given_secret, str(keys.get("client_secret", "")))
-        ):
-            return "refused"
+        # Both comparisons always run, against a random value when nothing is stored:
+        # a missing or unreadable key must never match, not even an empty one.
+        matches = _same(given_id, keys.get("client_id")) & _same(
+            given_secret, keys.get("client_secret")
+        )
+        if not matches or row is None:
+            return False
         async with self._pool.acquire() as conn, conn.transaction():
             await purge_install(conn, row["id"])
-        return "removed"
+        return True
+
+    def _stored_keys(self, credentials: bytes | None) -> dict[str, str]:
+        if credentials is None:
+            return {}
+        try:
+            keys = json.loads(self._cipher.decrypt(credentials))
+        except (UndecryptableSecret, ValueError, TypeError):
+            log.error("app_install_keys_unreadable", app=self.name)
+            return {}
+        if not isinstance(keys, dict):
+            return {}
+        return {k: v for k, v in keys.items() if isinstance(v, str) and v}
 
     # -- web handlers -----------------------------------------------------------------------
 
@@ -173,6 +198,12 @@ class AppDirectory:
             code = await _posted_code(request)
         if not code or len(code) > 512:
             return page(400, "Install failed", "The request carries no login code.")
+        if self.logins_pending >= self.login_queue:
+            log.warning("app_login_shed", app=self.name, pending=self.logins_pending)
+            busy = page(503, "Busy", "Too many installs at once; try again in a moment.")
+            busy.headers["Retry-After"] = "5"
+            return busy
+        self.logins_pending += 1
         try:
             connection_id = await self.login(code)
         except InstallRefused as exc:
@@ -184,18 +215,26 @@ class AppDirectory:
         except (RetriableError, ApiError, ConnectorError) as exc:
             log.warning("app_install_failed", app=self.name, error=str(exc))
             return page(502, "Install failed", "SendPulse did not answer; try again shortly.")
+        finally:
+            self.logins_pending -= 1
         return page(200, "Connected", f"The app is installed as connection {connection_id}.")
 
     async def _uninstall(self, request: web.Request) -> web.StreamResponse:
         try:
             payload = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return web.json_response({"error": "the body is not JSON"}, status=400)
-        outcome = await self.uninstall(payload)
-        if outcome == "refused":
+        if not await self.uninstall(payload):
             log.warning("app_uninstall_refused", app=self.name)
             return web.json_response({"error": "unknown install keys"}, status=401)
         return web.json_response({"result": True})
+
+
+def _same(given: Any, stored: str | None) -> bool:
+    """Constant-time equality of a given and a stored key, as UTF-8 bytes (any text)."""
+    wanted = stored.encode() if stored else secrets.token_bytes(32)
+    offered = given.encode("utf-8", "surrogatepass") if isinstance(given, str) else b""
+    return hmac.compare_digest(offered, wanted) and stored is not None
 
 
 def _install_data(body: Any) -> dict[str, Any]:
@@ -212,7 +251,7 @@ async def _posted_code(request: web.Request) -> str | None:
     if request.content_type == "application/json":
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         code = body.get("code") if isinstance(body, dict) else None
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -17,15 +18,25 @@ from connector.errors import FatalError
 
 log = structlog.get_logger(__name__)
 
+PLAIN_ACCOUNT = re.compile(r"[A-Za-z0-9]{1,40}")
+
 
 class InstallRefused(FatalError):
     """An install or login could not be completed (bad, reused or expired code or state)."""
 
 
 def install_connection_id(app: str, account: str) -> str:
-    """A readable connection id for one account's install of one app."""
-    safe = re.sub(r"[^A-Za-z0-9_-]", "-", account)[:40]
-    return f"{app}-{safe}"[:64]
+    """A readable connection id for one account's install of one app, distinct per account.
+
+    A plain alphanumeric account keeps its name (``store-777``); any other gets a readable
+    part and a hash of the exact account, so ``12.3``, ``12-3`` and ``12 3`` stay apart. A
+    plain name has no ``-``, so it can never equal a hashed one.
+    """
+    if PLAIN_ACCOUNT.fullmatch(account):
+        return f"{app}-{account}"
+    digest = hashlib.sha256(account.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", account).strip("-")[:20] or "account"
+    return f"{app}-{readable}-{digest}"
 
 
 async def store_install(
@@ -40,9 +51,16 @@ async def store_install(
     credentials: str | None,
     token: IssuedToken | None,
     now: datetime,
-) -> None:
-    """Upsert the install's connection and (if given) its first token, in the caller's tx."""
-    await conn.execute(
+) -> str:
+    """Upsert the install's connection and (if given) its first token, in the caller's tx.
+
+    Returns the connection id used: an install stored before keeps the id it had. An id
+    that already belongs to another account, or to the flow file, is refused.
+    """
+    existing = await conn.fetchrow(q("install_find"), install_id)
+    if existing is not None:
+        connection_id = existing["id"]
+    stored = await conn.fetchval(
         q("install_upsert"),
         connection_id,
         provider,
@@ -51,6 +69,9 @@ async def store_install(
         list(scopes) if scopes is not None else None,
         cipher.encrypt(credentials) if credentials is not None else None,
     )
+    if stored is None:
+        log.error("app_install_id_taken", connection=connection_id, account=account_id)
+        raise InstallRefused(f"the connection id {connection_id} belongs to another account")
     # Installing again (after an uninstall) is a new install id: its flows start over.
     await accounts.record(conn, connection_id, accounts.of_install(install_id))
     await conn.execute(q("token_delete"), connection_id)
@@ -63,18 +84,25 @@ async def store_install(
             now + timedelta(seconds=token.expires_in),
             now,
         )
+    return str(connection_id)
 
 
 async def purge_install(conn: asyncpg.Connection, connection_id: str) -> None:
-    """Delete everything tied to an install and mark it uninstalled, in the caller's tx."""
+    """Delete everything tied to an install, its connection row last, in the caller's tx.
+
+    The connection's poll lease goes first: deleting its row waits for a poll that is
+    committing right now, and a poll still running finds no lease at its commit and
+    discards what it fetched (``LeaseLost``), so nothing of the install comes back.
+    """
     for name in (
         "install_purge_poll_lease",
         "install_purge_snapshots",
         "install_purge_deliveries",
         "install_purge_events",
         "install_purge_cursors",
+        "install_purge_poll_runs",
         "token_delete",
-        "install_mark_uninstalled",
+        "install_purge_connection",
     ):
         await conn.execute(q(name), connection_id)
     log.info("app_uninstalled", connection=connection_id)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hmac
 import html
 import secrets
 from collections.abc import Callable
@@ -42,6 +43,11 @@ log = structlog.get_logger(__name__)
 
 STATE_TTL = timedelta(minutes=10)
 COOKIE = "connector_oauth_state"
+MAX_PENDING_STATES = 1000
+
+
+class InstallBusy(ConnectorError):
+    """Too many installs are in progress; answer 503 and store nothing."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class MailiumApp:
         pool: asyncpg.Pool,
         cipher: Cipher,
         now: Callable[[], datetime] = utcnow,
+        max_states: int = MAX_PENDING_STATES,
     ) -> None:
         if app.client_id is None or app.redirect_uri is None:
             raise ValueError("a Mailium app needs client_id and redirect_uri")
@@ -73,6 +80,7 @@ class MailiumApp:
         self._now = now
         self._secret = app.secret.get_secret_value()
         self.redirect_uri = str(app.redirect_uri)
+        self.max_states = max_states
         self.oauth = MailiumOAuth(
             session=session,
             limiter=make_limiter(app.rate_limit),
@@ -90,14 +98,20 @@ class MailiumApp:
         verifier, challenge = new_pkce()
         async with self._pool.acquire() as conn:
             await conn.execute(q("oauth_state_prune"), self._now())
-            await conn.execute(
+            # Anyone can open the install page: past this many live states, refuse rather
+            # than grow the table (they expire within STATE_TTL).
+            inserted = await conn.fetchval(
                 q("oauth_state_insert"),
                 state,
                 self.name,
                 verifier,
                 self.redirect_uri,
                 self._now() + STATE_TTL,
+                self.max_states,
             )
+        if inserted is None:
+            log.warning("app_install_shed", app=self.name, pending=self.max_states)
+            raise InstallBusy("too many installs are in progress")
         url = authorize_url(
             self.oauth.oauth_url,
             client_id=self.oauth.client_id,
@@ -121,7 +135,10 @@ class MailiumApp:
         state, code = params.get("state"), params.get("code")
         if not state or not code:
             raise InstallRefused("the redirect carries no code or state")
-        if browser_state is None or not secrets.compare_digest(browser_state, state):
+        # As bytes: compare_digest refuses str with anything but ASCII in it.
+        if browser_state is None or not hmac.compare_digest(
+            browser_state.encode("utf-8", "surrogatepass"), state.encode("utf-8", "surrogatepass")
+        ):
             raise InstallRefused("the state does not belong to this browser")
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(q("oauth_state_take"), state)
@@ -146,7 +163,7 @@ class MailiumApp:
     async def _store(self, account: str, token: IssuedToken) -> Installed:
         connection_id = install_connection_id(self.name, account)
         async with self._pool.acquire() as conn, conn.transaction():
-            await store_install(
+            connection_id = await store_install(
                 conn,
                 self._cipher,
                 connection_id=connection_id,
@@ -209,7 +226,12 @@ class MailiumApp:
         ]
 
     async def _install(self, request: web.Request) -> web.StreamResponse:
-        state, url = await self.begin()
+        try:
+            state, url = await self.begin()
+        except InstallBusy:
+            busy = page(503, "Busy", "Too many installs at once; try again in a moment.")
+            busy.headers["Retry-After"] = "60"
+            return busy
         response = web.Response(status=302, headers={"Location": url})
         response.set_cookie(
             COOKIE,
@@ -217,7 +239,9 @@ class MailiumApp:
             max_age=int(STATE_TTL.total_seconds()),
             httponly=True,
             samesite="Lax",
-            secure=request.secure,
+            # Behind a TLS-terminating proxy the request itself looks like plain http;
+            # the public redirect_uri says how browsers really reach us.
+            secure=request.secure or self.redirect_uri.startswith("https://"),
         )
         return response
 

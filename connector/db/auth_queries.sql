@@ -48,7 +48,8 @@ RETURNING version;
 DELETE FROM tokens WHERE connection_id = $1;
 
 -- name: install_upsert
--- An app install becomes a connection; installing again reactivates the same one.
+-- An app install becomes a connection; installing again reactivates the same one. An id
+-- held by the flow file or by another account is not taken over: nothing is returned.
 INSERT INTO connections (id, provider, source, status, install_id, account_id, scopes, credentials)
 VALUES ($1, $2, 'app_install', 'active', $3, $4, $5, $6)
 ON CONFLICT (id) DO UPDATE
@@ -58,7 +59,11 @@ ON CONFLICT (id) DO UPDATE
        account_id = EXCLUDED.account_id,
        scopes = EXCLUDED.scopes,
        credentials = EXCLUDED.credentials,
-       updated_at = now();
+       updated_at = now()
+ WHERE connections.source = 'app_install'
+   AND connections.provider = EXCLUDED.provider
+   AND connections.account_id = EXCLUDED.account_id
+RETURNING id;
 
 -- name: install_find
 SELECT id, provider, status, account_id FROM connections WHERE install_id = $1;
@@ -74,7 +79,8 @@ DELETE FROM snapshot_items
  WHERE flow_name IN (SELECT flow_name FROM flow_states WHERE connection_id = $1);
 
 -- name: install_purge_deliveries
-DELETE FROM deliveries WHERE connection_id = $1 AND state IN ('pending', 'running');
+-- Every state: delivered and dead ones hold subscriber data in their attempts too.
+DELETE FROM deliveries WHERE connection_id = $1;
 
 -- name: install_purge_events
 DELETE FROM events WHERE connection_id = $1;
@@ -82,15 +88,18 @@ DELETE FROM events WHERE connection_id = $1;
 -- name: install_purge_cursors
 DELETE FROM flow_states WHERE connection_id = $1;
 
--- name: install_mark_uninstalled
-UPDATE connections
-   SET status = 'uninstalled', status_reason = 'the app was uninstalled', credentials = NULL,
-       updated_at = now()
- WHERE id = $1;
+-- name: install_purge_poll_runs
+DELETE FROM poll_runs WHERE connection_id = $1;
+
+-- name: install_purge_connection
+DELETE FROM connections WHERE id = $1;
 
 -- name: oauth_state_insert
+-- Nothing is inserted (and nothing returned) once the app has $6 states pending.
 INSERT INTO oauth_states (state, app, code_verifier, redirect_uri, expires_at)
-VALUES ($1, $2, $3, $4, $5);
+SELECT $1, $2, $3, $4, $5
+ WHERE (SELECT count(*) FROM oauth_states WHERE app = $2) < $6
+RETURNING state;
 
 -- name: oauth_state_take
 -- One-time: taking a state deletes it, whether or not it is still valid.

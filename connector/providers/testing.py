@@ -149,7 +149,8 @@ def flow_yaml(document: Mapping[str, Any]) -> str:
 
 
 async def seed_install_rows(pool: Any, connection_id: str, flow: str) -> None:
-    """A cursor, a snapshot row, an event and a pending delivery tied to ``connection_id``."""
+    """A cursor, a snapshot row, an event, a pending delivery and a poll run tied to
+    ``connection_id``."""
     async with pool.acquire() as conn:
         await conn.execute(
             "INSERT INTO flow_states (flow_name, connection_id, trigger_type, state_key)"
@@ -175,6 +176,11 @@ async def seed_install_rows(pool: Any, connection_id: str, flow: str) -> None:
             flow,
             connection_id,
         )
+        await conn.execute(
+            "INSERT INTO poll_runs (flow_name, connection_id, started_at) VALUES ($1, $2, now())",
+            flow,
+            connection_id,
+        )
 
 
 async def install_row_counts(pool: Any, connection_id: str, flow: str) -> dict[str, int]:
@@ -184,6 +190,8 @@ async def install_row_counts(pool: Any, connection_id: str, flow: str) -> dict[s
         "cursors": "SELECT count(*) FROM flow_states WHERE connection_id = $1",
         "events": "SELECT count(*) FROM events WHERE connection_id = $1",
         "deliveries": "SELECT count(*) FROM deliveries WHERE connection_id = $1",
+        "poll_runs": "SELECT count(*) FROM poll_runs WHERE connection_id = $1",
+        "connection": "SELECT count(*) FROM connections WHERE id = $1",
     }
     counts = {name: int(await pool.fetchval(sql, connection_id)) for name, sql in queries.items()}
     counts["snapshots"] = int(

@@ -255,3 +255,41 @@ def test_deliveries_on_a_fresh_embedded_home_makes_the_database(tmp_path: Path) 
     finally:
         # As root the cluster may live outside tmp_path (see embedded._reachable); clean it too.
         shutil.rmtree((home / "postgres").resolve(), ignore_errors=True)
+
+
+async def test_subscriber_text_is_shown_literally_never_as_markup(database: str) -> None:
+    conn = await asyncpg.connect(database)
+    keys = {"ev-close": "evil[/red]@x.org", "ev-link": "[link=https://evil.example]a[/link]@y.org"}
+    try:
+        for event, key in keys.items():
+            await conn.execute(
+                "INSERT INTO events (id, flow_name, trigger_type, item_key, payload)"
+                " VALUES ($1, 'hooks', 'sendpulse.subscriber_added', $2, '{}')",
+                event,
+                key,
+            )
+            delivery = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO deliveries (id, event_id, flow_name, action_index, action_type,"
+                " state, last_error) VALUES ($1, $2, 'hooks', 0, 'webhook', 'dead', $3)",
+                delivery,
+                event,
+                f"[bold]{key}",
+            )
+            await conn.execute(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms,"
+                " outcome, status_code, detail) VALUES ($1, 1, now(), 5, 'dead', 500, $2)",
+                delivery,
+                f"[/]{key}",
+            )
+    finally:
+        await conn.close()
+    table = await cli(database, "deliveries")
+    assert table.returncode == 0, table.stderr
+    for key in keys.values():
+        assert key in table.stdout
+        assert f"[bold]{key}" in table.stdout
+    for event, key in keys.items():
+        shown = await cli(database, "events", "show", event)
+        assert shown.returncode == 0, shown.stderr
+        assert key in shown.stdout and f"[/]{key}" in shown.stdout

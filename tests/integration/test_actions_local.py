@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import asyncpg
@@ -62,3 +64,37 @@ async def test_append_jsonl_to_a_directory_is_fatal(db_pool: asyncpg.Pool, tmp_p
     async with db_pool.acquire() as conn:
         row = await delivery(conn, did)
     assert row["state"] == "dead" and "cannot append" in row["last_error"]
+
+
+async def test_append_jsonl_makes_files_only_its_user_can_read(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    out = tmp_path / "events.jsonl"
+    config = flow_file(jsonl_flow(out))
+    async with db_pool.acquire() as conn:
+        [did, _] = await insert_event(conn, "files", "ev-1", {"email": "a@b.c"}, actions=BOTH)
+    old = os.umask(0o022)
+    try:
+        await Dispatcher(db_pool, config, http=None, clock=FakeClock()).run_once()
+    finally:
+        os.umask(old)
+    async with db_pool.acquire() as conn:
+        assert (await delivery(conn, did))["state"] == "delivered"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+async def test_append_jsonl_refuses_a_symlink_planted_at_its_path(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("untouched\n")
+    out = tmp_path / "events.jsonl"
+    out.symlink_to(target)
+    config = flow_file(jsonl_flow(out))
+    async with db_pool.acquire() as conn:
+        [did, _] = await insert_event(conn, "files", "ev-1", {"email": "a@b.c"}, actions=BOTH)
+    await Dispatcher(db_pool, config, http=None, clock=FakeClock()).run_once()
+    async with db_pool.acquire() as conn:
+        row = await delivery(conn, did)
+    assert row["state"] == "dead" and "symbolic link" in row["last_error"]
+    assert target.read_text() == "untouched\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 from structlog.testing import capture_logs
 
-from connector.auth.app_directory import app_directory_routes
+from connector.auth.app_directory import AppDirectory, app_directory_routes
 from connector.auth.crypto import Cipher
 from connector.config import parse
 from connector.providers.registry import ProviderClients
@@ -177,9 +178,7 @@ async def uninstall(env: Env, payload: object) -> int:
         return r.status
 
 
-async def test_uninstall_purges_everything_tied_to_the_install_and_repeats_harmlessly(
-    env: Env,
-) -> None:
+async def test_uninstall_purges_everything_tied_to_the_install(env: Env) -> None:
     assert (await login(env, env.code()))[0] == 200
     await seed_install_rows(env.pool, "store-777", "per-install")
     install = next(iter(env.sb.state.auth.installs.values()))
@@ -188,29 +187,115 @@ async def test_uninstall_purges_everything_tied_to_the_install_and_repeats_harml
     forged = {**payload, "client_secret": "guessed"}
     assert await uninstall(env, forged) == 401
     counts = await install_row_counts(env.pool, "store-777", "per-install")
-    assert counts == {"tokens": 1, "cursors": 1, "events": 1, "deliveries": 1, "snapshots": 1}
+    assert set(counts.values()) == {1}, counts
 
     assert await uninstall(env, payload) == 200
     counts = await install_row_counts(env.pool, "store-777", "per-install")
-    assert counts == {"tokens": 0, "cursors": 0, "events": 0, "deliveries": 0, "snapshots": 0}
-    row = await env.pool.fetchrow("SELECT status, credentials FROM connections")
-    assert row["status"] == "uninstalled" and row["credentials"] is None
+    # The connection row and the poll history go too, not only the tokens and events.
+    assert set(counts.values()) == {0}, counts
+    assert await env.pool.fetchval("SELECT count(*) FROM connections") == 0
 
-    assert await uninstall(env, payload) == 200  # SendPulse retrying, or a replay
-    assert await env.pool.fetchval("SELECT status FROM connections") == "uninstalled"
+    # A repeat is indistinguishable from keys we never issued: the keys went with the install.
+    assert await uninstall(env, payload) == 401
+
+
+async def uninstall_answer(env: Env, payload: object) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json"}
+    url = f"{env.base}/apps/store/uninstall"
+    async with env.http.post(url, data=json.dumps(payload), headers=headers) as r:
+        return r.status, await r.text()
+
+
+async def test_unknown_and_known_install_ids_get_the_same_refusal(env: Env) -> None:
+    assert (await login(env, env.code()))[0] == 200
+    install = next(iter(env.sb.state.auth.installs.values()))
+    wrong = {"client_id": "a", "client_secret": "b"}
+    known = await uninstall_answer(env, {**install_json(install), **wrong})
+    unknown = await uninstall_answer(env, {"id": "never-installed", **wrong})
+    assert known == unknown
+    assert known[0] == 401
+    assert await env.pool.fetchval("SELECT status FROM connections") == "active"
+
+
+@pytest.mark.parametrize("stored", ["null", "undecryptable"])
+async def test_uninstall_fails_closed_when_the_stored_keys_are_unusable(
+    env: Env, stored: str
+) -> None:
+    assert (await login(env, env.code()))[0] == 200
+    value = None if stored == "null" else b"not a fernet token"
+    await env.pool.execute("UPDATE connections SET credentials = $1", value)
+    install = next(iter(env.sb.state.auth.installs.values()))
+    empty = {**install_json(install), "client_id": "", "client_secret": ""}
+    assert await uninstall(env, empty) == 401
+    assert await uninstall(env, {**install_json(install), "client_id": None}) == 401
+    counts = await install_row_counts(env.pool, "store-777", "none")
+    assert counts["tokens"] == 1 and counts["connection"] == 1
+
+
+@pytest.mark.parametrize("field", ["client_id", "client_secret"])
+async def test_non_ascii_uninstall_keys_are_refused_not_a_crash(env: Env, field: str) -> None:
+    assert (await login(env, env.code()))[0] == 200
+    install = next(iter(env.sb.state.auth.installs.values()))
+    for value in ("clé-secrète", "\ud800", "😀" * 40):
+        assert await uninstall(env, {**install_json(install), field: value}) == 401
+    assert await env.pool.fetchval("SELECT status FROM connections") == "active"
 
 
 @pytest.mark.parametrize(
     ("payload", "status"),
     [
-        ({"id": "never-installed", "client_id": "a", "client_secret": "b"}, 200),
+        ({"id": "never-installed", "client_id": "a", "client_secret": "b"}, 401),
         ({"client_id": "a"}, 401),
         ({"id": "x", "app_id": "99", "client_id": "a", "client_secret": "b"}, 401),
         ("[1, 2]", 401),
         ("not json", 400),
+        ("[" * 100_000 + "]" * 100_000, 400),
     ],
+    ids=["unknown-id", "no-id", "other-app", "not-an-object", "not-json", "deep"],
 )
 async def test_hostile_uninstall_payloads(env: Env, payload: object, status: int) -> None:
     assert (await login(env, env.code()))[0] == 200
     assert await uninstall(env, payload) == status
     assert await env.pool.fetchval("SELECT status FROM connections") == "active"
+
+
+async def test_logins_beyond_the_queue_are_shed_without_a_call(db_pool: asyncpg.Pool) -> None:
+    async with start_sandbox(rate_limit=None) as sb, aiohttp.ClientSession() as http:
+        sb.state.auth.add_app(APP_ID, APP_SECRET)
+        config = parse(flow_file(sb.base_url) + "    timeout: 5s\n", "apps.yaml")
+        directory = AppDirectory(
+            name="store",
+            app=config.apps["store"],
+            session=http,
+            pool=db_pool,
+            cipher=Cipher(Fernet.generate_key()),
+            login_queue=2,
+        )
+        app = web.Application()
+        app.add_routes(directory.routes())
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}/apps/store/login"
+        sb.faults.script("hang", 2, path_prefix="/market-service", hang_seconds=3600)
+
+        async def get(code: str) -> int:
+            async with http.get(base, params={"code": code}) as response:
+                return response.status
+
+        hanging = [asyncio.create_task(get(f"code-{n}")) for n in range(2)]
+        try:
+            # The handlers' own count is the thing to wait for; no event marks it.
+            while directory.logins_pending < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            with capture_logs() as logs:
+                assert await get("one-too-many") == 503
+            assert "app_login_shed" in [e["event"] for e in logs]
+            exchanges = [r for r in sb.requests() if r.path.startswith("/market-service")]
+            assert len(exchanges) <= 2
+        finally:
+            for task in hanging:
+                task.cancel()
+            await asyncio.gather(*hanging, return_exceptions=True)
+            await runner.cleanup()

@@ -193,8 +193,35 @@ async def test_campaign_status_webhook_polls_campaign_flows_now(rig: Rig) -> Non
             "element 1",
         ),
         (b"[" + b'{"event": "open"},' * 70000 + b'{"event": "open"}]', 413, "larger"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+        (b'[{"event": "new_emails", "email": "x@y.io", "book_id": 1e400}]', 400, "out of range"),
+        (b"[1e400]", 400, "out of range"),
+        (b'[{"event": "new_emails", "email": "x@y.io", "book_id": NaN}]', 400, "not JSON"),
+        (
+            b'[{"event": "new_emails", "email": "x@y.io", "book_id": 1,'
+            b' "variables": {"n": -Infinity}}]',
+            400,
+            "not JSON",
+        ),
+        (b'[{"event": "new_emails", "email": "a\\u0000@y.io", "book_id": 1}]', 400, "NUL"),
+        (b'[{"event": "new_emails", "email": "a\\ud800@y.io", "book_id": 1}]', 400, "surrogate"),
     ],
-    ids=["not-json", "not-array", "no-event", "no-email", "bad-book", "one-bad-of-two", "huge"],
+    ids=[
+        "not-json",
+        "not-array",
+        "no-event",
+        "no-email",
+        "bad-book",
+        "one-bad-of-two",
+        "huge",
+        "deep",
+        "overflowing-book",
+        "overflowing-number",
+        "nan",
+        "infinity",
+        "nul",
+        "lone-surrogate",
+    ],
 )
 async def test_bad_bodies_are_refused_with_no_side_effect(
     rig: Rig, body: bytes, status: int, words: str

@@ -17,7 +17,8 @@ from cryptography.fernet import Fernet
 from structlog.testing import capture_logs
 
 from connector.auth.crypto import Cipher
-from connector.auth.mailium_app import MailiumApp
+from connector.auth.installs import InstallRefused
+from connector.auth.mailium_app import COOKIE, STATE_TTL, MailiumApp
 from connector.config import App
 from connector.errors import NeedsReauth
 from connector.providers.testing import FakeClock, install_row_counts, seed_install_rows
@@ -227,8 +228,7 @@ async def test_uninstall_revokes_and_purges_and_is_idempotent(env: Setup) -> Non
         assert await r.json() == {}
     assert env.mailium.state.refresh[refresh].revoked
     counts = await install_row_counts(env.pool, connection, "per-install-flow")
-    assert counts == {"tokens": 0, "cursors": 0, "events": 0, "deliveries": 0, "snapshots": 0}
-    assert await env.pool.fetchval("SELECT status FROM connections") == "uninstalled"
+    assert set(counts.values()) == {0}, counts
     revokes = len(env.mailium.state.calls("/oauth/revoke"))
     async with env.http.post(f"{env.base}/apps/mailium/uninstall?{query}") as r:
         assert r.status == 200
@@ -285,3 +285,51 @@ async def test_an_unreachable_token_endpoint_gets_an_error_page_and_one_log_line
         failed = [e for e in logs if e["event"] == "oauth_token_failed"]
         assert len(failed) == 1 and failed[0]["retriable"] is True
         assert await env.pool.fetchval("SELECT count(*) FROM connections") == 0
+
+
+async def test_pending_states_are_capped_and_expire(env: Setup) -> None:
+    env.app.max_states = 3
+    url = f"{env.base}/apps/mailium/install"
+    for _ in range(3):
+        async with env.http.get(url, allow_redirects=False) as r:
+            assert r.status == 302
+    with capture_logs() as logs:
+        async with env.http.get(url, allow_redirects=False) as r:
+            assert r.status == 503
+            assert r.headers["Retry-After"]
+    assert "app_install_shed" in [e["event"] for e in logs]
+    assert await env.pool.fetchval("SELECT count(*) FROM oauth_states") == 3
+    env.clock.advance(STATE_TTL.total_seconds() + 1)
+    async with env.http.get(url, allow_redirects=False) as r:
+        assert r.status == 302
+    assert await env.pool.fetchval("SELECT count(*) FROM oauth_states") == 1
+
+
+async def test_the_state_cookie_is_secure_when_the_public_url_is_https(
+    db_pool: asyncpg.Pool,
+) -> None:
+    public = "https://connector.example.com/apps/mailium/callback"
+    async for setup in _setup(db_pool, redirect_uri=public):
+        # Plain http on our side, as behind a TLS-terminating proxy.
+        async with setup.http.get(f"{setup.base}/apps/mailium/install", allow_redirects=False) as r:
+            assert r.status == 302
+            cookie = r.cookies[COOKIE]
+        assert cookie["secure"] is True
+        assert cookie["httponly"] is True
+
+
+async def test_the_state_cookie_stays_plain_for_a_plain_http_setup(env: Setup) -> None:
+    async with env.http.get(f"{env.base}/apps/mailium/install", allow_redirects=False) as r:
+        assert not r.cookies[COOKIE]["secure"]
+
+
+@pytest.mark.parametrize(
+    ("query", "browser_state"),
+    [("state=abc&code=x", "é"), ("state=%C3%A9&code=x", "abc"), ("state=%C3%A9&code=x", "é")],
+)
+async def test_non_ascii_states_are_refused_not_a_crash(
+    env: Setup, query: str, browser_state: str
+) -> None:
+    with pytest.raises(InstallRefused):
+        await env.app.complete(query, browser_state=browser_state)
+    assert env.token_calls() == 0

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from cryptography.fernet import Fernet
 
+from connector.config import load_file
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, GuardedResolver, guarded_session, refused_by_egress
 from tests.integration.dispatch_support import (
@@ -190,3 +193,49 @@ async def test_dns_answers_are_checked_on_every_connect(
             assert refused_by_egress(caught.value) is not None
     assert resolver.calls == 2
     assert canary.hits == []
+
+
+async def test_a_reload_applies_a_new_allow_list_at_once(
+    db_pool: asyncpg.Pool, canary: Canary, tmp_path: Path
+) -> None:
+    from connector.daemon import Runtime, Worker
+
+    flows = webhook_flow("hooks", f"http://127.0.0.1:{canary.port}/hook")
+    path = tmp_path / "flows.yaml"
+
+    def write(allow: list[str]) -> None:
+        networks = "".join(f"\n    - {n}" for n in allow) or " []"
+        text = (
+            "connections:\n  main: {client_id: id, client_secret: secret-value}\n"
+            f"egress:\n  allow_networks:{networks}\nflows:\n"
+            + "".join(f"  {line}\n" for line in flows.splitlines())
+        )
+        path.write_text(text)
+
+    write([])
+    async with aiohttp.ClientSession() as plain:
+        rt = Runtime(
+            pool=db_pool,
+            session=plain,
+            secret_key=Fernet.generate_key(),
+            home=tmp_path,
+            worker_id="reload-test",
+        )
+        worker = Worker(rt, load_file(str(path)), config_path=str(path), port=None)
+        async with guarded_session(worker.egress) as http:
+            dispatcher = Dispatcher(db_pool, worker.config, http=http, clock=FakeClock())
+            async with db_pool.acquire() as conn:
+                [first] = await insert_event(conn, "hooks", "ev-1", {"email": "a@y.z"})
+            await dispatcher.run_once()
+            async with db_pool.acquire() as conn:
+                assert (await delivery(conn, first))["state"] == "dead"
+            assert canary.hits == []
+
+            write(["127.0.0.1/32"])
+            assert await worker.reload()
+            async with db_pool.acquire() as conn:
+                [second] = await insert_event(conn, "hooks", "ev-2", {"email": "b@y.z"})
+            await dispatcher.run_once()
+            async with db_pool.acquire() as conn:
+                assert (await delivery(conn, second))["state"] == "delivered"
+            assert canary.hits == [f"127.0.0.1:{canary.port}/hook"]

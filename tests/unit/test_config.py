@@ -11,7 +11,11 @@ import pytest
 from connector.config import json_schema, load_file, parse
 from connector.errors import ConfigInvalid, ConfigProblem
 
-ENV = {"CLIENT_ID": "abc", "CLIENT_SECRET": "s3cr3t-value", "HOOK_SECRET": "whsec_c2VjcmV0"}
+ENV = {
+    "CLIENT_ID": "abc",
+    "CLIENT_SECRET": "s3cr3t-value",
+    "HOOK_SECRET": "whsec_YS13ZWJob29rLXNlY3JldC0yNC1ieXRl",
+}
 
 VALID = """\
 connections:
@@ -62,7 +66,7 @@ def test_valid_file_loads_with_defaults_and_interpolation() -> None:
 def test_secrets_stay_out_of_repr() -> None:
     config = parse(VALID, "flows.yaml", ENV)
     assert "s3cr3t-value" not in repr(config)
-    assert "whsec_c2VjcmV0" not in repr(config)
+    assert "whsec_YS13ZWJob29rLXNlY3JldC0yNC1ieXRl" not in repr(config)
 
 
 def test_round_trip_through_model_dump() -> None:
@@ -230,6 +234,27 @@ INVALID = [
         "flows[0].actions[0].secret",
         17,
         "starts with 'whsec_'",
+    ),
+    (
+        "webhook secret with nothing after whsec_",
+        VALID.replace("${HOOK_SECRET}", "whsec_"),
+        "flows[0].actions[0].secret",
+        17,
+        "the webhook secret is empty",
+    ),
+    (
+        "webhook secret that is not base64",
+        VALID.replace("${HOOK_SECRET}", "whsec_not!base64"),
+        "flows[0].actions[0].secret",
+        17,
+        "is not base64",
+    ),
+    (
+        "webhook secret shorter than 24 bytes",
+        VALID.replace("${HOOK_SECRET}", "whsec_c2VjcmV0"),
+        "flows[0].actions[0].secret",
+        17,
+        "at least 24 bytes",
     ),
     (
         "missing required trigger param",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import ipaddress
 
-from connector.egress import EgressPolicy, EgressRefused
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.egress import BLOCKED, EgressPolicy, EgressRefused
 
 REFUSED = [
     ("127.0.0.1", "loopback"),
@@ -28,6 +32,16 @@ REFUSED = [
     ("::ffff:169.254.169.254", "link-local"),
     ("64:ff9b::7f00:1", "loopback"),
     ("2002:7f00:1::", "loopback"),
+    # IPv4-compatible (::a.b.c.d), local-use NAT64 and site-local: routed inward by some stacks.
+    ("::7f00:1", "loopback"),
+    ("::a00:1", "private"),
+    ("::a9fe:a9fe", "link-local"),
+    ("64:ff9b:1::7f00:1", "local NAT64"),
+    ("64:ff9b:1::808:808", "local NAT64"),
+    ("fec0::1", "site-local"),
+    ("feff::1", "site-local"),
+    # Teredo: the client address is the last 32 bits, inverted.
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),
     ("224.0.0.1", "multicast"),
     ("192.0.2.10", "not a public"),
 ]
@@ -65,3 +79,65 @@ def test_names_and_legacy_numeric_forms_are_not_addresses() -> None:
     for host in ("localhost", "2130706433", "0177.0.0.1", "0x7f.1"):
         reason = EgressPolicy().refusal(host)
         assert reason is not None and "not an IP address" in reason
+
+
+ipv4s = st.integers(min_value=0, max_value=2**32 - 1).map(ipaddress.IPv4Address)
+ipv6s = st.integers(min_value=0, max_value=2**128 - 1).map(ipaddress.IPv6Address)
+
+
+def wrapped(inner: ipaddress.IPv4Address) -> list[str]:
+    """The IPv6 forms that carry ``inner``: mapped, compatible, 6to4, NAT64, Teredo."""
+    value = int(inner)
+    return [
+        f"::ffff:{inner}",
+        str(ipaddress.IPv6Address(value)),
+        str(ipaddress.IPv6Address((0x2002 << 112) | (value << 80))),
+        str(ipaddress.IPv6Address((0x64FF9B << 96) | value)),
+        str(ipaddress.IPv6Address((0x20010000 << 96) | (value ^ 0xFFFFFFFF))),
+    ]
+
+
+@given(ipv4s)
+def test_an_ipv4_address_passes_only_if_it_is_global(address: ipaddress.IPv4Address) -> None:
+    refused = EgressPolicy().refusal(str(address)) is not None
+    assert refused == (not address.is_global or any(address in net for _, net in BLOCKED))
+
+
+@given(ipv4s)
+def test_no_ipv6_wrapping_lets_a_refused_ipv4_through(inner: ipaddress.IPv4Address) -> None:
+    policy = EgressPolicy()
+    if policy.refusal(str(inner)) is not None:
+        for form in wrapped(inner):
+            if form not in ("::", "::1"):
+                assert policy.refusal(form) is not None, form
+
+
+@given(ipv6s)
+def test_an_ipv6_address_passes_only_if_it_and_what_it_wraps_are_global(
+    address: ipaddress.IPv6Address,
+) -> None:
+    reason = EgressPolicy().refusal(str(address))
+    if reason is None:
+        assert address.is_global
+        assert not any(address in net for _, net in BLOCKED if net.version == 6)
+        for inner in (address.ipv4_mapped, address.sixtofour):
+            assert inner is None or inner.is_global
+
+
+@given(st.text(max_size=60))
+def test_any_host_text_gets_an_answer_not_an_exception(host: str) -> None:
+    policy = EgressPolicy(["10.0.0.0/8"])
+    reason = policy.refusal(host)
+    assert reason is None or isinstance(reason, str)
+
+
+@given(ipv4s, st.integers(min_value=8, max_value=32))
+def test_an_allowed_network_opens_exactly_its_addresses(
+    address: ipaddress.IPv4Address, prefix: int
+) -> None:
+    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    policy = EgressPolicy([str(network)])
+    assert policy.refusal(str(address)) is None
+    outside = ipaddress.IPv4Address((int(network.broadcast_address) + 1) % 2**32)
+    if outside not in network:
+        assert policy.refusal(str(outside)) == EgressPolicy().refusal(str(outside))

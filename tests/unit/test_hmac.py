@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -179,3 +180,58 @@ def test_arbitrary_queries_either_verify_or_raise_signature_invalid(raw: str) ->
         pass
     else:  # pragma: no cover - a random string carrying a valid hmac is not expected
         pytest.fail(f"{raw!r} verified")
+
+
+any_keys = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8)
+any_values = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=16)
+
+
+@given(st.dictionaries(any_keys, any_values, max_size=6), st.randoms(use_true_random=False))
+def test_canonical_form_ignores_order_and_the_hmac(params: dict[str, str], rnd: Any) -> None:
+    items = list(params.items())
+    rnd.shuffle(items)
+    assert canonical(dict(items)) == canonical(params)
+    assert canonical({**params, "hmac": "f" * 64}) == canonical(
+        {k: v for k, v in params.items() if k != "hmac"}
+    )
+    # Plain ASCII, "&" and "=" only as separators: what is signed cannot be misread.
+    text = canonical(params)
+    assert text.isascii()
+    pairs = [pair for pair in text.split("&") if pair]
+    assert len(pairs) == len([k for k in params if k != "hmac"])
+    assert all(pair.count("=") == 1 for pair in pairs)
+
+
+@given(
+    st.dictionaries(any_keys, any_values, max_size=4),
+    st.dictionaries(any_keys, any_values, max_size=4),
+)
+def test_different_params_never_share_a_canonical_form(
+    a: dict[str, str], b: dict[str, str]
+) -> None:
+    a.pop("hmac", None)
+    b.pop("hmac", None)
+    if a != b:
+        assert canonical(a) != canonical(b)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="ab%&=+.[] \u00e9", max_size=5),
+            st.text(alphabet="ab%&=+2F \u00e9", max_size=5),
+        ),
+        max_size=6,
+    )
+)
+def test_any_pieces_of_query_parse_or_raise_signature_invalid(
+    pieces: list[tuple[str, str]],
+) -> None:
+    raw = "&".join(f"{k}={v}" for k, v in pieces)
+    try:
+        params = parse_query(raw)
+    except SignatureInvalid:
+        return
+    assert "" not in params
+    canonical(params)

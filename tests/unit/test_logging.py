@@ -117,3 +117,23 @@ def test_console_tracebacks_show_no_secret_held_in_a_local() -> None:
     assert secret not in text
     # Locals are not printed at all, secret or not.
     assert "plain-local-marker" not in text
+
+
+def test_asyncpg_reconnect_tracebacks_are_dropped_other_warnings_kept(
+    stream: io.StringIO,
+) -> None:
+    pool_logger = logging.getLogger("asyncpg.pool")
+    for _ in range(3):
+        try:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        except ConnectionRefusedError:
+            pool_logger.warning(
+                "Failed to restore the pool connection floor; retrying", exc_info=True
+            )
+    pool_logger.warning("Pool.close() is taking over 60 seconds to complete.")
+    output = stream.getvalue()
+    assert "Failed to restore" not in output and "Traceback" not in output
+    assert "ConnectionRefusedError" not in output
+    assert "Pool.close() is taking over 60 seconds" in output
+    connector_logging.configure(level="DEBUG", fmt="json", stream=io.StringIO())
+    assert len(pool_logger.filters) == 1

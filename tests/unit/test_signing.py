@@ -8,6 +8,8 @@ import hmac
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connector.signing import SignatureInvalid, generate_secret, sign_headers, verify
 
@@ -112,3 +114,59 @@ def test_header_names_are_case_insensitive_and_missing_ones_named() -> None:
 def test_malformed_secrets_are_refused(bad: str) -> None:
     with pytest.raises(SignatureInvalid):
         sign_headers([bad], "d", TS, b"")
+
+
+secrets_st = st.binary(min_size=24, max_size=64).map(
+    lambda key: "whsec_" + base64.b64encode(key).decode()
+)
+msg_ids = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=" "),
+    min_size=1,
+    max_size=40,
+)
+skews = st.integers(min_value=-300, max_value=300)
+
+
+@given(st.lists(secrets_st, min_size=1, max_size=3), msg_ids, skews, st.binary(max_size=300))
+def test_what_we_sign_verifies_under_each_secret(
+    secrets: list[str], msg_id: str, skew: int, body: bytes
+) -> None:
+    headers = sign_headers(secrets, msg_id, TS + skew, body)
+    for secret in secrets:
+        assert verify([secret], headers, body, now=NOW) == msg_id
+        assert reference_signature(secret, msg_id, TS + skew, body) in headers[
+            "webhook-signature"
+        ].split(" ")
+
+
+@given(secrets_st, secrets_st, msg_ids, st.binary(max_size=200), st.binary(min_size=1, max_size=8))
+def test_a_changed_body_id_or_secret_never_verifies(
+    secret: str, other: str, msg_id: str, body: bytes, extra: bytes
+) -> None:
+    headers = sign_headers([secret], msg_id, TS, body)
+    with pytest.raises(SignatureInvalid):
+        verify([secret], headers, body + extra, now=NOW)
+    with pytest.raises(SignatureInvalid):
+        verify([secret], {**headers, "webhook-id": msg_id + "x"}, body, now=NOW)
+    if other != secret:
+        with pytest.raises(SignatureInvalid):
+            verify([other], headers, body, now=NOW)
+
+
+header_text = st.text(max_size=80)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["webhook-id", "webhook-timestamp", "webhook-signature", "Webhook-Id"]),
+        header_text,
+    ),
+    st.binary(max_size=100),
+)
+def test_arbitrary_headers_raise_only_signature_invalid(
+    headers: dict[str, str], body: bytes
+) -> None:
+    try:
+        verify([SPEC_SECRET], headers, body, now=NOW)
+    except SignatureInvalid:
+        pass

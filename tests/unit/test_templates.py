@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from pydantic import BaseModel
@@ -27,11 +28,12 @@ def config_with(action: str) -> str:
     ) + textwrap.indent(textwrap.dedent(action), "      ")
 
 
-WEBHOOK = """\
+WEBHOOK_URL = "https://example.com/hooks/{{ event.email | urlencode }}"
+WEBHOOK = f"""\
 - type: webhook
-  url: "https://example.com/hooks/{{ event.email | urlencode }}"
+  url: "{WEBHOOK_URL}"
   secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-  headers: {x-list: "{{ event.mailing_list_id }}", x-flow: "{{ flow.name }}"}
+  headers: {{x-list: "{{{{ event.mailing_list_id }}}}", x-flow: "{{{{ flow.name }}}}"}}
 """
 
 
@@ -122,3 +124,75 @@ def test_nested_fields_and_loops_render() -> None:
 def test_plain_strings_are_left_alone() -> None:
     params = Params(text="no template here")
     assert render_params(params, {}) is params
+
+
+HOSTILE_EMAIL = "a@b.c/../../admin?x=1#"
+
+
+@pytest.mark.parametrize(
+    ("source", "rendered"),
+    [
+        (
+            "https://example.com/hooks/{{ event.email }}",
+            "https://example.com/hooks/a%40b.c%2F..%2F..%2Fadmin%3Fx%3D1%23",
+        ),
+        # Jinja's own urlencode keeps "/": ours does not, and does not encode twice.
+        (
+            "https://example.com/hooks/{{ event.email | urlencode }}",
+            "https://example.com/hooks/a%40b.c%2F..%2F..%2Fadmin%3Fx%3D1%23",
+        ),
+        (
+            "https://example.com/hooks?who={{ event.email }}&list=1",
+            "https://example.com/hooks?who=a%40b.c%2F..%2F..%2Fadmin%3Fx%3D1%23&list=1",
+        ),
+    ],
+)
+def test_event_data_cannot_change_a_webhook_urls_structure(source: str, rendered: str) -> None:
+    config = parse(config_with(WEBHOOK.replace(WEBHOOK_URL, source)), "flows.yaml", env={})
+    params = config.action_params["f"][0]
+    payload = {"email": HOSTILE_EMAIL, "mailing_list_id": 7}
+    out = render_params(params, context_for(payload, "f", "t"))
+    assert out.url == rendered  # type: ignore[attr-defined]
+    parts = urlsplit(out.url)  # type: ignore[attr-defined]
+    assert (parts.hostname, parts.fragment) == ("example.com", "")
+    assert unquote(parts.path.rsplit("/", 1)[-1]) in (HOSTILE_EMAIL, "hooks")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ event.email }}",
+        "https://{{ event.email }}/hook",
+        "https://example.com{{ event.email }}",
+        "{{ flow.name }}://example.com/x",
+        "https://example.com:{{ event.mailing_list_id }}/x",
+    ],
+)
+def test_templates_in_a_urls_scheme_or_host_are_refused_at_load(source: str) -> None:
+    with pytest.raises(ConfigInvalid) as caught:
+        parse(config_with(WEBHOOK.replace(WEBHOOK_URL, source)), "flows.yaml", env={})
+    [problem] = caught.value.problems
+    assert problem.path == "flows[0].actions[0].url"
+    assert "scheme and host written out" in problem.message
+
+
+EMAIL_ACTION = """\
+- type: sendpulse.send_email
+  connection: main
+  to: "{{ event.email }}"
+  from_email: shop@example.com
+  subject: "Hello {{ event.email }}"
+  html: "<p>Welcome, {{ event.email }}!</p>"
+"""
+
+
+def test_event_data_in_email_html_is_escaped_and_elsewhere_left_as_text() -> None:
+    config = parse(config_with(EMAIL_ACTION), "flows.yaml", env={})
+    params = config.action_params["f"][0]
+    email = "<script>alert(1)</script>@x.io"
+    out = render_params(params, context_for({"email": email}, "f", "t"))
+    assert out.html == (  # type: ignore[attr-defined]
+        "<p>Welcome, &lt;script&gt;alert(1)&lt;/script&gt;@x.io!</p>"
+    )
+    assert out.subject == f"Hello {email}"  # type: ignore[attr-defined]
+    assert out.to == email  # type: ignore[attr-defined]
