@@ -36,6 +36,7 @@ from connector.engine import poll_flow
 from connector.errors import ConfigError, ConfigInvalid, ConnectorError
 from connector.instances import apps_used, expand
 from connector.ownership import DEFAULT_TTL, Ownership
+from connector.poll_runs import PollRunBook
 from connector.providers.registry import ProviderClients
 from connector.providers.transport import provider_connector, send_trace
 from connector.scheduler import FlowScheduler
@@ -172,6 +173,9 @@ class Worker:
             rt.pool, rt.worker_id, owned_connections(config), ttl=connection_lease or DEFAULT_TTL
         )
         self.scheduler = FlowScheduler(self._poll)
+        # Quiet polls' poll_runs rows, written once a second for all of them.
+        self.poll_runs = PollRunBook(rt.pool, rt.worker_id)
+        self._poll_runs_stop = asyncio.Event()
         self.providers = self._providers(config)
         self.http: aiohttp.ClientSession | None = None
         self.dispatcher: Dispatcher | None = None
@@ -215,6 +219,7 @@ class Worker:
                     client=client,
                     pool=self.rt.pool,
                     worker=self.rt.worker_id,
+                    runs=self.poll_runs,
                     **self._poll_options,
                 )
             metrics.POLLS.labels(flow=flow.name, outcome=result.status).inc()
@@ -400,6 +405,9 @@ class Worker:
             await self.ownership.tick()
             ownership_task = asyncio.create_task(self.ownership.run(self.stop), name="ownership")
             installs_task = asyncio.create_task(self._installs_loop(), name="installs")
+            poll_runs_task = asyncio.create_task(
+                self.poll_runs.run(self._poll_runs_stop), name="poll-runs"
+            )
             self._start_dispatcher()
             self.scheduler.start(self.config.flows)
             runner = None
@@ -420,6 +428,9 @@ class Worker:
             await self.stop.wait()
             # Stop taking new work, let what is in flight finish (bounded), then let go.
             await self.scheduler.shutdown(self.drain)
+            self._poll_runs_stop.set()
+            with suppress(*DB_ERRORS):
+                await poll_runs_task
             await self._stop_dispatcher(self.drain)
             await ownership_task
             await installs_task

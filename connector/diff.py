@@ -216,6 +216,45 @@ class SnapshotLoader:
         await self.conn.execute(q("snapshot_incoming_drop"))
 
 
+class ListDigest:
+    """A running hash of a list's ``(key, fingerprint)`` rows, in the order they arrive.
+
+    Stored beside the snapshot it produced: the next poll that reads the same rows in the
+    same order has found no change, and needs no diff. Any other order or row only costs a
+    diff, which then finds what (if anything) changed.
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.blake2b(digest_size=16)
+
+    def add(self, key: str, fp: str) -> None:
+        # Lengths first, so that no two different lists can run into the same bytes.
+        self._hash.update(f"{len(key)}:{key}{len(fp)}:{fp}".encode())
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def diff_rows(
+    incoming: Mapping[str, tuple[str, str | None]], stored: Mapping[str, str]
+) -> list[Delta]:
+    """The deltas between a list held in memory and the stored snapshot, in key order.
+
+    ``incoming`` maps each key to its fingerprint and payload (canonical JSON text),
+    ``stored`` each key to its stored fingerprint.
+    """
+    deltas: list[Delta] = []
+    for key, (fp, text) in incoming.items():
+        previous = stored.get(key)
+        if previous != fp:
+            body = None if text is None else json.loads(text)
+            kind: Literal["added", "changed"] = "added" if previous is None else "changed"
+            deltas.append(Delta(kind, key, fp, previous, body))
+    deltas += [Delta("removed", k, None, fp, None) for k, fp in stored.items() if k not in incoming]
+    deltas.sort(key=lambda d: d.item_key)
+    return deltas
+
+
 async def snapshot_baseline(conn: asyncpg.Connection, flow: str) -> int:
     """Replace the stored snapshot by the incoming list (a first run or a new baseline)."""
     await conn.execute(q("snapshot_clear"), flow)

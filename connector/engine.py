@@ -29,11 +29,13 @@ from connector.config import Flow
 from connector.db.queries import q
 from connector.diff import (
     Delta,
+    ListDigest,
     SnapshotLoader,
     Watermark,
     WatermarkTracker,
     canonical_json,
     change_label,
+    diff_rows,
     event_id,
     first_incoming,
     iter_deltas,
@@ -43,6 +45,7 @@ from connector.diff import (
 from connector.errors import FatalError, RetriableError
 from connector.events import NewEvent, record_events
 from connector.plugins import ApiClient, PluginParams, Trigger
+from connector.poll_runs import PollRunBook, QuietRun, write_quiet_runs
 from connector.request_count import RequestCount, counting
 
 log = structlog.get_logger(__name__)
@@ -102,6 +105,11 @@ class _Run:
     fresh: bool
     previous_cursor: Any
     last_error: str | None
+    # Where a quiet poll's poll_runs row goes: a worker's book, or (None) straight in.
+    runs: PollRunBook | None = None
+    # Set when the commit put snapshot rows back: the snapshot then differs from the list
+    # just read, so the list's digest must not be stored as the snapshot's.
+    restored: bool = field(init=False, default=False)
     renewed_at: datetime = field(init=False)
     t0: float = field(init=False)
     # Taken for the commit (or from the first COPY batch of a long list) and held to the end
@@ -157,8 +165,13 @@ async def poll_flow(
     clock: Clock = utc_now,
     trigger: type[Trigger] | None = None,
     lease_ttl: timedelta = DEFAULT_LEASE_TTL,
+    runs: PollRunBook | None = None,
 ) -> PollResult:
-    """Poll one flow once and commit what changed; safe to call from any worker at any time."""
+    """Poll one flow once and commit what changed; safe to call from any worker at any time.
+
+    A poll that finds nothing moves no state and commits nothing; its ``poll_runs`` row goes
+    to ``runs`` (written with others later) or, without a book, straight in.
+    """
     if trigger is None:
         from triggers import TRIGGERS
 
@@ -172,7 +185,9 @@ async def poll_flow(
         return PollResult(status="skipped")
     _polling.add((worker, flow.name))
     try:
-        return await _poll_leased(flow, params, trigger, client, pool, worker, clock, lease_ttl)
+        return await _poll_leased(
+            flow, params, trigger, client, pool, worker, clock, lease_ttl, runs
+        )
     finally:
         _polling.discard((worker, flow.name))
 
@@ -206,6 +221,7 @@ async def _poll_leased(
     worker: str,
     clock: Clock,
     lease_ttl: timedelta,
+    runs: PollRunBook | None,
 ) -> PollResult:
     connection = flow.trigger.connection
     resource = leases.connection_resource(connection, flow.name)
@@ -248,6 +264,7 @@ async def _poll_leased(
         fresh=fresh,
         previous_cursor=None if state is None or fresh else _json(state["cursor"]),
         last_error=None if state is None else state["last_error"],
+        runs=runs,
     )
     try:
         return await _poll(run, bound)
@@ -351,6 +368,30 @@ async def _insert_poll_run(
     )
 
 
+async def _record_quiet(run: _Run, requests: int, items: int) -> None:
+    """A poll that found nothing: its poll_runs row is all it writes, and no transaction.
+
+    Nothing it read needs the lease at a commit: the state stays as the last commit left it.
+    """
+    row = QuietRun(
+        flow_name=run.flow.name,
+        connection_id=run.flow.trigger.connection,
+        started_at=run.started,
+        finished_at=run.clock(),
+        requests=requests,
+        items_seen=items,
+    )
+    if run.runs is not None:
+        run.runs.add(row)
+    else:
+        await write_quiet_runs(run.pool, run.worker, [row])
+
+
+def _quiet_possible(run: _Run) -> bool:
+    # A new baseline, or a flow whose last poll failed (its error must be cleared), commits.
+    return not run.fresh and run.last_error is None
+
+
 async def _save_state(run: _Run, cursor: Any) -> None:
     await run.conn.execute(
         q("flow_state_save"),
@@ -419,6 +460,21 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
             )
         )
     requests = sent.value
+    cursor_json = step.cursor.to_json()
+    if (
+        not events
+        and _quiet_possible(run)
+        and canonical_json(cursor_json) == canonical_json(run.previous_cursor)
+    ):
+        await _record_quiet(run, requests, tracker.items_seen)
+        return PollResult(
+            status="ok",
+            requests=requests,
+            items_seen=tracker.items_seen,
+            cursor=cursor_json,
+            fetch_ms=round((fetched - run.t0) * 1000),
+            diff_ms=run.ms_since(fetched),
+        )
     await run.connect()
     async with run.conn.transaction():
         await leases.check_for_commit(run.conn, run.resource, run.worker, run.clock())
@@ -442,17 +498,21 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
 
 
 async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
-    flow, trigger = run.flow, run.trigger
+    trigger = run.trigger
     loader: SnapshotLoader | None = None
-    # A list that fits in one COPY batch is kept in memory and needs no database connection
-    # until the commit; a longer one streams into the temporary table from its first batch,
-    # so Python never holds more than one batch of any list.
+    # A list that fits in one COPY batch is kept in memory, needs no database connection
+    # until the commit, and is diffed in memory; a longer one streams into the temporary
+    # table from its first batch, so Python never holds more than one batch of any list.
     pending: list[tuple[str, str, str | None]] = []
+    digest = ListDigest()
+    count = 0
     try:
         async for item in trigger.poll(run.client, None):
             await run.heartbeat()
-            payload = canonical_json(trigger.payload_of(item))
-            row = (trigger.key_of(item), trigger.fingerprint_of(item), payload)
+            key, fp = trigger.key_of(item), trigger.fingerprint_of(item)
+            digest.add(key, fp)
+            count += 1
+            row = (key, fp, canonical_json(trigger.payload_of(item)))
             if loader is not None:
                 await loader.add(*row)
                 continue
@@ -460,31 +520,41 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
             if len(pending) >= SNAPSHOT_BATCH:
                 loader = await _open_loader(run, pending)
         fetched = time.monotonic()
+        requests = sent.value
+        stored = run.previous_cursor if isinstance(run.previous_cursor, dict) else {}
+        if _quiet_possible(run) and stored.get("digest") == digest.hexdigest():
+            # The same rows in the same order as the snapshot holds: nothing to diff.
+            await _record_quiet(run, requests, count)
+            return PollResult(
+                status="ok",
+                requests=requests,
+                items_seen=count,
+                cursor=run.previous_cursor,
+                fetch_ms=round((fetched - run.t0) * 1000),
+                diff_ms=run.ms_since(fetched),
+            )
         if loader is None:
             await _enrich_ahead(run, pending)
-            loader = await _open_loader(run, pending)
-        await loader.close()
-        requests = sent.value
+        else:
+            await loader.close()
+        await run.connect()
         held_back = 0
         async with run.conn.transaction():
             await leases.check_for_commit(run.conn, run.resource, run.worker, run.clock())
-            if run.fresh:
-                await snapshot_baseline(run.conn, flow.name)
-                created = 0
-                # Only "added" has an "all" to start from; removals and changes start now.
-                if flow.start == "all" and "added" in trigger.emits:
-                    rows = await first_incoming(run.conn, flow.max_first_run_events)
-                    created = await _record_deltas(run, rows)
-                    held_back = max(0, loader.count - len(rows))
-            else:
-                await snapshot_diff(run.conn, flow.name)
-                created = 0
-                async for batch in iter_deltas(run.conn):
-                    created += await _record_deltas(run, batch)
-            cursor = {"items": loader.count, "at": run.started.isoformat()}
+            done = None if loader is not None else await _commit_in_memory(run, pending, count)
+            if done is None:
+                if loader is None:
+                    # The stored snapshot is too long to hold: diff it in SQL after all.
+                    loader = await _open_loader(run, pending)
+                    await loader.close()
+                done = await _commit_in_sql(run, loader)
+            created, held_back = done
+            cursor: dict[str, Any] = {"items": count, "at": run.started.isoformat()}
+            if not run.restored:
+                cursor["digest"] = digest.hexdigest()
             await _save_state(run, cursor)
             requests = sent.value
-            await _insert_poll_run(run, requests, loader.count, created, None)
+            await _insert_poll_run(run, requests, count, created, None)
         diff_ms = run.ms_since(fetched)
     finally:
         # Drop the rows a large list leaves behind on this pooled connection; a connection
@@ -495,7 +565,7 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
     return PollResult(
         status="ok",
         requests=requests,
-        items_seen=loader.count,
+        items_seen=count,
         events_created=created,
         held_back=held_back,
         baseline=run.fresh,
@@ -506,6 +576,72 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
 
 
 SNAPSHOT_BATCH = 5000
+# Events are numbered and written this many deltas at a time.
+DELTA_BATCH = 1000
+
+
+async def _commit_in_sql(run: _Run, loader: SnapshotLoader) -> tuple[int, int]:
+    """Inside the commit: diff the streamed list against the snapshot in SQL and record it."""
+    flow, trigger = run.flow, run.trigger
+    if run.fresh:
+        await snapshot_baseline(run.conn, flow.name)
+        # Only "added" has an "all" to start from; removals and changes start now.
+        if flow.start == "all" and "added" in trigger.emits:
+            rows = await first_incoming(run.conn, flow.max_first_run_events)
+            return await _record_deltas(run, rows), max(0, loader.count - len(rows))
+        return 0, 0
+    await snapshot_diff(run.conn, flow.name)
+    created = 0
+    async for batch in iter_deltas(run.conn, DELTA_BATCH):
+        created += await _record_deltas(run, batch)
+    return created, 0
+
+
+async def _commit_in_memory(
+    run: _Run, rows: list[tuple[str, str, str | None]], count: int
+) -> tuple[int, int] | None:
+    """Inside the commit: diff a short list against the snapshot in memory and record it.
+
+    Writes only the delta, with no temporary table (no DDL in the commit); None when the
+    stored snapshot is too long to read, for the SQL diff to take over.
+    """
+    flow, trigger = run.flow, run.trigger
+    incoming: dict[str, tuple[str, str | None]] = {}
+    for key, fp, text in rows:
+        incoming.setdefault(key, (fp, text))
+    if run.fresh:
+        await run.conn.execute(q("snapshot_clear"), flow.name)
+        await _upsert_snapshot(run, [(k, fp) for k, (fp, _) in incoming.items()])
+        if flow.start == "all" and "added" in trigger.emits:
+            first = sorted(incoming)[: flow.max_first_run_events]
+            deltas = [_added(k, *incoming[k]) for k in first]
+            return await _record_deltas(run, deltas), max(0, count - len(deltas))
+        return 0, 0
+    stored = await run.conn.fetch(q("snapshot_fingerprints"), flow.name, SNAPSHOT_BATCH + 1)
+    if len(stored) > SNAPSHOT_BATCH:
+        return None
+    deltas = diff_rows(incoming, {r["item_key"]: r["fingerprint"] for r in stored})
+    removed = [d.item_key for d in deltas if d.kind == "removed"]
+    if removed:
+        await run.conn.execute(q("snapshot_remove_keys"), flow.name, removed)
+    await _upsert_snapshot(
+        run, [(d.item_key, d.fingerprint) for d in deltas if d.fingerprint is not None]
+    )
+    created = 0
+    for start in range(0, len(deltas), DELTA_BATCH):
+        created += await _record_deltas(run, deltas[start : start + DELTA_BATCH])
+    return created, 0
+
+
+def _added(key: str, fp: str, text: str | None) -> Delta:
+    return Delta("added", key, fp, None, None if text is None else json.loads(text))
+
+
+async def _upsert_snapshot(run: _Run, rows: list[tuple[str, str]]) -> None:
+    if rows:
+        await run.conn.execute(
+            q("snapshot_upsert_keys"), run.flow.name, [k for k, _ in rows], [f for _, f in rows]
+        )
 
 
 async def _open_loader(run: _Run, rows: list[tuple[str, str, str | None]]) -> SnapshotLoader:
@@ -520,7 +656,7 @@ async def _open_loader(run: _Run, rows: list[tuple[str, str, str | None]]) -> Sn
 async def _enrich_ahead(run: _Run, rows: list[tuple[str, str, str | None]]) -> None:
     """Make a short list's enrichment calls before the commit, holding no database connection.
 
-    The diff is worked out in memory against the stored fingerprints; the commit's SQL diff
+    The diff is worked out in memory against the stored fingerprints; the commit's diff
     then uses these answers, and calls the API itself only for a change it finds that this
     did not (a webhook that moved the snapshot in between).
     """
@@ -531,17 +667,10 @@ async def _enrich_ahead(run: _Run, rows: list[tuple[str, str, str | None]]) -> N
         stored = await conn.fetch(q("snapshot_fingerprints"), run.flow.name, SNAPSHOT_BATCH + 1)
     if len(stored) > SNAPSHOT_BATCH:
         return
-    before = {r["item_key"]: r["fingerprint"] for r in stored}
-    deltas: list[Delta] = []
-    seen: set[str] = set()
+    incoming: dict[str, tuple[str, str | None]] = {}
     for key, fp, text in rows:
-        seen.add(key)
-        previous = before.get(key)
-        if previous != fp:
-            kind: Literal["added", "changed"] = "added" if previous is None else "changed"
-            body = None if text is None else json.loads(text)
-            deltas.append(Delta(kind, key, fp, previous, body))
-    deltas += [Delta("removed", k, None, fp, None) for k, fp in before.items() if k not in seen]
+        incoming.setdefault(key, (fp, text))
+    deltas = diff_rows(incoming, {r["item_key"]: r["fingerprint"] for r in stored})
     for delta in deltas:
         wanted = _wanted_payload(trigger, delta)
         if wanted is not None and _enrich_key(delta, wanted) not in run.enriched:
@@ -601,6 +730,8 @@ async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
                     continue
                 payload = enriched
             chosen.append((delta, payload))
+    if restore:
+        run.restored = True
     await _restore_snapshot(run, restore)
     if not chosen:
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.diff import canonical_json, fingerprint
+from connector.diff import Delta, ListDigest, canonical_json, diff_rows, fingerprint
 from connector.engine import state_key
 from connector.plugins import PluginParams
 
@@ -54,3 +54,31 @@ def test_state_key_changes_with_type_or_params_only() -> None:
     assert base != state_key("sendpulse.subscriber_removed", _P(mailing_list_id=1))
     assert base != state_key("sendpulse.subscriber_added", _P(mailing_list_id=2))
     assert base != state_key("sendpulse.subscriber_added", _P(mailing_list_id=1, to="x"))
+
+
+def test_list_digest_follows_rows_and_order_and_cannot_be_shifted() -> None:
+    def digest(rows: list[tuple[str, str]]) -> str:
+        d = ListDigest()
+        for key, fp in rows:
+            d.add(key, fp)
+        return d.hexdigest()
+
+    rows = [("a", "1"), ("b", "2")]
+    assert digest(rows) == digest(list(rows))
+    assert digest(rows) != digest(rows[::-1])
+    assert digest(rows) != digest([("a", "1"), ("b", "3")])
+    assert digest(rows) != digest(rows[:1])
+    assert digest([("ab", "c")]) != digest([("a", "bc")])
+    assert digest([]) != digest([("", "")])
+
+
+def test_diff_rows_in_key_order_with_payloads_only_for_rows_that_came() -> None:
+    incoming = {"c": ("1", '{"id": "c"}'), "a": ("2", None), "b": ("9", '{"id": "b"}')}
+    stored = {"a": "1", "b": "9", "d": "4"}
+    assert diff_rows(incoming, stored) == [
+        Delta("changed", "a", "2", "1", None),
+        Delta("added", "c", "1", None, {"id": "c"}),
+        Delta("removed", "d", None, "4", None),
+    ]
+    assert diff_rows({}, {}) == []
+    assert diff_rows({"a": ("1", None)}, {"a": "1"}) == []
