@@ -235,21 +235,26 @@ class ListDigest:
         return self._hash.hexdigest()
 
 
-def diff_rows(
-    incoming: Mapping[str, tuple[str, str | None]], stored: Mapping[str, str]
-) -> list[Delta]:
+def as_stored(payload: Any) -> dict[str, Any] | None:
+    """A payload as it reads back from the database (canonical JSON, then parsed)."""
+    if payload is None:
+        return None
+    loaded = json.loads(canonical_json(payload))
+    return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+
+def diff_rows(incoming: Mapping[str, tuple[str, Any]], stored: Mapping[str, str]) -> list[Delta]:
     """The deltas between a list held in memory and the stored snapshot, in key order.
 
-    ``incoming`` maps each key to its fingerprint and payload (canonical JSON text),
-    ``stored`` each key to its stored fingerprint.
+    ``incoming`` maps each key to its fingerprint and payload, ``stored`` each key to its
+    stored fingerprint. Only the deltas' payloads are serialised (as the SQL diff's are).
     """
     deltas: list[Delta] = []
-    for key, (fp, text) in incoming.items():
+    for key, (fp, payload) in incoming.items():
         previous = stored.get(key)
         if previous != fp:
-            body = None if text is None else json.loads(text)
             kind: Literal["added", "changed"] = "added" if previous is None else "changed"
-            deltas.append(Delta(kind, key, fp, previous, body))
+            deltas.append(Delta(kind, key, fp, previous, as_stored(payload)))
     deltas += [Delta("removed", k, None, fp, None) for k, fp in stored.items() if k not in incoming]
     deltas.sort(key=lambda d: d.item_key)
     return deltas

@@ -33,6 +33,7 @@ from connector.diff import (
     SnapshotLoader,
     Watermark,
     WatermarkTracker,
+    as_stored,
     canonical_json,
     change_label,
     diff_rows,
@@ -230,7 +231,11 @@ async def _poll_leased(
     hold = (resource, worker)
     async with pool.acquire() as conn:
         async with _lease_lock(hold):
-            taken = await leases.acquire(conn, resource, worker, started, lease_ttl)
+            # A sibling flow's poll in this process holds it already (and renews it, and
+            # every commit checks it): taking it again would only write the row once more.
+            taken = _holds[hold] > 0 or await leases.acquire(
+                conn, resource, worker, started, lease_ttl
+            )
             if taken:
                 _holds[hold] += 1
         if not taken:
@@ -503,7 +508,8 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
     # A list that fits in one COPY batch is kept in memory, needs no database connection
     # until the commit, and is diffed in memory; a longer one streams into the temporary
     # table from its first batch, so Python never holds more than one batch of any list.
-    pending: list[tuple[str, str, str | None]] = []
+    # Payloads stay objects until a row proves to be a change: most polls change nothing.
+    pending: list[Row] = []
     digest = ListDigest()
     count = 0
     try:
@@ -512,11 +518,11 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
             key, fp = trigger.key_of(item), trigger.fingerprint_of(item)
             digest.add(key, fp)
             count += 1
-            row = (key, fp, canonical_json(trigger.payload_of(item)))
+            payload = trigger.payload_of(item)
             if loader is not None:
-                await loader.add(*row)
+                await loader.add(key, fp, canonical_json(payload))
                 continue
-            pending.append(row)
+            pending.append((key, fp, payload))
             if len(pending) >= SNAPSHOT_BATCH:
                 loader = await _open_loader(run, pending)
         fetched = time.monotonic()
@@ -576,6 +582,8 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
 
 
 SNAPSHOT_BATCH = 5000
+# One row of a list held in memory: key, fingerprint, payload (as the trigger made it).
+Row = tuple[str, str, Any]
 # Events are numbered and written this many deltas at a time.
 DELTA_BATCH = 1000
 
@@ -597,18 +605,16 @@ async def _commit_in_sql(run: _Run, loader: SnapshotLoader) -> tuple[int, int]:
     return created, 0
 
 
-async def _commit_in_memory(
-    run: _Run, rows: list[tuple[str, str, str | None]], count: int
-) -> tuple[int, int] | None:
+async def _commit_in_memory(run: _Run, rows: list[Row], count: int) -> tuple[int, int] | None:
     """Inside the commit: diff a short list against the snapshot in memory and record it.
 
     Writes only the delta, with no temporary table (no DDL in the commit); None when the
     stored snapshot is too long to read, for the SQL diff to take over.
     """
     flow, trigger = run.flow, run.trigger
-    incoming: dict[str, tuple[str, str | None]] = {}
-    for key, fp, text in rows:
-        incoming.setdefault(key, (fp, text))
+    incoming: dict[str, tuple[str, Any]] = {}
+    for key, fp, payload in rows:
+        incoming.setdefault(key, (fp, payload))
     if run.fresh:
         await run.conn.execute(q("snapshot_clear"), flow.name)
         await _upsert_snapshot(run, [(k, fp) for k, (fp, _) in incoming.items()])
@@ -633,8 +639,8 @@ async def _commit_in_memory(
     return created, 0
 
 
-def _added(key: str, fp: str, text: str | None) -> Delta:
-    return Delta("added", key, fp, None, None if text is None else json.loads(text))
+def _added(key: str, fp: str, payload: Any) -> Delta:
+    return Delta("added", key, fp, None, as_stored(payload))
 
 
 async def _upsert_snapshot(run: _Run, rows: list[tuple[str, str]]) -> None:
@@ -644,16 +650,16 @@ async def _upsert_snapshot(run: _Run, rows: list[tuple[str, str]]) -> None:
         )
 
 
-async def _open_loader(run: _Run, rows: list[tuple[str, str, str | None]]) -> SnapshotLoader:
+async def _open_loader(run: _Run, rows: list[Row]) -> SnapshotLoader:
     loader = SnapshotLoader(await run.connect(), page_size=SNAPSHOT_BATCH)
     await loader.open()
-    for row in rows:
-        await loader.add(*row)
+    for key, fp, payload in rows:
+        await loader.add(key, fp, canonical_json(payload))
     rows.clear()
     return loader
 
 
-async def _enrich_ahead(run: _Run, rows: list[tuple[str, str, str | None]]) -> None:
+async def _enrich_ahead(run: _Run, rows: list[Row]) -> None:
     """Make a short list's enrichment calls before the commit, holding no database connection.
 
     The diff is worked out in memory against the stored fingerprints; the commit's diff
@@ -667,9 +673,9 @@ async def _enrich_ahead(run: _Run, rows: list[tuple[str, str, str | None]]) -> N
         stored = await conn.fetch(q("snapshot_fingerprints"), run.flow.name, SNAPSHOT_BATCH + 1)
     if len(stored) > SNAPSHOT_BATCH:
         return
-    incoming: dict[str, tuple[str, str | None]] = {}
-    for key, fp, text in rows:
-        incoming.setdefault(key, (fp, text))
+    incoming: dict[str, tuple[str, Any]] = {}
+    for key, fp, payload in rows:
+        incoming.setdefault(key, (fp, payload))
     deltas = diff_rows(incoming, {r["item_key"]: r["fingerprint"] for r in stored})
     for delta in deltas:
         wanted = _wanted_payload(trigger, delta)

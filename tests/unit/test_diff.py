@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -73,11 +75,12 @@ def test_list_digest_follows_rows_and_order_and_cannot_be_shifted() -> None:
 
 
 def test_diff_rows_in_key_order_with_payloads_only_for_rows_that_came() -> None:
-    incoming = {"c": ("1", '{"id": "c"}'), "a": ("2", None), "b": ("9", '{"id": "b"}')}
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    incoming = {"c": ("1", {"id": "c", "at": when}), "a": ("2", None), "b": ("9", {"id": "b"})}
     stored = {"a": "1", "b": "9", "d": "4"}
     assert diff_rows(incoming, stored) == [
         Delta("changed", "a", "2", "1", None),
-        Delta("added", "c", "1", None, {"id": "c"}),
+        Delta("added", "c", "1", None, {"id": "c", "at": "2026-01-02 00:00:00+00:00"}),
         Delta("removed", "d", None, "4", None),
     ]
     assert diff_rows({}, {}) == []
