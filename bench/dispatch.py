@@ -1,16 +1,19 @@
-"""Dispatch benchmark: 20,000 events through the webhook action to a local receiver.
+"""Dispatch benchmark: the webhook action against a bare aiohttp client, in one run.
 
 Three processes: this one runs only the dispatcher (so its CPU time is the worker's), a
 child runs the aiohttp receiver (it verifies nothing, it timestamps each ``webhook-id``),
 and a child records events the way the poll engine does (``record_events`` in one
-transaction per batch) and timestamps each commit. The run ends when every delivery is
+transaction per batch) and timestamps each commit. A phase ends when every delivery is
 ``delivered`` in Postgres, i.e. durably recorded.
 
-Prints deliveries per second (first commit to last delivery recorded), p50/p99 latency from
-the commit of an event to the receiver getting it, and the worker's CPU. Uses
-``DATABASE_URL`` if set, else a throwaway embedded Postgres.
+Three phases: the ceiling (a bare aiohttp client posting the same bodies to the same
+receiver at the same concurrency: no database, no signing); a backlog (every event
+committed at once: deliveries per second from the first commit to the last delivery
+recorded, and worker CPU per delivery); and a paced load (``--paced-rate`` events/s in
+commits of ``--paced-batch``: commit→receipt latency p50/p99). Prints the targets, met or
+MISSED. Uses ``DATABASE_URL`` if set, else a throwaway embedded Postgres.
 
-    python bench/dispatch.py [--events 20000] [--batch 500] [--rate 0]
+    python bench/dispatch.py [--events 20000] [--batch 500] [--paced-rate 1000] [--profile F]
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import structlog
 
 from connector import metrics
 from connector.auth.crypto import load_secret_key
-from connector.config import Config, load_file
+from connector.config import Config, Flow, load_file
 from connector.db import migrate as migrations
 from connector.db.pool import ensure_database, home, locate, pool
 from connector.db.queries import q
@@ -175,6 +175,8 @@ class Worker:
         self.scheduler = FlowScheduler(self._poll)
         # Quiet polls' poll_runs rows, written once a second for all of them.
         self.poll_runs = PollRunBook(rt.pool, rt.worker_id)
+        self._flows_of: Config | None = None
+        self._flows_by_name: dict[str, Flow] = {}
         self._poll_runs_stop = asyncio.Event()
         self.providers = self._providers(config)
         self.http: aiohttp.ClientSession | None = None
@@ -195,7 +197,7 @@ class Worker:
 
     async def _poll(self, flow_name: str) -> None:
         config = self.config
-        flow = next((f for f in config.flows if f.name == flow_name), None)
+        flow = self._flow_named(config, flow_name)
         if flow is None or not flow.enabled:
             return
         connection = flow.trigger.connection
@@ -232,6 +234,14 @@ class Worker:
         except DB_ERRORS as exc:
             metrics.POLLS.labels(flow=flow.name, outcome="error").inc()
             self._database_lost(exc)
+
+    def _flow_named(self, config: Config, name: str) -> Flow | None:
+        # A dict per config, not a scan of the flows per poll: with a hundred thousand flows
+        # the scan alone cost milliseconds a poll.
+        if self._flows_of is not config:
+            self._flows_by_name = {f.name: f for f in config.flows}
+            self._flows_of = config
+        return self._flows_by_name.get(name)
 
     async def _needs_reauth(self, connection: str) -> bool:
         async with self.rt.pool.acquire() as conn:
