@@ -16,7 +16,7 @@ import json
 import time
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -229,15 +229,13 @@ async def _poll_leased(
     bound = log.bind(flow=flow.name, trigger=trigger.key, connection=connection, worker=worker)
     started = clock()
     hold = (resource, worker)
-    async with pool.acquire() as conn:
-        async with _lease_lock(hold):
-            # A sibling flow's poll in this process holds it already (and renews it, and
-            # every commit checks it): taking it again would only write the row once more.
-            taken = _holds[hold] > 0 or await leases.acquire(
-                conn, resource, worker, started, lease_ttl
-            )
-            if taken:
-                _holds[hold] += 1
+    # The lease's lock first, then a pooled connection, never the other way round: a poll
+    # waiting for its siblings must not sit on a connection that the sibling holding the
+    # lock needs to give the lease up (with ten flows a connection, that stalled a worker).
+    async with _lease_lock(hold), pool.acquire() as conn:
+        # A sibling flow's poll in this process holds it already (and renews it, and every
+        # commit checks it): taking it again would only write the row once more.
+        taken = _holds[hold] > 0 or await leases.acquire(conn, resource, worker, started, lease_ttl)
         if not taken:
             held = await leases.holder(conn, resource)
             bound.info("poll_skipped", reason="lease_held", holder=held[0] if held else None)
@@ -245,8 +243,12 @@ async def _poll_leased(
         try:
             state = await conn.fetchrow(q("flow_state_get"), flow.name)
         except BaseException:
-            await _let_go(hold, lambda: _given(conn))
+            if _holds[hold] == 0:
+                # Taken just now and by no sibling: without a database it lapses alone.
+                with contextlib.suppress(Exception):
+                    await leases.release(conn, *hold)
             raise
+        _holds[hold] += 1
     key = state_key(trigger.key, params)
     fresh = (
         state is None
@@ -275,14 +277,13 @@ async def _poll_leased(
         return await _poll(run, bound)
     finally:
         try:
-            await _let_go(hold, run.connect)
-        finally:
+            # Given back before the lease's lock is awaited (see above).
             await run.disconnect()
+        finally:
+            await _let_go(hold, pool)
 
 
-async def _let_go(
-    hold: tuple[str, str], connect: Callable[[], Awaitable[asyncpg.Connection]]
-) -> None:
+async def _let_go(hold: tuple[str, str], pool: asyncpg.Pool) -> None:
     """One poll less under the shared lease; the last one gives the lease up."""
     async with _lease_lock(hold):
         _holds[hold] -= 1
@@ -290,11 +291,8 @@ async def _let_go(
             return
         del _holds[hold]
         # Counted out first: without a database to release it on, the lease lapses alone.
-        await leases.release(await connect(), *hold)
-
-
-async def _given(conn: asyncpg.Connection) -> asyncpg.Connection:
-    return conn
+        async with pool.acquire() as conn:
+            await leases.release(conn, *hold)
 
 
 async def _poll(run: _Run, bound: Any) -> PollResult:

@@ -5,6 +5,7 @@ The engine's own in-test triggers (test_engine) over an in-memory list, on a rea
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 import asyncpg
@@ -181,3 +182,42 @@ async def test_a_short_list_after_a_long_snapshot_is_diffed_in_sql(
     # Diffed whole in SQL: an in-memory diff of the first rows read would have missed some.
     changed = await db_pool.fetch("SELECT item_key FROM events ORDER BY item_key")
     assert [r["item_key"] for r in changed] == [f"k{n}" for n in (0, 2, 3, 4, 5, 6, 7)] + ["new"]
+
+
+async def test_polls_waiting_for_their_lease_hold_no_pooled_connection(
+    store: Store, clock: Clock, database: str
+) -> None:
+    # Ten flows on one connection and a pool of two: a poll that waits for its siblings
+    # must leave the pool free for the one that holds the lease's lock and needs a
+    # connection to give the lease up.
+    flows = [make_flow(ItemJoined).model_copy(update={"name": f"f{n}"}) for n in range(10)]
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
+    try:
+
+        async def poll(flow: Any) -> Any:
+            return await poll_flow(
+                flow,
+                Params(),
+                client=store,
+                pool=pool,
+                worker="w1",
+                clock=clock,
+                trigger=ItemJoined,
+            )
+
+        lock = engine._lease_lock(("poll:main", "w1"))
+        await lock.acquire()
+        polls = [asyncio.create_task(poll(flow)) for flow in flows]
+        for _ in range(100):
+            await asyncio.sleep(0)
+        # Every poll is now waiting for the lock; the pool must still have a connection.
+        async with asyncio.timeout(10):
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SELECT 1") == 1
+        lock.release()
+        async with asyncio.timeout(60):
+            results = await asyncio.gather(*polls)
+        assert [r.status for r in results] == ["ok"] * 10
+        assert await pool.fetchval("SELECT count(*) FROM leases") == 0
+    finally:
+        await pool.close()
