@@ -435,11 +435,13 @@ def main() -> int:
         f"{RATE:g} requests/s per connection"
     )
     best: dict[int, Step] = {}
+    steps: list[Step] = []
     try:
         for workers in [int(w) for w in args.workers.split(",")]:
             for flows in ladder:
                 step = run_step(flows, workers, args.warmup, args.window, dsn, pg_data)
                 show(step)
+                steps.append(step)
                 sys.stdout.flush()
                 if step.behind:
                     break
@@ -456,6 +458,12 @@ def main() -> int:
         )
     if not best:
         print("  none: the first step already fell behind")
+    for workers in sorted({s.workers for s in steps}):
+        top = max((s for s in steps if s.workers == workers), key=lambda s: s.rate)
+        print(
+            f"  {workers} worker(s), highest rate sustained in any step: {top.rate:.1f} polls/s "
+            f"({top.at_five_minutes:,} flows at every 5m, p99 lateness {1e3 * top.p99:.0f} ms)"
+        )
     one = best.get(1)
     figure = max((s.at_five_minutes for s in best.values()), default=0)
     print("targets:")
