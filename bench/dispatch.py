@@ -1,16 +1,19 @@
-"""Dispatch benchmark: 20,000 events through the webhook action to a local receiver.
+"""Dispatch benchmark: the webhook action against a bare aiohttp client, in one run.
 
 Three processes: this one runs only the dispatcher (so its CPU time is the worker's), a
 child runs the aiohttp receiver (it verifies nothing, it timestamps each ``webhook-id``),
 and a child records events the way the poll engine does (``record_events`` in one
-transaction per batch) and timestamps each commit. The run ends when every delivery is
+transaction per batch) and timestamps each commit. A phase ends when every delivery is
 ``delivered`` in Postgres, i.e. durably recorded.
 
-Prints deliveries per second (first commit to last delivery recorded), p50/p99 latency from
-the commit of an event to the receiver getting it, and the worker's CPU. Uses
-``DATABASE_URL`` if set, else a throwaway embedded Postgres.
+Three phases: the ceiling (a bare aiohttp client posting the same bodies to the same
+receiver at the same concurrency: no database, no signing); a backlog (every event
+committed at once: deliveries per second from the first commit to the last delivery
+recorded, and worker CPU per delivery); and a paced load (``--paced-rate`` events/s in
+commits of ``--paced-batch``: commit→receipt latency p50/p99). Prints the targets, met or
+MISSED. Uses ``DATABASE_URL`` if set, else a throwaway embedded Postgres.
 
-    python bench/dispatch.py [--events 20000] [--batch 500] [--rate 0]
+    python bench/dispatch.py [--events 20000] [--batch 500] [--paced-rate 1000] [--profile F]
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +91,9 @@ def receiver_main(port_queue: Any, out_path: str) -> None:
 # -- the producer (child process) -----------------------------------------------------------
 
 
-def producer_main(dsn: str, url: str, events: int, batch: int, rate: float, out: str) -> None:
+def producer_main(
+    dsn: str, url: str, events: int, batch: int, rate: float, out: str, prefix: str
+) -> None:
     import asyncpg
 
     from connector.config import parse
@@ -106,7 +113,7 @@ def producer_main(dsn: str, url: str, events: int, batch: int, rate: float, out:
                     await asyncio.sleep(max(0.0, due - time.monotonic()))
                 chunk = [
                     NewEvent(
-                        id=f"bench-{n:06d}",
+                        id=f"{prefix}-{n:06d}",
                         item_key=f"user{n}@example.com",
                         payload={"email": f"user{n}@example.com", "variables": {"n": n}},
                     )
@@ -164,6 +171,46 @@ async def run_worker(dsn: str, url: str, events: int, concurrency: int) -> dict[
     return {"finished": finished, "cpu": cpu, "wall": wall}
 
 
+async def bare_ceiling(url: str, events: int, concurrency: int) -> dict[str, float]:
+    """The same bodies to the same receiver at the same concurrency: no database, no signing."""
+    import aiohttp
+
+    from actions.webhook import body_for
+    from connector.plugins import StoredEvent
+
+    now = datetime.now(UTC)
+    bodies = [
+        body_for(
+            StoredEvent(
+                id=f"bare-{n:06d}",
+                flow=FLOW,
+                trigger="sendpulse.subscriber_added",
+                item_key=f"user{n}@example.com",
+                payload={"email": f"user{n}@example.com", "variables": {"n": n}},
+                occurred_at=None,
+                created_at=now,
+            )
+        )
+        for n in range(events)
+    ]
+    queue = iter(enumerate(bodies))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def sender() -> None:
+            for n, body in queue:
+                headers = {"webhook-id": f"bare-{n:06d}", "content-type": "application/json"}
+                async with http.post(url, data=body, headers=headers) as response:
+                    await response.text()
+                    if response.status != 200:
+                        raise RuntimeError(f"the receiver answered {response.status}")
+
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    return {"rate": events / wall, "cpu": cpu, "wall": wall}
+
+
 async def prepare(dsn: str) -> None:
     import asyncpg
 
@@ -184,12 +231,101 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@dataclass
+class Phase:
+    name: str
+    events: int
+    batch: int
+    rate: float
+    delivered: int
+    missing: int
+    throughput: float
+    span: float
+    p50: float
+    p99: float
+    cpu: float
+    wall: float
+
+    @property
+    def cpu_per_delivery(self) -> float:
+        return self.cpu / self.events
+
+
+def run_phase(
+    ctx: Any,
+    dsn: str,
+    url: str,
+    tmp: Path,
+    name: str,
+    events: int,
+    batch: int,
+    rate: float,
+    concurrency: int,
+    profile: str | None = None,
+) -> Phase:
+    import urllib.request
+
+    asyncio.run(prepare(dsn))
+    committed_path = str(tmp / f"committed-{name}.json")
+    producer = ctx.Process(
+        target=producer_main,
+        args=(dsn, url, events, batch, rate, committed_path, name),
+    )
+    producer.start()
+    if profile:
+        import cProfile
+
+        with cProfile.Profile() as prof:
+            result = asyncio.run(run_worker(dsn, url, events, concurrency))
+        prof.dump_stats(profile)
+    else:
+        result = asyncio.run(run_worker(dsn, url, events, concurrency))
+    producer.join(60)
+    with urllib.request.urlopen(url.replace("/hook", "/dump"), timeout=30):  # noqa: S310
+        pass
+    committed = json.loads(Path(committed_path).read_text())
+    received = json.loads((tmp / "received.json").read_text())
+    missing = set(committed) - set(received)
+    latencies = [(received[k] - committed[k]) * 1000 for k in committed if k in received]
+    span = result["finished"] - min(committed.values())
+    return Phase(
+        name=name,
+        events=events,
+        batch=batch,
+        rate=rate,
+        delivered=len(committed) - len(missing),
+        missing=len(missing),
+        throughput=events / span,
+        span=span,
+        p50=statistics.median(latencies),
+        p99=pct(latencies, 0.99),
+        cpu=result["cpu"],
+        wall=result["wall"],
+    )
+
+
+def show(phase: Phase) -> None:
+    offered = f"{phase.rate:g}/s" if phase.rate else "all at once"
+    print(f"-- {phase.name}: {phase.events} events, commits of {phase.batch}, offered {offered}")
+    print(f"  delivered and recorded: {phase.delivered}  missing: {phase.missing}")
+    print(f"  throughput: {phase.throughput:,.0f} deliveries/s ({phase.span:.2f} s)")
+    print(f"  commit→receipt latency: p50 {phase.p50:.0f} ms, p99 {phase.p99:.0f} ms")
+    print(
+        f"  worker CPU: {phase.cpu:.2f} s over {phase.wall:.2f} s "
+        f"({100 * phase.cpu / phase.wall:.0f}% of one core), "
+        f"{1e6 * phase.cpu_per_delivery:.0f} µs per delivery"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=500, help="events per commit")
-    parser.add_argument("--rate", type=float, default=0, help="events/s offered (0 = all)")
+    parser.add_argument("--events", type=int, default=20_000, help="backlog and ceiling")
+    parser.add_argument("--batch", type=int, default=500, help="events per commit (backlog)")
     parser.add_argument("--concurrency", type=int, default=200, help="webhooks in flight")
+    parser.add_argument("--paced-rate", type=float, default=1000, help="events/s offered")
+    parser.add_argument("--paced-events", type=int, default=10_000)
+    parser.add_argument("--paced-batch", type=int, default=50, help="events per commit (paced)")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the backlog's worker there")
     args = parser.parse_args()
 
     import structlog
@@ -209,44 +345,60 @@ def main() -> int:
     rx = ctx.Process(target=receiver_main, args=(ports, str(tmp / "received.json")), daemon=True)
     rx.start()
     try:
-        asyncio.run(prepare(dsn))
         url = f"http://127.0.0.1:{ports.get(timeout=30)}/hook"
-        committed_path = str(tmp / "committed.json")
-        producer = ctx.Process(
-            target=producer_main,
-            args=(dsn, url, args.events, args.batch, args.rate, committed_path),
+        ceiling = asyncio.run(bare_ceiling(url, args.events, args.concurrency))
+        backlog = run_phase(
+            ctx,
+            dsn,
+            url,
+            tmp,
+            "backlog",
+            args.events,
+            args.batch,
+            0,
+            args.concurrency,
+            args.profile,
         )
-        producer.start()
-        result = asyncio.run(run_worker(dsn, url, args.events, args.concurrency))
-        producer.join(60)
-        import urllib.request
-
-        with urllib.request.urlopen(url.replace("/hook", "/dump"), timeout=30):  # noqa: S310
-            pass
-        committed = json.loads(Path(committed_path).read_text())
-        received = json.loads((tmp / "received.json").read_text())
+        paced = run_phase(
+            ctx,
+            dsn,
+            url,
+            tmp,
+            "paced",
+            args.paced_events,
+            args.paced_batch,
+            args.paced_rate,
+            args.concurrency,
+        )
     finally:
         rx.terminate()
         if embedded is not None:
             embedded.stop(mode="immediate")
         shutil.rmtree(tmp, ignore_errors=True)
 
-    missing = set(committed) - set(received)
-    latencies = [(received[k] - committed[k]) * 1000 for k in committed if k in received]
-    span = result["finished"] - min(committed.values())
-    print(f"events: {args.events}  batch: {args.batch}  offered: {args.rate or 'all at once'}/s")
-    print(f"delivered and recorded: {len(received)}  missing: {len(missing)}")
-    print(f"throughput: {args.events / span:,.0f} deliveries/s ({span:.2f} s)")
     print(
-        f"commit→receipt latency: p50 {statistics.median(latencies):.0f} ms, "
-        f"p99 {pct(latencies, 0.99):.0f} ms"
+        f"-- ceiling: a bare aiohttp client, the same {args.events} bodies to the same "
+        f"receiver, {args.concurrency} in flight, no database, no signing"
     )
     print(
-        f"worker CPU: {result['cpu']:.2f} s over {result['wall']:.2f} s "
-        f"({100 * result['cpu'] / result['wall']:.0f}% of one core), "
-        f"{1e6 * result['cpu'] / args.events:.0f} µs per delivery"
+        f"  throughput: {ceiling['rate']:,.0f} posts/s ({ceiling['wall']:.2f} s); client CPU "
+        f"{1e6 * ceiling['cpu'] / args.events:.0f} µs per post"
     )
-    return 0 if not missing else 1
+    show(backlog)
+    show(paced)
+    ratio = backlog.throughput / ceiling["rate"]
+    per = 1e6 * backlog.cpu_per_delivery
+    print("targets:")
+    print(
+        f"  backlog throughput >= 0.6 of the ceiling: {'met' if ratio >= 0.6 else 'MISSED'} "
+        f"({ratio:.2f})"
+    )
+    print(f"  worker CPU <= 150 µs per delivery: {'met' if per <= 150 else 'MISSED'} ({per:.0f})")
+    print(
+        f"  p99 commit→receipt < 100 ms at {args.paced_rate:g}/s: "
+        f"{'met' if paced.p99 < 100 else 'MISSED'} ({paced.p99:.0f} ms)"
+    )
+    return 0 if not backlog.missing and not paced.missing else 1
 
 
 if __name__ == "__main__":

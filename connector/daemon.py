@@ -27,7 +27,7 @@ import structlog
 from connector import accounts, metrics
 from connector.admin import AdminAccess, build_admin_app
 from connector.auth.crypto import load_secret_key
-from connector.config import Config, load_file
+from connector.config import Config, Flow, load_file
 from connector.db import migrate as migrations
 from connector.db.health import DatabaseHealth
 from connector.db.pool import ensure_database, home, locate, pool
@@ -38,6 +38,7 @@ from connector.engine import poll_flow
 from connector.errors import ConfigError, ConfigInvalid, ConnectorError
 from connector.instances import apps_used, expand
 from connector.ownership import DEFAULT_TTL, Ownership
+from connector.poll_runs import PollRunBook
 from connector.providers.registry import ProviderClients
 from connector.providers.transport import provider_connector, send_trace
 from connector.scheduler import FlowScheduler
@@ -188,6 +189,11 @@ class Worker:
             health=self.health,
         )
         self.scheduler = FlowScheduler(self._poll)
+        # Quiet polls' poll_runs rows, written once a second for all of them.
+        self.poll_runs = PollRunBook(rt.pool, rt.worker_id)
+        self._flows_of: Config | None = None
+        self._flows_by_name: dict[str, Flow] = {}
+        self._poll_runs_stop = asyncio.Event()
         self.providers = self._providers(config)
         # One policy object for the life of the worker: a reload changes it in place.
         self.egress = EgressPolicy(config.document.egress.allow_networks)
@@ -209,7 +215,7 @@ class Worker:
 
     async def _poll(self, flow_name: str) -> None:
         config = self.config
-        flow = next((f for f in config.flows if f.name == flow_name), None)
+        flow = self._flow_named(config, flow_name)
         if flow is None or not flow.enabled:
             return
         connection = flow.trigger.connection
@@ -239,6 +245,7 @@ class Worker:
                     pool=self.rt.pool,
                     worker=self.rt.worker_id,
                     account=account,
+                    runs=self.poll_runs,
                     **self._poll_options,
                 )
             metrics.POLLS.labels(flow=flow.name, outcome=result.status).inc()
@@ -251,6 +258,14 @@ class Worker:
         except DB_ERRORS as exc:
             metrics.POLLS.labels(flow=flow.name, outcome="error").inc()
             self._database_lost(exc)
+
+    def _flow_named(self, config: Config, name: str) -> Flow | None:
+        # A dict per config, not a scan of the flows per poll: with a hundred thousand flows
+        # the scan alone cost milliseconds a poll.
+        if self._flows_of is not config:
+            self._flows_by_name = {f.name: f for f in config.flows}
+            self._flows_of = config
+        return self._flows_by_name.get(name)
 
     @staticmethod
     def _account(config: Config, connection: str, stored: str | None) -> str | None:
@@ -474,6 +489,11 @@ class Worker:
             stack.push_async_callback(self._join, ownership)
             installs = asyncio.create_task(self._installs_loop(), name="installs")
             stack.push_async_callback(self._join, installs)
+            poll_runs = asyncio.create_task(
+                self.poll_runs.run(self._poll_runs_stop), name="poll-runs"
+            )
+            # Stopped after the polls drained, so their quiet rows are written too.
+            stack.push_async_callback(self._stop_poll_runs, poll_runs)
             polled_before = await self._polled_before(self.config)
             self._start_dispatcher()
             self.scheduler.start(self.config.flows, polled_before)
@@ -497,6 +517,11 @@ class Worker:
         # Polls and deliveries drain side by side against one deadline, so --drain bounds
         # the whole shutdown, not each half of it.
         await asyncio.gather(self.scheduler.shutdown(self.drain), self._stop_dispatcher(self.drain))
+
+    async def _stop_poll_runs(self, task: asyncio.Task[None]) -> None:
+        self._poll_runs_stop.set()
+        with suppress(*DB_ERRORS):
+            await task
 
     async def _join(self, task: asyncio.Task[None]) -> None:
         # On a failed start nothing set the stop event yet; the loop must still end.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -216,6 +216,50 @@ class SnapshotLoader:
         await self.conn.execute(q("snapshot_incoming_drop"))
 
 
+class ListDigest:
+    """A running hash of a list's ``(key, fingerprint)`` rows, in the order they arrive.
+
+    Stored beside the snapshot it produced: the next poll that reads the same rows in the
+    same order has found no change, and needs no diff. Any other order or row only costs a
+    diff, which then finds what (if anything) changed.
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.blake2b(digest_size=16)
+
+    def add(self, key: str, fp: str) -> None:
+        # Lengths first, so that no two different lists can run into the same bytes.
+        self._hash.update(f"{len(key)}:{key}{len(fp)}:{fp}".encode())
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def as_stored(payload: Any) -> dict[str, Any] | None:
+    """A payload as it reads back from the database (canonical JSON, then parsed)."""
+    if payload is None:
+        return None
+    loaded = json.loads(canonical_json(payload))
+    return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+
+def diff_rows(incoming: Mapping[str, tuple[str, Any]], stored: Mapping[str, str]) -> list[Delta]:
+    """The deltas between a list held in memory and the stored snapshot, in key order.
+
+    ``incoming`` maps each key to its fingerprint and payload, ``stored`` each key to its
+    stored fingerprint. Only the deltas' payloads are serialised (as the SQL diff's are).
+    """
+    deltas: list[Delta] = []
+    for key, (fp, payload) in incoming.items():
+        previous = stored.get(key)
+        if previous != fp:
+            kind: Literal["added", "changed"] = "added" if previous is None else "changed"
+            deltas.append(Delta(kind, key, fp, previous, as_stored(payload)))
+    deltas += [Delta("removed", k, None, fp, None) for k, fp in stored.items() if k not in incoming]
+    deltas.sort(key=lambda d: d.item_key)
+    return deltas
+
+
 async def snapshot_baseline(conn: asyncpg.Connection, flow: str) -> int:
     """Replace the stored snapshot by the incoming list (a first run or a new baseline)."""
     await conn.execute(q("snapshot_clear"), flow)
@@ -258,6 +302,27 @@ async def iter_deltas(conn: asyncpg.Connection, batch: int = 1000) -> AsyncItera
             return
         yield [_delta(r) for r in rows]
         after = rows[-1]["item_key"]
+
+
+def first_run_keys(items: Sequence[tuple[str, Any]], limit: int, order: str | None) -> list[str]:
+    """The keys ``start: all`` emits from a list held in memory, oldest first.
+
+    The same choice as ``first_incoming`` makes in SQL: the newest ``limit`` by the numeric
+    payload field ``order``; without one (or for rows where it is not a number), the first
+    as the API listed them.
+    """
+
+    def rank(payload: Any) -> float | None:
+        value = payload.get(order) if order and isinstance(payload, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
+
+    ranked = [(rank(payload), seq, key) for seq, (key, payload) in enumerate(items)]
+    # Newest first by rank (rows without one last), then as listed.
+    chosen = sorted(ranked, key=lambda r: (r[0] is None, -(r[0] or 0.0), r[1]))[:limit]
+    chosen.sort(key=lambda r: (r[0] is not None, r[0] or 0.0, r[1]))
+    return [key for _, _, key in chosen]
 
 
 async def first_incoming(

@@ -16,7 +16,7 @@ import json
 import time
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -29,13 +29,17 @@ from connector.config import Flow
 from connector.db.queries import q
 from connector.diff import (
     Delta,
+    ListDigest,
     SnapshotLoader,
     Watermark,
     WatermarkTracker,
+    as_stored,
     canonical_json,
     change_label,
+    diff_rows,
     event_id,
     first_incoming,
+    first_run_keys,
     iter_deltas,
     snapshot_baseline,
     snapshot_diff,
@@ -43,6 +47,7 @@ from connector.diff import (
 from connector.errors import FatalError, RetriableError
 from connector.events import NewEvent, record_events
 from connector.plugins import ApiClient, PluginParams, Trigger
+from connector.poll_runs import PollRunBook, QuietRun, write_quiet_runs
 from connector.progress import PollProgress
 from connector.request_count import RequestCount, counting
 
@@ -125,6 +130,11 @@ class _Run:
     fresh: bool
     previous_cursor: Any
     last_error: str | None
+    # Where a quiet poll's poll_runs row goes: a worker's book, or (None) straight in.
+    runs: PollRunBook | None = None
+    # Set when the commit put snapshot rows back: the snapshot then differs from the list
+    # just read, so the list's digest must not be stored as the snapshot's.
+    restored: bool = field(init=False, default=False)
     renewed_at: datetime = field(init=False)
     t0: float = field(init=False)
     # Taken for the commit (or from the first COPY batch of a long list) and held to the end
@@ -183,12 +193,16 @@ async def poll_flow(
     trigger: type[Trigger] | None = None,
     lease_ttl: timedelta = DEFAULT_LEASE_TTL,
     account: str | None = None,
+    runs: PollRunBook | None = None,
 ) -> PollResult:
     """Poll one flow once and commit what changed; safe to call from any worker at any time.
 
     ``account`` is the fingerprint of the account ``client`` reaches (:mod:`connector.accounts`):
     state taken under another one is no continuation of this one, and the flow starts a new
     baseline as a new flow would.
+
+    A poll that finds nothing moves no state and commits nothing; its ``poll_runs`` row goes
+    to ``runs`` (written with others later) or, without a book, straight in.
     """
     if trigger is None:
         from triggers import TRIGGERS
@@ -204,7 +218,7 @@ async def poll_flow(
     _polling.add((worker, flow.name))
     try:
         return await _poll_leased(
-            flow, params, trigger, client, pool, worker, clock, lease_ttl, account
+            flow, params, trigger, client, pool, worker, clock, lease_ttl, account, runs
         )
     finally:
         _polling.discard((worker, flow.name))
@@ -240,17 +254,20 @@ async def _poll_leased(
     clock: Clock,
     lease_ttl: timedelta,
     account: str | None,
+    runs: PollRunBook | None,
 ) -> PollResult:
     connection = flow.trigger.connection
     resource = leases.connection_resource(connection, flow.name)
     bound = log.bind(flow=flow.name, trigger=trigger.key, connection=connection, worker=worker)
     started = clock()
     hold = (resource, worker)
-    async with pool.acquire() as conn:
-        async with _lease_lock(hold):
-            taken = await leases.acquire(conn, resource, worker, started, lease_ttl)
-            if taken:
-                _holds[hold] += 1
+    # The lease's lock first, then a pooled connection, never the other way round: a poll
+    # waiting for its siblings must not sit on a connection that the sibling holding the
+    # lock needs to give the lease up (with ten flows a connection, that stalled a worker).
+    async with _lease_lock(hold), pool.acquire() as conn:
+        # A sibling flow's poll in this process holds it already (and renews it, and every
+        # commit checks it): taking it again would only write the row once more.
+        taken = _holds[hold] > 0 or await leases.acquire(conn, resource, worker, started, lease_ttl)
         if not taken:
             held = await leases.holder(conn, resource)
             bound.info("poll_skipped", reason="lease_held", holder=held[0] if held else None)
@@ -258,8 +275,12 @@ async def _poll_leased(
         try:
             state = await conn.fetchrow(q("flow_state_get"), flow.name)
         except BaseException:
-            await _let_go(hold, lambda: _given(conn))
+            if _holds[hold] == 0:
+                # Taken just now and by no sibling: without a database it lapses alone.
+                with contextlib.suppress(Exception):
+                    await leases.release(conn, *hold)
             raise
+        _holds[hold] += 1
     key = state_key(trigger.key, params)
     fresh = (
         state is None
@@ -284,19 +305,19 @@ async def _poll_leased(
         fresh=fresh,
         previous_cursor=None if state is None or fresh else _json(state["cursor"]),
         last_error=None if state is None else state["last_error"],
+        runs=runs,
     )
     try:
         return await _poll(run, bound)
     finally:
         try:
-            await _let_go(hold, run.connect)
-        finally:
+            # Given back before the lease's lock is awaited (see above).
             await run.disconnect()
+        finally:
+            await _let_go(hold, pool)
 
 
-async def _let_go(
-    hold: tuple[str, str], connect: Callable[[], Awaitable[asyncpg.Connection]]
-) -> None:
+async def _let_go(hold: tuple[str, str], pool: asyncpg.Pool) -> None:
     """One poll less under the shared lease; the last one gives the lease up."""
     async with _lease_lock(hold):
         _holds[hold] -= 1
@@ -304,11 +325,8 @@ async def _let_go(
             return
         del _holds[hold]
         # Counted out first: without a database to release it on, the lease lapses alone.
-        await leases.release(await connect(), *hold)
-
-
-async def _given(conn: asyncpg.Connection) -> asyncpg.Connection:
-    return conn
+        async with pool.acquire() as conn:
+            await leases.release(conn, *hold)
 
 
 async def _poll(run: _Run, bound: Any) -> PollResult:
@@ -398,6 +416,30 @@ async def _insert_poll_run(
     )
 
 
+async def _record_quiet(run: _Run, requests: int, items: int) -> None:
+    """A poll that found nothing: its poll_runs row is all it writes, and no transaction.
+
+    Nothing it read needs the lease at a commit: the state stays as the last commit left it.
+    """
+    row = QuietRun(
+        flow_name=run.flow.name,
+        connection_id=run.flow.trigger.connection,
+        started_at=run.started,
+        finished_at=run.clock(),
+        requests=requests,
+        items_seen=items,
+    )
+    if run.runs is not None:
+        run.runs.add(row)
+    else:
+        await write_quiet_runs(run.pool, run.worker, [row])
+
+
+def _quiet_possible(run: _Run) -> bool:
+    # A new baseline, or a flow whose last poll failed (its error must be cleared), commits.
+    return not run.fresh and run.last_error is None
+
+
 async def _save_state(run: _Run, cursor: Any) -> None:
     await run.conn.execute(
         q("flow_state_save"),
@@ -469,6 +511,21 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
             )
         )
     requests = sent.value
+    cursor_json = step.cursor.to_json()
+    if (
+        not events
+        and _quiet_possible(run)
+        and canonical_json(cursor_json) == canonical_json(run.previous_cursor)
+    ):
+        await _record_quiet(run, requests, tracker.items_seen)
+        return PollResult(
+            status="ok",
+            requests=requests,
+            items_seen=tracker.items_seen,
+            cursor=cursor_json,
+            fetch_ms=round((fetched - run.t0) * 1000),
+            diff_ms=run.ms_since(fetched),
+        )
     await run.connect()
     async with run.conn.transaction():
         await leases.check_for_commit(run.conn, run.resource, run.worker, run.clock())
@@ -492,54 +549,66 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
 
 
 async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
-    flow, trigger = run.flow, run.trigger
+    trigger = run.trigger
     loader: SnapshotLoader | None = None
-    # A list that fits in one COPY batch is kept in memory and needs no database connection
-    # until the commit; a longer one streams into the temporary table from its first batch,
-    # so Python never holds more than one batch of any list.
-    pending: list[tuple[str, str, str | None]] = []
+    # A list that fits in one COPY batch is kept in memory, needs no database connection
+    # until the commit, and is diffed in memory; a longer one streams into the temporary
+    # table from its first batch, so Python never holds more than one batch of any list.
+    # Payloads stay objects until a row proves to be a change: most polls change nothing.
+    pending: list[Row] = []
+    digest = ListDigest()
+    count = 0
     try:
         async for item in trigger.poll(run.client, None):
             await run.heartbeat()
+            key, fp = trigger.key_of(item), trigger.fingerprint_of(item)
+            digest.add(key, fp)
+            count += 1
             if run.progress is not None:
-                seen = (loader.count if loader is not None else 0) + len(pending) + 1
-                run.progress.advance(sent.value, seen)
-            payload = canonical_json(trigger.payload_of(item))
-            row = (trigger.key_of(item), trigger.fingerprint_of(item), payload)
+                run.progress.advance(sent.value, count)
+            payload = trigger.payload_of(item)
             if loader is not None:
-                await loader.add(*row)
+                await loader.add(key, fp, canonical_json(payload))
                 continue
-            pending.append(row)
+            pending.append((key, fp, payload))
             if len(pending) >= SNAPSHOT_BATCH:
                 loader = await _open_loader(run, pending)
         fetched = time.monotonic()
+        requests = sent.value
+        stored = run.previous_cursor if isinstance(run.previous_cursor, dict) else {}
+        if _quiet_possible(run) and stored.get("digest") == digest.hexdigest():
+            # The same rows in the same order as the snapshot holds: nothing to diff.
+            await _record_quiet(run, requests, count)
+            return PollResult(
+                status="ok",
+                requests=requests,
+                items_seen=count,
+                cursor=run.previous_cursor,
+                fetch_ms=round((fetched - run.t0) * 1000),
+                diff_ms=run.ms_since(fetched),
+            )
         if loader is None:
             await _enrich_ahead(run, pending)
-            loader = await _open_loader(run, pending)
-        await loader.close()
-        requests = sent.value
+        else:
+            await loader.close()
+        await run.connect()
         held_back = 0
         async with run.conn.transaction():
             await leases.check_for_commit(run.conn, run.resource, run.worker, run.clock())
-            if run.fresh:
-                await snapshot_baseline(run.conn, flow.name)
-                created = 0
-                # Only "added" has an "all" to start from; removals and changes start now.
-                if flow.start == "all" and "added" in trigger.emits:
-                    rows = await first_incoming(
-                        run.conn, flow.max_first_run_events, trigger.first_run_order
-                    )
-                    created = await _record_deltas(run, rows)
-                    held_back = max(0, loader.count - len(rows))
-            else:
-                await snapshot_diff(run.conn, flow.name)
-                created = 0
-                async for batch in iter_deltas(run.conn):
-                    created += await _record_deltas(run, batch)
-            cursor = {"items": loader.count, "at": run.started.isoformat()}
+            done = None if loader is not None else await _commit_in_memory(run, pending, count)
+            if done is None:
+                if loader is None:
+                    # The stored snapshot is too long to hold: diff it in SQL after all.
+                    loader = await _open_loader(run, pending)
+                    await loader.close()
+                done = await _commit_in_sql(run, loader)
+            created, held_back = done
+            cursor: dict[str, Any] = {"items": count, "at": run.started.isoformat()}
+            if not run.restored:
+                cursor["digest"] = digest.hexdigest()
             await _save_state(run, cursor)
             requests = sent.value
-            await _insert_poll_run(run, requests, loader.count, created, None)
+            await _insert_poll_run(run, requests, count, created, None)
         diff_ms = run.ms_since(fetched)
     finally:
         # Drop the rows a large list leaves behind on this pooled connection; a connection
@@ -550,7 +619,7 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
     return PollResult(
         status="ok",
         requests=requests,
-        items_seen=loader.count,
+        items_seen=count,
         events_created=created,
         held_back=held_back,
         baseline=run.fresh,
@@ -561,21 +630,93 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
 
 
 SNAPSHOT_BATCH = 5000
+# One row of a list held in memory: key, fingerprint, payload (as the trigger made it).
+Row = tuple[str, str, Any]
+# Events are numbered and written this many deltas at a time.
+DELTA_BATCH = 1000
 
 
-async def _open_loader(run: _Run, rows: list[tuple[str, str, str | None]]) -> SnapshotLoader:
+async def _commit_in_sql(run: _Run, loader: SnapshotLoader) -> tuple[int, int]:
+    """Inside the commit: diff the streamed list against the snapshot in SQL and record it."""
+    flow, trigger = run.flow, run.trigger
+    if run.fresh:
+        await snapshot_baseline(run.conn, flow.name)
+        # Only "added" has an "all" to start from; removals and changes start now.
+        if flow.start == "all" and "added" in trigger.emits:
+            rows = await first_incoming(
+                run.conn, flow.max_first_run_events, trigger.first_run_order
+            )
+            return await _record_deltas(run, rows), max(0, loader.count - len(rows))
+        return 0, 0
+    await snapshot_diff(run.conn, flow.name)
+    created = 0
+    async for batch in iter_deltas(run.conn, DELTA_BATCH):
+        created += await _record_deltas(run, batch)
+    return created, 0
+
+
+async def _commit_in_memory(run: _Run, rows: list[Row], count: int) -> tuple[int, int] | None:
+    """Inside the commit: diff a short list against the snapshot in memory and record it.
+
+    Writes only the delta, with no temporary table (no DDL in the commit); None when the
+    stored snapshot is too long to read, for the SQL diff to take over.
+    """
+    flow, trigger = run.flow, run.trigger
+    incoming: dict[str, tuple[str, Any]] = {}
+    for key, fp, payload in rows:
+        incoming.setdefault(key, (fp, payload))
+    if run.fresh:
+        await run.conn.execute(q("snapshot_clear"), flow.name)
+        await _upsert_snapshot(run, [(k, fp) for k, (fp, _) in incoming.items()])
+        if flow.start == "all" and "added" in trigger.emits:
+            first = first_run_keys(
+                [(k, payload) for k, (_, payload) in incoming.items()],
+                flow.max_first_run_events,
+                trigger.first_run_order,
+            )
+            deltas = [_added(k, *incoming[k]) for k in first]
+            return await _record_deltas(run, deltas), max(0, count - len(deltas))
+        return 0, 0
+    stored = await run.conn.fetch(q("snapshot_fingerprints"), flow.name, SNAPSHOT_BATCH + 1)
+    if len(stored) > SNAPSHOT_BATCH:
+        return None
+    deltas = diff_rows(incoming, {r["item_key"]: r["fingerprint"] for r in stored})
+    removed = [d.item_key for d in deltas if d.kind == "removed"]
+    if removed:
+        await run.conn.execute(q("snapshot_remove_keys"), flow.name, removed)
+    await _upsert_snapshot(
+        run, [(d.item_key, d.fingerprint) for d in deltas if d.fingerprint is not None]
+    )
+    created = 0
+    for start in range(0, len(deltas), DELTA_BATCH):
+        created += await _record_deltas(run, deltas[start : start + DELTA_BATCH])
+    return created, 0
+
+
+def _added(key: str, fp: str, payload: Any) -> Delta:
+    return Delta("added", key, fp, None, as_stored(payload))
+
+
+async def _upsert_snapshot(run: _Run, rows: list[tuple[str, str]]) -> None:
+    if rows:
+        await run.conn.execute(
+            q("snapshot_upsert_keys"), run.flow.name, [k for k, _ in rows], [f for _, f in rows]
+        )
+
+
+async def _open_loader(run: _Run, rows: list[Row]) -> SnapshotLoader:
     loader = SnapshotLoader(await run.connect(), page_size=SNAPSHOT_BATCH)
     await loader.open()
-    for row in rows:
-        await loader.add(*row)
+    for key, fp, payload in rows:
+        await loader.add(key, fp, canonical_json(payload))
     rows.clear()
     return loader
 
 
-async def _enrich_ahead(run: _Run, rows: list[tuple[str, str, str | None]]) -> None:
+async def _enrich_ahead(run: _Run, rows: list[Row]) -> None:
     """Make a short list's enrichment calls before the commit, holding no database connection.
 
-    The diff is worked out in memory against the stored fingerprints; the commit's SQL diff
+    The diff is worked out in memory against the stored fingerprints; the commit's diff
     then uses these answers, and calls the API itself only for a change it finds that this
     did not (a webhook that moved the snapshot in between).
     """
@@ -586,17 +727,10 @@ async def _enrich_ahead(run: _Run, rows: list[tuple[str, str, str | None]]) -> N
         stored = await conn.fetch(q("snapshot_fingerprints"), run.flow.name, SNAPSHOT_BATCH + 1)
     if len(stored) > SNAPSHOT_BATCH:
         return
-    before = {r["item_key"]: r["fingerprint"] for r in stored}
-    deltas: list[Delta] = []
-    seen: set[str] = set()
-    for key, fp, text in rows:
-        seen.add(key)
-        previous = before.get(key)
-        if previous != fp:
-            kind: Literal["added", "changed"] = "added" if previous is None else "changed"
-            body = None if text is None else json.loads(text)
-            deltas.append(Delta(kind, key, fp, previous, body))
-    deltas += [Delta("removed", k, None, fp, None) for k, fp in before.items() if k not in seen]
+    incoming: dict[str, tuple[str, Any]] = {}
+    for key, fp, payload in rows:
+        incoming.setdefault(key, (fp, payload))
+    deltas = diff_rows(incoming, {r["item_key"]: r["fingerprint"] for r in stored})
     for delta in deltas:
         wanted = _wanted_payload(trigger, delta)
         if wanted is not None and _enrich_key(delta, wanted) not in run.enriched:
@@ -656,6 +790,8 @@ async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
                     continue
                 payload = enriched
             chosen.append((delta, payload))
+    if restore:
+        run.restored = True
     await _restore_snapshot(run, restore)
     if not chosen:
         return 0

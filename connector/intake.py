@@ -419,6 +419,8 @@ async def _apply_change(
         payload = trigger.payload_of(item)
         if kind == "changed":
             payload = trigger.changed_payload(payload, previous)
+    # The snapshot now differs from the list its stored digest was taken of.
+    await conn.execute(q("flow_state_forget_digest"), flow.name)
     if kind not in trigger.emits or not trigger.wants(kind, payload):
         return 0
     event = NewEvent(

@@ -454,3 +454,23 @@ async def test_a_subscriber_who_leaves_and_joins_again_joins_twice(rig: Rig) -> 
         ("removed", "back@example.com"),
     ]
     assert sum((await rig.poll_all()).values()) == 0
+
+
+async def test_a_webhook_makes_the_next_poll_diff_even_if_the_list_looks_unchanged(
+    rig: Rig,
+) -> None:
+    # The webhook puts the subscriber into the snapshot; the list the API shows next is the
+    # one the last poll read, whose digest must no longer vouch for the snapshot.
+    rig.h.sb.state.add_subscriber(1, "brief@example.com", {})
+    [delivery] = await rig.h.sb.flush_webhooks()
+    assert delivery.status == 200
+    rig.h.sb.state.books[1].remove("brief@example.com")
+    assert (await rig.poll("added")).events_created == 0
+    # Back again: a second joining, which only a snapshot that saw the leaving can tell.
+    rig.h.sb.state.add_subscriber(1, "brief@example.com", {}, webhook=False)
+    assert (await rig.poll("added")).events_created == 1
+    events = await rig.events()
+    assert [(e["item_key"], e["source"]) for e in events if e["flow_name"] == "added"] == [
+        ("brief@example.com", "webhook"),
+        ("brief@example.com", "poll"),
+    ]

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.diff import canonical_json, fingerprint
+from connector.diff import (
+    Delta,
+    ListDigest,
+    canonical_json,
+    diff_rows,
+    fingerprint,
+    first_run_keys,
+)
 from connector.engine import state_key
 from connector.plugins import PluginParams
 
@@ -54,3 +63,47 @@ def test_state_key_changes_with_type_or_params_only() -> None:
     assert base != state_key("sendpulse.subscriber_removed", _P(mailing_list_id=1))
     assert base != state_key("sendpulse.subscriber_added", _P(mailing_list_id=2))
     assert base != state_key("sendpulse.subscriber_added", _P(mailing_list_id=1, to="x"))
+
+
+def test_list_digest_follows_rows_and_order_and_cannot_be_shifted() -> None:
+    def digest(rows: list[tuple[str, str]]) -> str:
+        d = ListDigest()
+        for key, fp in rows:
+            d.add(key, fp)
+        return d.hexdigest()
+
+    rows = [("a", "1"), ("b", "2")]
+    assert digest(rows) == digest(list(rows))
+    assert digest(rows) != digest(rows[::-1])
+    assert digest(rows) != digest([("a", "1"), ("b", "3")])
+    assert digest(rows) != digest(rows[:1])
+    assert digest([("ab", "c")]) != digest([("a", "bc")])
+    assert digest([]) != digest([("", "")])
+
+
+def test_diff_rows_in_key_order_with_payloads_only_for_rows_that_came() -> None:
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    incoming = {"c": ("1", {"id": "c", "at": when}), "a": ("2", None), "b": ("9", {"id": "b"})}
+    stored = {"a": "1", "b": "9", "d": "4"}
+    assert diff_rows(incoming, stored) == [
+        Delta("changed", "a", "2", "1", None),
+        Delta("added", "c", "1", None, {"id": "c", "at": "2026-01-02 00:00:00+00:00"}),
+        Delta("removed", "d", None, "4", None),
+    ]
+    assert diff_rows({}, {}) == []
+    assert diff_rows({"a": ("1", None)}, {"a": "1"}) == []
+
+
+def test_first_run_keys_are_the_newest_by_the_order_field_oldest_first() -> None:
+    items = [("c", {"id": 3}), ("a", {"id": 10}), ("b", {"id": 7}), ("d", {"id": 1})]
+    assert first_run_keys(items, 2, "id") == ["b", "a"]
+    assert first_run_keys(items, 10, "id") == ["d", "c", "b", "a"]
+
+
+def test_first_run_keys_without_an_order_are_the_first_as_listed() -> None:
+    items = [("z", {"id": 3}), ("a", {"id": 10}), ("m", {})]
+    assert first_run_keys(items, 2, None) == ["z", "a"]
+    # Rows whose order field is not a number (or a bool) count as unordered: they come last.
+    mixed = [("x", {"id": "7"}), ("y", {"id": 2}), ("w", {"id": True})]
+    assert first_run_keys(mixed, 2, "id") == ["x", "y"]
+    assert first_run_keys(mixed, 1, "id") == ["y"]
