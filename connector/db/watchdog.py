@@ -9,6 +9,7 @@ server is gone, whoever stopped it.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -37,13 +38,21 @@ def alive(pid: int, started: str | None) -> bool:
 
 
 def watch(owner: int, server: int, data_dir: Path, interval: float = INTERVAL) -> bool:
-    """Wait until the owner or the server is gone; True if the server was stopped here."""
-    from connector.db.embedded import stop_server
+    """Wait until the owner or the server is gone; True if the server was stopped here.
 
+    The server is stopped by its own pid (SIGINT: Postgres' fast shutdown), never through
+    the data folder: by the time the owner is seen gone, a clean exit may have stopped this
+    server and another process started a new one on the same folder, which is not ours.
+    """
     owner_started, server_started = _started(owner), _started(server)
     while alive(server, server_started):
         if not alive(owner, owner_started):
-            stop_server(data_dir)
+            try:
+                if _started(server) != server_started:
+                    return False
+                os.kill(server, signal.SIGINT)
+            except (ProcessLookupError, PermissionError):
+                return False
             return True
         time.sleep(interval)
     return False

@@ -21,6 +21,9 @@ from tests.contract.spec import read_exchanges, shared_contract
 SHOWN = 40
 
 
+# A whole-suite run records a few thousand distinct exchanges, and openapi-core takes tens of
+# milliseconds for each on a loaded 2-core machine: far more than the per-test default.
+@pytest.mark.timeout(1200)
 @pytest.mark.after_all_exchanges
 def test_every_recorded_exchange_matches_the_contract() -> None:
     path = Path(os.environ[RECORD_ENV])

@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobEvent
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+)
 from structlog.testing import capture_logs
 
 from connector.config import ActionSpec, Flow, TriggerSpec
@@ -101,6 +106,11 @@ async def test_a_flow_never_polls_twice_at_once(polls: Polls) -> None:
     assert polls.finished == ["f1"]
 
 
+def _phase_ago(seconds: float, every: float) -> float:
+    """The phase whose latest slot was ``seconds`` ago (slots count from 1970)."""
+    return (datetime.now(UTC).timestamp() - seconds) % every
+
+
 async def test_a_backlog_of_missed_runs_becomes_one_run(polls: Polls) -> None:
     polls.release.set()
     scheduler = FlowScheduler(polls)
@@ -115,8 +125,9 @@ async def test_a_backlog_of_missed_runs_becomes_one_run(polls: Polls) -> None:
     scheduler.start([])
     scheduler._scheduler.pause()
     scheduler.sync([flow(every=600)])
-    # Three runs are due (the worker was busy or asleep for 21 minutes): at -1260 s, about
-    # -650 s and, with up to 2 x 30 s of jitter, between -60 s and now.
+    # Three runs are due (the worker was busy or asleep for 21 minutes); the flow's latest
+    # slot was 10 s ago, well inside the half interval a late run may still take.
+    scheduler._phases["f1"] = _phase_ago(10, 600)
     job = scheduler._scheduler.get_job("f1")
     job.modify(next_run_time=datetime.now(UTC) - timedelta(seconds=1260))
     scheduler._scheduler.resume()
@@ -128,6 +139,33 @@ async def test_a_backlog_of_missed_runs_becomes_one_run(polls: Polls) -> None:
     assert len(submitted) == 1
     assert len(submitted[0]) == 1, submitted
     assert polls.started == ["f1"]
+
+
+async def test_a_backlog_more_than_half_an_interval_late_waits_for_the_next_slot(
+    polls: Polls,
+) -> None:
+    polls.release.set()
+    scheduler = FlowScheduler(polls)
+    missed = asyncio.Event()
+    scheduler._scheduler.add_listener(lambda _event: missed.set(), EVENT_JOB_MISSED)
+    scheduler.start([])
+    scheduler._scheduler.pause()
+    scheduler.sync([flow(every=600)])
+    # The latest slot was 400 s ago: running it now would put the flow off its phase.
+    scheduler._phases["f1"] = _phase_ago(400, 600)
+    job = scheduler._scheduler.get_job("f1")
+    job.modify(next_run_time=datetime.now(UTC) - timedelta(seconds=1260))
+    scheduler._scheduler.resume()
+    try:
+        await wait_for(missed, "the late run to be let go")
+        following = scheduler.next_poll("f1")
+    finally:
+        await scheduler.shutdown(drain=5)
+    assert polls.started == []
+    # The next poll is the flow's next slot, 200 s from now (plus at most the jitter).
+    assert following is not None
+    ahead = (following - datetime.now(UTC)).total_seconds()
+    assert 150 < ahead <= 200.5, ahead
 
 
 async def test_shutdown_lets_a_poll_in_flight_finish_within_the_drain(polls: Polls) -> None:
