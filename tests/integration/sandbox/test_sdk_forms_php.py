@@ -69,6 +69,10 @@ async def test_3x_token_is_a_form_and_the_reply_has_the_three_fields(api: Api) -
     bad = http_build_query({**form, "client_secret": "wrong"})
     status, error = await send(api, "POST", "/oauth/access_token", data=bad, headers=FORM)
     assert (status, error["error"]) == (401, "invalid_client")
+    # Auth/ApiKeyAuth: an API key goes out as the same `Bearer` header and is never refreshed.
+    api.token = api.sb.state.auth.add_api_key(api.sb.client_id)
+    api.sb.clock.advance(7 * 86_400)
+    assert await php3_call(api, "GET", "/addressbooks") == (200, [])
 
 
 async def test_3x_subscribers_with_boolean_filters(api: Api) -> None:
