@@ -137,6 +137,27 @@ async def test_3x_campaign_statuses_as_a_bracketed_array(api: Api) -> None:
     assert (status, error["error_code"]) == (422, 422)
 
 
+async def test_3x_dialogs_paged_by_size_skip_and_search_after(api: Api) -> None:
+    # Operation/Chatbot/GetDialogs: /chatbots/dialogs?size=&skip=&search_after=&order=.
+    state = api.sb.state
+    bot = state.chatbots.add_bot("telegram", "Shop bot", state.now())
+    contacts = [
+        state.chatbots.add_contact(bot.id, name, state.now() + i)
+        for i, name in enumerate(("Ann", "Bob", "Cid"))
+    ]
+    status, answer = await php3_call(api, "GET", "/chatbots/dialogs", {"size": 2, "order": "asc"})
+    assert (status, answer["success"]) == (200, True)
+    first = answer["data"]["list"]
+    assert [d["contact"]["id"] for d in first] == [c.id for c in contacts[:2]]
+    after = {"size": 2, "order": "asc", "search_after": answer["data"]["search_after"]}
+    status, answer = await php3_call(api, "GET", "/chatbots/dialogs", after)
+    assert [d["contact"]["id"] for d in answer["data"]["list"]] == [contacts[2].id]
+    status, answer = await php3_call(
+        api, "GET", "/chatbots/dialogs", {"size": 1, "skip": 1, "order": "asc"}
+    )
+    assert [d["contact"]["id"] for d in answer["data"]["list"]] == [contacts[1].id]
+
+
 # -- 2.x ---------------------------------------------------------------------------------------
 async def test_2x_add_emails_as_a_json_string_with_double_opt_in(api: Api) -> None:
     # ApiClient::addEmails($bookID, $emails, $additionalParams): POST addressbooks/{id}/emails,
