@@ -3,6 +3,8 @@
 The gateway does, in order: added latency, scripted/random faults, the bearer-token check,
 the per-client rate limit, the handler (turning `ApiError` into SendPulse's JSON body), and
 a record of the call in the request log. Control routes under `/_sandbox/` skip all of it.
+In front of it, `merged_slashes` routes a path sent with a double slash, and with
+`CONNECTOR_SANDBOX_RECORD` set, the exchange recorder logs each call and its answer.
 """
 
 from __future__ import annotations
