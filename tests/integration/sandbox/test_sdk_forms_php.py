@@ -390,3 +390,20 @@ async def test_1x_list_emails_on_a_double_slash_with_a_date(api: Api) -> None:
     data = {"limit": 0, "offset": 0, "from": fmt_date(state.now()), "to": "", "sender": ""}
     status, rows = await php1_call(api, "GET", "/smtp/emails", data)
     assert (status, [r["recipient"] for r in rows]) == (200, ["ann@example.com"])
+
+
+async def test_1x_global_info_posts_the_list_as_a_numbered_form(api: Api) -> None:
+    # ApiClient::getEmailsGlobalInfo($emails): sendRequest('emails', 'POST', $emails), so
+    # http_build_query numbers the list's items: `0=ann%40example.com&1=bob%40example.com`.
+    state = api.sb.state
+    book = state.add_book("Leads").id
+    state.add_subscriber(book, "ann@example.com")
+    emails = ["ann@example.com", "bob@example.com"]
+    form = http_build_query({str(i): email for i, email in enumerate(emails)})
+    assert form == "0=ann%40example.com&1=bob%40example.com"
+    status, info = await send(api, "POST", "/emails", data=form, headers=FORM)
+    assert status == 200
+    assert ([r["book_id"] for r in info["ann@example.com"]], info["bob@example.com"]) == (
+        [book],
+        [],
+    )
