@@ -3,6 +3,8 @@
 The gateway does, in order: added latency, scripted/random faults, the bearer-token check,
 the per-client rate limit, the handler (turning `ApiError` into SendPulse's JSON body), and
 a record of the call in the request log. Control routes under `/_sandbox/` skip all of it.
+In front of it, `merged_slashes` routes a path sent with a double slash, and with
+`CONNECTOR_SANDBOX_RECORD` set, the exchange recorder logs each call and its answer.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from yarl import URL
 
-from connector.sandbox.exchanges import FAULT, record_path, recorder
+from connector.sandbox.exchanges import FAULT, PATH_AS_SENT, record_path, recorder
 from connector.sandbox.faults import Fault
 from connector.sandbox.limits import RequestRecord
 from connector.sandbox.state import State
-from connector.sandbox.wire import ApiError
+from connector.sandbox.wire import SENT, ApiError
 
 log = structlog.get_logger(__name__)
 STATE = web.AppKey("sandbox_state", State)
@@ -64,6 +66,7 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
     status = 0
     sent = await request.read() if request.body_exists else b""
+    request[SENT] = sent
     try:
         response = await _serve(request, handler, state, path)
         status = response.status
@@ -170,21 +173,36 @@ def _merge_slashes(path: str) -> str:
     return re.sub(r"/{2,}", "/", path) if "//" in path else path
 
 
+@web.middleware
+async def merged_slashes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Route a path sent with a double slash as the merged path (pysendpulse's `//push/tasks`,
+    the PHP SDK's `//addressbooks/{id}/emails/variable`).
+
+    It runs first, because aiohttp clones a request only before its body is read; the clone
+    carries the merged path's route, and `_fallback` (where the router sent the original)
+    hands it to that route's handler.
+    """
+    raw_path = request.rel_url.raw_path
+    if "//" not in raw_path:
+        return await handler(request)
+    raw_query = request.rel_url.raw_query_string
+    merged = _merge_slashes(raw_path) + (f"?{raw_query}" if raw_query else "")
+    clone = request.clone(rel_url=URL(merged, encoded=True))
+    match = await request.app.router.resolve(clone)
+    if match.http_exception is not None:
+        return await handler(request)
+    match.add_app(request.app)
+    match.freeze()
+    clone._match_info = match  # aiohttp's own routing step does exactly this
+    clone[PATH_AS_SENT] = raw_path
+    return await handler(clone)
+
+
 async def _fallback(request: web.Request) -> web.StreamResponse:
-    """pysendpulse sends some paths with a double slash (`//push/tasks`): route them anyway."""
-    path = request.rel_url.path
-    merged = _merge_slashes(path)
-    if merged != path:
-        raw = request.rel_url.raw_query_string
-        clone = request.clone(rel_url=URL(merged + (f"?{raw}" if raw else ""), encoded=True))
-        match = await request.app.router.resolve(clone)
-        if match.http_exception is None:
-            match.add_app(request.app)
-            match.freeze()
-            clone._match_info = match  # aiohttp's own routing step does exactly this
-            if CLIENT_ID in request:
-                clone[CLIENT_ID] = request[CLIENT_ID]
-            return await match.handler(clone)
+    """No route: 404, unless `merged_slashes` found the request its route."""
+    routed = request.match_info.handler
+    if routed is not _fallback:
+        return await routed(request)
     raise ApiError(404, "Not Found", 404)
 
 
@@ -203,7 +221,9 @@ def create_app(state: State) -> web.Application:
     )
 
     sink = record_path()
-    middlewares: list[Middleware] = [gateway] if sink is None else [recorder(sink), gateway]
+    middlewares: list[Middleware] = [merged_slashes, gateway]
+    if sink is not None:
+        middlewares.insert(1, recorder(sink))
     app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     app[STATE] = state
     app[STOPPING] = asyncio.Event()

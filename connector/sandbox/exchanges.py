@@ -26,6 +26,8 @@ RECORD_ENV = "CONNECTOR_SANDBOX_RECORD"
 MAX_BODY = 1024 * 1024
 # Set by the gateway when a scripted or random fault answered instead of the handler.
 FAULT = web.RequestKey("sandbox_fault", str)
+# Set when a path sent with a double slash was routed as the merged path.
+PATH_AS_SENT = web.RequestKey("sandbox_path_as_sent", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -58,7 +60,7 @@ def recorder(path: Path) -> Middleware:
         response_body, big_response = _text(answer if isinstance(answer, bytes) else None)
         line: dict[str, Any] = {
             "method": request.method,
-            "path": request.rel_url.raw_path,
+            "path": request.get(PATH_AS_SENT) or request.rel_url.raw_path,
             "query": request.rel_url.raw_query_string,
             "request_type": request.content_type if sent else None,
             "request_body": request_body,

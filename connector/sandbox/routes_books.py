@@ -13,10 +13,21 @@ from connector.sandbox.app import STATE
 from connector.sandbox.books import ACTIVE, CONFIRMATION_REQUESTED, STATUS_EXPLAIN, Book
 from connector.sandbox.clock import fmt_datetime
 from connector.sandbox.state import State
-from connector.sandbox.wire import ApiError, as_bool, as_list, body, paging, query, unjson
+from connector.sandbox.wire import (
+    ApiError,
+    as_bool,
+    as_list,
+    body,
+    paging,
+    payload,
+    query,
+    unjson,
+)
 
 routes = web.RouteTableDef()
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# No quotes, braces, brackets, colons or semicolons: a list that failed to decode (a cut-off
+# serialized or JSON array) must not pass for an address.
+EMAIL = re.compile(r'^[^@\s"{}\[\]:;,]+@[^@\s"{}\[\]:;,]+\.[^@\s"{}\[\]:;,]+$')
 MAX_BATCH = 100
 
 
@@ -317,7 +328,11 @@ async def email_details(request: web.Request) -> web.Response:
 @routes.post("/emails")
 async def emails_info(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    emails = [str(e).strip() for e in as_list((await body(request)).get("emails"))]
+    data = await payload(request)
+    # The file's body is `{"emails": [...]}`; the PHP SDK's getEmailsGlobalInfo posts the
+    # list itself.
+    raw = data if isinstance(data, list) else data.get("emails")
+    emails = [str(e).strip() for e in as_list(raw) if str(e).strip()]
     if not emails:
         raise ApiError(400, "No emails given", 303)
     return web.json_response({email: _email_rows(state, email) for email in emails})

@@ -16,6 +16,7 @@ from connector.sandbox.wire import ApiError, as_int, as_list, body, paging, quer
 
 routes = web.RouteTableDef()
 MAX_SMS_SENDER = 11
+MAX_PUSH_TTL = 86_400
 
 
 # -- SMS -----------------------------------------------------------------------------------
@@ -298,9 +299,11 @@ async def create_push_task(request: web.Request) -> web.Response:
     title, text = str(data.get("title") or ""), str(data.get("body") or "")
     if not title or not text:
         raise ApiError(400, "title and body are required", 13)
-    ttl = as_int(data.get("ttl"), "ttl", default=86_400)
-    if not 0 < ttl <= 86_400:
-        raise ApiError(422, "ttl must be 1..86400 seconds", 422)
+    # The file sets no minimum, and the PHP SDK's createPushTask sends 0 when the caller gives
+    # no ttl: 0 is taken as the longest life (chosen).
+    ttl = as_int(data.get("ttl"), "ttl", default=MAX_PUSH_TTL) or MAX_PUSH_TTL
+    if not 0 < ttl <= MAX_PUSH_TTL:
+        raise ApiError(422, f"ttl must be 0..{MAX_PUSH_TTL} seconds", 422)
     task = PushTask(
         state.channels.new_id(),
         website_id,

@@ -53,3 +53,20 @@ async def test_pysendpulse_leading_slash_paths(api: Api) -> None:
     # pysendpulse joins "https://api.sendpulse.com/" and "/sms/campaigns/info/1".
     status, data = await api.get("//sms/campaigns/info/999")
     assert (status, data["error_code"]) == (404, 802)
+
+
+async def test_pysendpulse_double_slash_posts_with_a_form_body(api: Api) -> None:
+    # pysendpulse.py push_create and push_set_subscription_state post forms to
+    # '/push/tasks' and '/push/subscriptions/state', joined to the base URL with a '/'.
+    state = api.sb.state
+    site = state.add_push_website("https://shop.example.com")
+    subscription = state.add_push_subscription(site.id)
+    task = {"title": "Sale", "website_id": str(site.id), "body": "50% off", "ttl": "3600"}
+    status, data = await api.post("//push/tasks", data=task)
+    assert (status, data["result"]) == (200, True)
+    assert state.channels.push_tasks[data["id"]].ttl == 3600
+    form = {"id": str(subscription.id), "state": "0"}
+    assert await api.post("//push/subscriptions/state", data=form) == (200, {"result": True})
+    assert subscription.status == 0
+    status, data = await api.post("//push/subscriptions/state", data={**form, "state": "7"})
+    assert (status, data["error_code"]) == (422, 422)
