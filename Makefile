@@ -40,7 +40,7 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 bench: setup
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in $(filter-out bench/_%,$(wildcard bench/*.py)); do echo "== $$script"; $(PY) $$script || exit 1; done
 
 ## soak: the fault suite (worker processes killed, Postgres restarted and stopped, the
 ## sandbox and the receiver failing at random); prints its figures

@@ -42,6 +42,8 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._pgcpu import postgres_cpu  # noqa: E402 - after the path is set
+
 RATE = 3.0
 LATENCY = 0.020
 EVERY = 10.0
@@ -280,22 +282,6 @@ def spread_of(starts: list[float], begin: float, window: float) -> float:
     counts = [per_second.get(i, 0) for i in range(seconds)]
     mean = statistics.fmean(counts) if counts else 0.0
     return max(counts) / mean if mean else float("nan")
-
-
-def postgres_cpu(data_dir: Path) -> float | None:
-    pid_file = data_dir / "postmaster.pid"
-    if not pid_file.exists():
-        return None
-    root = int(pid_file.read_text().split()[0])
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parts = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat.parent.name) == root or int(parts[1]) == root:
-            total += (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def ask(pipe: Any, message: tuple[str, int]) -> Any:

@@ -36,6 +36,8 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._pgcpu import postgres_cpu  # noqa: E402 - after the path is set
+
 RATE = 3.0
 LATENCY = 0.020
 SECRET = "bench-secret"  # noqa: S105 - the sandbox's throwaway client secret
@@ -263,24 +265,6 @@ def machine_busy() -> tuple[float, float]:
     idle = fields[3] + fields[4]
     hz = os.sysconf("SC_CLK_TCK")
     return (sum(fields) - idle) / hz, sum(fields) / hz
-
-
-def postgres_cpu(data_dir: Path) -> float | None:
-    """CPU seconds of the embedded Postgres: the postmaster and its children."""
-    pid_file = data_dir / "postmaster.pid"
-    if not pid_file.exists():
-        return None
-    root = int(pid_file.read_text().split()[0])
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parts = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        if pid == root or int(parts[1]) == root:
-            total += (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def ask(pipe: Any, message: tuple[str, int]) -> Any:
