@@ -13,11 +13,11 @@ import yarl
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from connector.egress import refused_by_egress
-from connector.errors import FatalError, RetriableError
+from connector.errors import FatalError, RetriableError, SignatureInvalid
 from connector.plugins import Action, ActionContext, ActionResult, PluginParams, StoredEvent
-from connector.signing import MIN_SECRET_BYTES, SignatureInvalid, secret_key, sign_headers
 from connector.templates import AS_URL, is_template
 from connector.units import Duration, check_timeout
+from connector.webhook_signing import MIN_SECRET_BYTES, secret_key, sign_headers
 
 RESPONSE_LIMIT = 300
 # Bytes of the receiver's answer read at most: enough for RESPONSE_LIMIT characters.

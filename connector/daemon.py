@@ -38,7 +38,7 @@ from connector.engine import poll_flow
 from connector.errors import ConfigError, ConfigInvalid, ConnectorError
 from connector.instances import apps_used, expand
 from connector.ownership import DEFAULT_TTL, Ownership
-from connector.providers.registry import ProviderClients
+from connector.providers.provider_clients import ProviderClients
 from connector.providers.transport import provider_connector, send_trace
 from connector.scheduler import FlowScheduler
 from connector.status_page import StatusSource, status_routes

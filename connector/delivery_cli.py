@@ -223,7 +223,8 @@ def _wait_for_replayed(ids: list[str], timeout: float | None) -> int:
 
 
 def cmd_verify_webhook(args: argparse.Namespace) -> int:
-    from connector.signing import SignatureInvalid, verify
+    from connector.errors import SignatureInvalid
+    from connector.webhook_signing import verify
 
     secrets = list(args.secret or [])
     if not secrets and os.environ.get("WEBHOOK_SECRET"):
@@ -260,7 +261,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
         from connector.auth.rotation import cmd_rotate
 
         return cmd_rotate(_with_db)
-    from connector.signing import generate_secret
+    from connector.webhook_signing import generate_secret
 
     print(generate_secret())
     return EXIT_OK

@@ -33,10 +33,10 @@ import structlog
 from connector import metrics
 from connector.config import Config, Flow
 from connector.db.queries import q
+from connector.delivery_retry import next_delay
 from connector.errors import FatalError, NeedsReauth, RetriableError
 from connector.logging import scrub
 from connector.plugins import Action, ActionContext, ActionResult, StoredEvent
-from connector.retry import next_delay
 from connector.templates import context_for, render_params
 
 log = structlog.get_logger("connector.dispatch")

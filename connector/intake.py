@@ -48,7 +48,7 @@ from connector.engine import same_account, state_key
 from connector.errors import ConnectorError
 from connector.events import NewEvent, record_events
 from connector.plugins import ApiClient, SnapshotChange, Trigger
-from connector.providers.errors import NotFound
+from connector.providers.api_errors import NotFound
 
 log = structlog.get_logger(__name__)
 

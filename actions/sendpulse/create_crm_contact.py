@@ -13,7 +13,7 @@ from pydantic import model_validator
 
 from actions.sendpulse._base import Number, SendPulseAction, as_int
 from connector.plugins import ActionResult, PluginParams
-from connector.providers.errors import UnexpectedResponse
+from connector.providers.api_errors import UnexpectedResponse
 
 CREATE = "/crm/v1/contacts/create"
 

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from actions.sendpulse._base import SendPulseAction
 from connector.plugins import ActionResult, PluginParams
-from connector.providers.chatbots import CHANNELS, ChannelName, run_flow
+from connector.providers.chatbots_api import CHANNELS, ChannelName, run_flow
 
 
 class Params(PluginParams):

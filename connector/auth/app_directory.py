@@ -40,9 +40,9 @@ from connector.auth.tokens import CredentialsRefused
 from connector.config import App
 from connector.db.queries import q
 from connector.errors import ConnectorError, RetriableError
-from connector.providers.errors import ApiError
+from connector.providers.api_errors import ApiError
 from connector.providers.parsing import decode_json
-from connector.providers.registry import DEFAULT_BASE_URL, utcnow
+from connector.providers.provider_clients import DEFAULT_BASE_URL, utcnow
 from connector.providers.transport import make_limiter, send
 
 log = structlog.get_logger(__name__)

@@ -9,9 +9,9 @@ import aiohttp
 from aiolimiter import AsyncLimiter
 
 from connector.auth.tokens import CredentialsRefused, IssuedToken
-from connector.providers.errors import MalformedResponse, UnexpectedResponse, error_from_reply
+from connector.providers.api_errors import MalformedResponse, UnexpectedResponse, error_from_reply
+from connector.providers.api_retry import parse_retry_after
 from connector.providers.parsing import as_float, decode_json
-from connector.providers.retry import parse_retry_after
 from connector.providers.transport import send
 
 ACCOUNT_TOKEN_PATH = "/oauth/access_token"  # noqa: S105 - a URL path, not a secret

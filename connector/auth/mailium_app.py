@@ -30,13 +30,18 @@ from connector.auth.installs import (
     purge_install,
     store_install,
 )
-from connector.auth.signing import SignatureInvalid, parse_query, verify_query
+from connector.auth.mailium_signing import parse_query, verify_query
 from connector.auth.tokens import CredentialsRefused, IssuedToken, TokenManager
 from connector.config import App
 from connector.db.queries import q
-from connector.errors import ConnectorError, RetriableError
-from connector.providers.mailium import DEFAULT_OAUTH_URL, MailiumOAuth, authorize_url, new_pkce
-from connector.providers.registry import utcnow
+from connector.errors import ConnectorError, RetriableError, SignatureInvalid
+from connector.providers.mailium_oauth import (
+    DEFAULT_OAUTH_URL,
+    MailiumOAuth,
+    authorize_url,
+    new_pkce,
+)
+from connector.providers.provider_clients import utcnow
 from connector.providers.transport import make_limiter
 
 log = structlog.get_logger(__name__)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.providers.errors import MalformedResponse, UnexpectedResponse
+from connector.providers.api_errors import MalformedResponse, UnexpectedResponse
 from connector.providers.parsing import (
     LaxDatetime,
     LaxInt,

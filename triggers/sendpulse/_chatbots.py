@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import structlog
 
 from connector.plugins import ApiClient, Item, PluginParams
-from connector.providers.chatbots import Channel, ChannelName, channel_of, dialogs
-from connector.providers.errors import UnexpectedResponse
+from connector.providers.api_errors import UnexpectedResponse
+from connector.providers.chatbots_api import Channel, ChannelName, channel_of, dialogs
 from triggers.sendpulse._dates import epoch_or_none
 
 log = structlog.get_logger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from connector.plugins import ApiClient, Item
-from connector.providers.errors import MalformedResponse, UnexpectedResponse
+from connector.providers.api_errors import MalformedResponse, UnexpectedResponse
 
 PAGE = 100
 CONTACTS = "/crm/v1/contacts/get-list"

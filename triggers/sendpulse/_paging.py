@@ -16,7 +16,7 @@ from typing import Any
 
 from connector.errors import RetriableError
 from connector.plugins import ApiClient, Item
-from connector.providers.errors import MalformedResponse
+from connector.providers.api_errors import MalformedResponse
 
 PAGE = 100
 ANCHORS = 20

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from connector.plugins import ApiClient, SnapshotChange, Strategy
-from connector.providers.errors import NotFound, UnexpectedResponse
+from connector.providers.api_errors import NotFound, UnexpectedResponse
 from triggers.sendpulse._subscribers import ListParams, SubscriberTrigger
 
 

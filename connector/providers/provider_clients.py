@@ -31,8 +31,8 @@ from connector.auth.tokens import (
 )
 from connector.db.queries import q
 from connector.errors import FatalError
-from connector.providers.retry import RetryPolicy, Sleep
-from connector.providers.sendpulse import SendPulseClient
+from connector.providers.api_retry import RetryPolicy, Sleep
+from connector.providers.sendpulse_client import SendPulseClient
 from connector.providers.transport import make_limiter
 from connector.units import RateLimit
 

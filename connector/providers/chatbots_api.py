@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from connector.plugins import ApiClient, Item
-from connector.providers.errors import MalformedResponse, UnexpectedResponse
+from connector.providers.api_errors import MalformedResponse, UnexpectedResponse
 
 DIALOGS = "/chatbots/dialogs"
 PAGE = 100

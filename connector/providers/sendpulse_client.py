@@ -22,13 +22,14 @@ from aiolimiter import AsyncLimiter
 from connector import metrics
 from connector.auth.tokens import Authorizer
 from connector.errors import RetriableError
-from connector.providers.errors import (
+from connector.providers.api_errors import (
     RATE_LIMIT_CODE,
     RateLimited,
     RetryLater,
     UnexpectedResponse,
     error_from_reply,
 )
+from connector.providers.api_retry import RetryPolicy, Sleep, parse_retry_after
 from connector.providers.models import (
     Campaign,
     Created,
@@ -38,7 +39,6 @@ from connector.providers.models import (
     Total,
 )
 from connector.providers.parsing import as_list, decode_json, model
-from connector.providers.retry import RetryPolicy, Sleep, parse_retry_after
 from connector.providers.transport import Reply, send
 from connector.request_count import count_request
 
