@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -15,6 +14,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from connector.egress import refused_by_egress
 from connector.errors import FatalError, RetriableError, SignatureInvalid
 from connector.plugins import Action, ActionContext, ActionResult, PluginParams, StoredEvent
+from connector.providers.api_retry import parse_retry_after
 from connector.templates import AS_URL, is_template
 from connector.units import Duration, check_timeout
 from connector.webhook_signing import MIN_SECRET_BYTES, secret_key, sign_headers
@@ -137,22 +137,6 @@ def body_for(event: StoredEvent, *, test: bool = False) -> bytes:
     if test:
         document["test"] = True
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def origin(url: str) -> str:
@@ -292,5 +276,5 @@ class Webhook(Action):
             message,
             status_code=status,
             detail=text,
-            retry_after=retry_after_seconds(retry_after, now),
+            retry_after=parse_retry_after(retry_after, now=now),
         )

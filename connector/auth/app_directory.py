@@ -42,8 +42,9 @@ from connector.db.queries import q
 from connector.errors import ConnectorError, RetriableError
 from connector.providers.api_errors import ApiError
 from connector.providers.parsing import decode_json
-from connector.providers.provider_clients import DEFAULT_BASE_URL, utcnow
+from connector.providers.provider_clients import DEFAULT_BASE_URL
 from connector.providers.transport import make_limiter, send
+from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +63,7 @@ class AppDirectory:
         session: aiohttp.ClientSession,
         pool: asyncpg.Pool,
         cipher: Cipher,
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] = utc_now,
         login_queue: int | None = None,
     ) -> None:
         if app.app_id is None:
@@ -273,7 +274,7 @@ def app_directory_routes(
     session: aiohttp.ClientSession,
     pool: asyncpg.Pool,
     cipher: Cipher,
-    now: Callable[[], datetime] = utcnow,
+    now: Callable[[], datetime] = utc_now,
 ) -> list[web.RouteDef]:
     """The routes of every app in the flow file's ``apps:``, under ``/apps/<name>/``.
 

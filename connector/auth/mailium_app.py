@@ -41,8 +41,8 @@ from connector.providers.mailium_oauth import (
     authorize_url,
     new_pkce,
 )
-from connector.providers.provider_clients import utcnow
 from connector.providers.transport import make_limiter
+from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +72,7 @@ class MailiumApp:
         session: aiohttp.ClientSession,
         pool: asyncpg.Pool,
         cipher: Cipher,
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] = utc_now,
         max_states: int = MAX_PENDING_STATES,
     ) -> None:
         if app.client_id is None or app.redirect_uri is None:

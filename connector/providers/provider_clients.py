@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -35,15 +35,12 @@ from connector.providers.api_retry import RetryPolicy, Sleep
 from connector.providers.sendpulse_client import SendPulseClient
 from connector.providers.transport import make_limiter
 from connector.units import RateLimit
+from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_BASE_URL = "https://api.sendpulse.com"
 DEFAULT_RATE = RateLimit(max_rate=3, period=1)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UnknownConnection(FatalError):
@@ -61,7 +58,7 @@ class ProviderClients:
         config: connector.config.Config,
         secret_key: bytes,
         worker_id: str = "local",
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] = utc_now,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         install_base_url: str = DEFAULT_BASE_URL,
