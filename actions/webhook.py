@@ -13,8 +13,8 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from connector.egress import refused_by_egress
 from connector.errors import FatalError, RetriableError, SignatureInvalid
+from connector.http_client.api_retry import parse_retry_after
 from connector.plugins import Action, ActionContext, ActionResult, PluginParams, StoredEvent
-from connector.providers.api_retry import parse_retry_after
 from connector.templates import AS_URL, is_template
 from connector.units import Duration, check_timeout
 from connector.webhook_signing import MIN_SECRET_BYTES, secret_key, sign_headers

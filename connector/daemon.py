@@ -34,11 +34,11 @@ from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
 from connector.engine import poll_flow
 from connector.errors import ConfigError, ConfigInvalid, ConnectorError
+from connector.http_client.transport import provider_connector, send_trace
 from connector.instances import apps_used, expand
 from connector.leases import default_worker_id
 from connector.ownership import DEFAULT_TTL, Ownership
 from connector.providers.provider_clients import ProviderClients
-from connector.providers.transport import provider_connector, send_trace
 from connector.scheduler import FlowScheduler
 from connector.status_page import StatusSource, status_routes
 from connector.web import WebState, build_app, serve

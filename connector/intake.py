@@ -47,8 +47,8 @@ from connector.diff import snapshot_event_id
 from connector.engine import same_account, state_key
 from connector.errors import ConnectorError
 from connector.events import NewEvent, record_events
+from connector.http_client.api_errors import NotFound
 from connector.plugins import ApiClient, SnapshotChange, Trigger
-from connector.providers.api_errors import NotFound
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)

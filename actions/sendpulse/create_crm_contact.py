@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 from pydantic import model_validator
 
 from actions.sendpulse._base import Number, SendPulseAction, as_int
+from connector.http_client.api_errors import UnexpectedResponse
 from connector.plugins import ActionResult, PluginParams
-from connector.providers.api_errors import UnexpectedResponse
 
 CREATE = "/crm/v1/contacts/create"
 

@@ -37,13 +37,12 @@ from connector.auth.installs import (
 )
 from connector.auth.mailium_app import page
 from connector.auth.tokens import CredentialsRefused
-from connector.config import App
+from connector.config import DEFAULT_BASE_URL, App
 from connector.db.queries import q
 from connector.errors import ConnectorError, RetriableError
-from connector.providers.api_errors import ApiError
-from connector.providers.parsing import decode_json
-from connector.providers.provider_clients import DEFAULT_BASE_URL
-from connector.providers.transport import make_limiter, send
+from connector.http_client.api_errors import ApiError
+from connector.http_client.parsing import decode_json
+from connector.http_client.transport import make_limiter, send
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)

@@ -30,18 +30,18 @@ from connector.auth.installs import (
     purge_install,
     store_install,
 )
-from connector.auth.mailium_signing import parse_query, verify_query
-from connector.auth.tokens import CredentialsRefused, IssuedToken, TokenManager
-from connector.config import App
-from connector.db.queries import q
-from connector.errors import ConnectorError, RetriableError, SignatureInvalid
-from connector.providers.mailium_oauth import (
+from connector.auth.mailium_oauth import (
     DEFAULT_OAUTH_URL,
     MailiumOAuth,
     authorize_url,
     new_pkce,
 )
-from connector.providers.transport import make_limiter
+from connector.auth.mailium_signing import parse_query, verify_query
+from connector.auth.tokens import CredentialsRefused, IssuedToken, TokenManager
+from connector.config import App
+from connector.db.queries import q
+from connector.errors import ConnectorError, RetriableError, SignatureInvalid
+from connector.http_client.transport import make_limiter
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)

@@ -31,15 +31,14 @@ from connector.auth.tokens import (
 )
 from connector.db.queries import q
 from connector.errors import FatalError
-from connector.providers.api_retry import RetryPolicy, Sleep
+from connector.http_client.api_retry import RetryPolicy, Sleep
+from connector.http_client.transport import make_limiter
 from connector.providers.sendpulse_client import SendPulseClient
-from connector.providers.transport import make_limiter
 from connector.units import RateLimit
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_BASE_URL = "https://api.sendpulse.com"
 DEFAULT_RATE = RateLimit(max_rate=3, period=1)
 
 
@@ -61,7 +60,7 @@ class ProviderClients:
         now: Callable[[], datetime] = utc_now,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
-        install_base_url: str = DEFAULT_BASE_URL,
+        install_base_url: str = connector.config.DEFAULT_BASE_URL,
         install_rate: RateLimit = DEFAULT_RATE,
         install_timeout: float = 30.0,
     ) -> None:

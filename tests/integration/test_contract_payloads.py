@@ -22,9 +22,9 @@ from actions.sendpulse.run_chatbot_flow import RunChatbotFlow
 from actions.sendpulse.send_chatbot_message import SendChatbotMessage
 from actions.sendpulse.send_email import SendEmail
 from connector.auth.tokens import StaticKey
+from connector.http_client.api_errors import RateLimited, RetryLater, UnexpectedResponse
+from connector.http_client.api_retry import RetryPolicy
 from connector.plugins import Action, Item, Trigger
-from connector.providers.api_errors import RateLimited, RetryLater, UnexpectedResponse
-from connector.providers.api_retry import RetryPolicy
 from connector.providers.sendpulse_client import SendPulseClient
 from connector.sandbox.harness import Sandbox
 from tests.contract.workload import account

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 
 from connector.auth.tokens import StaticKey
 from connector.errors import RetriableError
-from connector.providers.api_errors import (
+from connector.http_client.api_errors import (
     MalformedResponse,
     NotFound,
     RateLimited,
@@ -20,7 +20,8 @@ from connector.providers.api_errors import (
     TransportError,
     UnexpectedResponse,
 )
-from connector.providers.api_retry import RetryPolicy
+from connector.http_client.api_retry import RetryPolicy
+from connector.http_client.transport import make_limiter, send_trace
 from connector.providers.fakes import (
     FakeClock,
     RecordingSleep,
@@ -30,7 +31,6 @@ from connector.providers.fakes import (
 )
 from connector.providers.provider_clients import ProviderClients
 from connector.providers.sendpulse_client import SendPulseClient
-from connector.providers.transport import make_limiter, send_trace
 from connector.sandbox.harness import Sandbox, start_sandbox
 from connector.units import RateLimit
 

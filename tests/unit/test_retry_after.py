@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connector.http_client.api_retry import MAX_RETRY_AFTER, parse_retry_after
 from connector.leases import default_worker_id
-from connector.providers.api_retry import MAX_RETRY_AFTER, parse_retry_after
 from connector.wall_clock import utc_now
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

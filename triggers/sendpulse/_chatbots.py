@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 
 import structlog
 
+from connector.http_client.api_errors import UnexpectedResponse
 from connector.plugins import ApiClient, Item, PluginParams
-from connector.providers.api_errors import UnexpectedResponse
 from connector.providers.chatbots_api import Channel, ChannelName, channel_of, dialogs
 from triggers.sendpulse._dates import epoch_or_none
 
