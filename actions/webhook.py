@@ -209,7 +209,6 @@ class Webhook(Action):
     """POST the event to a URL, signed, with the delivery id as ``webhook-id``."""
 
     key: ClassVar[str] = "webhook"
-    Params = Params
     summary = "POST the event as signed JSON"
 
     async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:

@@ -38,7 +38,6 @@ class CreateCrmContact(SendPulseAction):
     SendPulse's side: a retry after a lost reply can make a second contact."""
 
     key: ClassVar[str] = "sendpulse.create_crm_contact"
-    Params = Params
     scope: ClassVar[str | None] = "crm"
     summary = "create a CRM contact"
 

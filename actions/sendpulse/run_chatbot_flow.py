@@ -22,7 +22,6 @@ class RunChatbotFlow(SendPulseAction):
     """POST {channel base}/flows/run (``/live-chat``, ``/viber/chatbots``, ``/telegram``...)."""
 
     key: ClassVar[str] = "sendpulse.run_chatbot_flow"
-    Params = Params
     scope: ClassVar[str | None] = "chatbots"
     summary = "run a chatbot flow for a contact"
 

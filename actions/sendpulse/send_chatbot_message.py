@@ -21,7 +21,6 @@ class SendChatbotMessage(SendPulseAction):
     """POST {channel}/contacts/sendText (Telegram, Messenger) or {channel}/contacts/send."""
 
     key: ClassVar[str] = "sendpulse.send_chatbot_message"
-    Params = Params
     scope: ClassVar[str | None] = "chatbots"
     summary = "send a chatbot message to a contact"
 
