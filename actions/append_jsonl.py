@@ -52,7 +52,6 @@ class AppendJsonl(Action):
     """Append one JSON line per event to a file and fsync it."""
 
     key: ClassVar[str] = "append_jsonl"
-    Params = Params
     summary = "append the event to a JSON-lines file"
 
     async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:

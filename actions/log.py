@@ -19,7 +19,6 @@ class Log(Action):
     """Log the event (useful to try a trigger before wiring a real action)."""
 
     key: ClassVar[str] = "log"
-    Params = Params
     summary = "log the event"
 
     async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:

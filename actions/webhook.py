@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -13,11 +12,12 @@ import yarl
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from connector.egress import refused_by_egress
-from connector.errors import FatalError, RetriableError
+from connector.errors import FatalError, RetriableError, SignatureInvalid
+from connector.http_client.api_retry import parse_retry_after
 from connector.plugins import Action, ActionContext, ActionResult, PluginParams, StoredEvent
-from connector.signing import MIN_SECRET_BYTES, SignatureInvalid, secret_key, sign_headers
 from connector.templates import AS_URL, is_template
 from connector.units import Duration, check_timeout
+from connector.webhook_signing import MIN_SECRET_BYTES, secret_key, sign_headers
 
 RESPONSE_LIMIT = 300
 # Bytes of the receiver's answer read at most: enough for RESPONSE_LIMIT characters.
@@ -139,22 +139,6 @@ def body_for(event: StoredEvent, *, test: bool = False) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 def origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``: what logs and summaries may show of it.
 
@@ -225,7 +209,6 @@ class Webhook(Action):
     """POST the event to a URL, signed, with the delivery id as ``webhook-id``."""
 
     key: ClassVar[str] = "webhook"
-    Params = Params
     summary = "POST the event as signed JSON"
 
     async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
@@ -292,5 +275,5 @@ class Webhook(Action):
             message,
             status_code=status,
             detail=text,
-            retry_after=retry_after_seconds(retry_after, now),
+            retry_after=parse_retry_after(retry_after, now=now),
         )

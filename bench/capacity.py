@@ -66,7 +66,7 @@ def client_id(n: int) -> str:
 
 
 def sandbox_main(pipe: Any, flows: int) -> None:
-    from connector.sandbox.testing import start_sandbox
+    from connector.sandbox.harness import start_sandbox
 
     async def changer(state: Any, books: list[int], stop: asyncio.Event) -> None:
         # About CHANGED of the lists get a new subscriber per interval, spread evenly.

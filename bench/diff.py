@@ -44,9 +44,9 @@ from connector.db.embedded import EmbeddedPostgres
 from connector.db.pool import ensure_database
 from connector.diff import SnapshotLoader, snapshot_baseline, snapshot_diff
 from connector.engine import poll_flow
-from connector.providers.sendpulse import SendPulseClient
+from connector.providers.sendpulse_client import SendPulseClient
+from connector.sandbox.harness import start_sandbox
 from connector.sandbox.seed import seed_big, seed_demo
-from connector.sandbox.testing import start_sandbox
 from triggers import TRIGGERS
 
 

@@ -52,7 +52,7 @@ def client_id(n: int) -> str:
 
 
 def sandbox_main(pipe: Any, connections: int, subscribers: int) -> None:
-    from connector.sandbox.testing import start_sandbox
+    from connector.sandbox.harness import start_sandbox
 
     async def main() -> None:
         async with start_sandbox(rate_limit=RATE, latency=LATENCY) as sb:

@@ -11,13 +11,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from connector import __version__
 from connector import logging as connector_logging
 from connector.errors import ConfigError, ConfigInvalid, StartupFailed
+
+if TYPE_CHECKING:
+    import asyncpg
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -345,27 +348,20 @@ def _db_embedded(args: argparse.Namespace) -> int:
 
 async def _db(action: str) -> int:
     from connector.db import migrate as migrations
-    from connector.db.pool import connect, ensure_database, locate
+    from connector.db.command_db import with_command_db
 
-    location = locate()
-    try:
-        await ensure_database(location.dsn)
-        conn = await connect(location.dsn)
-        try:
-            if action == "migrate":
-                applied = await migrations.migrate(conn)
-                if applied:
-                    for migration in applied:
-                        print(f"applied {migration.version:04d}_{migration.name}")
-                else:
-                    print("nothing to apply; the schema is current")
+    async def work(conn: asyncpg.Connection) -> None:
+        if action == "migrate":
+            applied = await migrations.migrate(conn)
+            if applied:
+                for migration in applied:
+                    print(f"applied {migration.version:04d}_{migration.name}")
             else:
-                _print_status(await migrations.status(conn))
-        finally:
-            await conn.close()
-    finally:
-        if location.embedded is not None and location.embedded.started_here:
-            location.embedded.stop()
+                print("nothing to apply; the schema is current")
+        else:
+            _print_status(await migrations.status(conn))
+
+    await with_command_db(work, manages_schema=True)
     return EXIT_OK
 
 

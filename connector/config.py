@@ -39,6 +39,10 @@ DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_API_TIMEOUT = timedelta(minutes=10)
 
 
+# SendPulse's API, for connections and App Directory apps that name no other.
+DEFAULT_BASE_URL = "https://api.sendpulse.com"
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,7 +54,7 @@ class Connection(Model):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     api_key: SecretStr | None = None
-    base_url: AnyHttpUrl = AnyHttpUrl("https://api.sendpulse.com")
+    base_url: AnyHttpUrl = AnyHttpUrl(DEFAULT_BASE_URL)
     # The figure in SendPulse's API introduction; SendPulse also states 10/s.
     rate_limit: RateLimitField = parse_rate_limit("3/s")
     timeout: Duration = timedelta(seconds=30)

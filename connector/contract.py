@@ -25,7 +25,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from connector.providers.sendpulse import USER_AGENT
+from connector.providers.sendpulse_client import USER_AGENT
 
 SPEC_DIR = Path(
     os.environ.get("CONNECTOR_OPENAPI_DIR")

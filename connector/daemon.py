@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import uuid
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -29,31 +27,27 @@ from connector.admin import AdminAccess, build_admin_app
 from connector.auth.crypto import load_secret_key
 from connector.config import Config, Flow, load_file
 from connector.db import migrate as migrations
-from connector.db.health import DatabaseHealth
+from connector.db.health import DB_ERRORS, DatabaseHealth
 from connector.db.pool import ensure_database, home, locate, pool
 from connector.db.queries import q
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
 from connector.engine import poll_flow
 from connector.errors import ConfigError, ConfigInvalid, ConnectorError
+from connector.http_client.transport import provider_connector, send_trace
 from connector.instances import apps_used, expand
+from connector.leases import default_worker_id
 from connector.ownership import DEFAULT_TTL, Ownership
 from connector.poll_runs import PollRunBook
-from connector.providers.registry import ProviderClients
-from connector.providers.transport import provider_connector, send_trace
+from connector.providers.provider_clients import ProviderClients
 from connector.scheduler import FlowScheduler
 from connector.status_page import StatusSource, status_routes
 from connector.web import WebState, build_app, serve
 
 log = structlog.get_logger(__name__)
 
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 # How often per-install flows look for new and removed installs, in seconds.
 INSTALLS_REFRESH = 10.0
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 def env_lease(name: str) -> timedelta | None:

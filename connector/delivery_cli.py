@@ -8,10 +8,9 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
@@ -19,7 +18,6 @@ from connector.errors import ConfigError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-T = TypeVar("T")
 
 
 def parse_since(text: str | None, now: datetime) -> datetime | None:
@@ -43,38 +41,6 @@ def parse_since(text: str | None, now: datetime) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-async def _with_db(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    from connector.db import migrate as migrations
-    from connector.db.pool import connect, ensure_database, locate
-
-    location = locate()
-    try:
-        if location.embedded is not None:
-            # Our private cluster: make what `connector run` would make, then look.
-            await ensure_database(location.dsn)
-        try:
-            conn = await connect(location.dsn)
-        except ConfigError as exc:
-            if isinstance(exc.__cause__, asyncpg.InvalidCatalogNameError):
-                raise ConfigError(
-                    "the database does not exist yet; run: connector db migrate"
-                ) from None
-            raise
-        try:
-            if location.embedded is not None:
-                await migrations.migrate(conn)
-            return await work(conn)
-        except asyncpg.UndefinedTableError:
-            raise ConfigError(
-                "the database has no delivery tables yet; run: connector db migrate"
-            ) from None
-        finally:
-            await conn.close()
-    finally:
-        if location.embedded is not None and location.embedded.started_here:
-            location.embedded.stop()
-
-
 def _console() -> Any:
     from rich.console import Console
 
@@ -88,6 +54,7 @@ def _when(value: str | None) -> str:
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
+    from connector.db.command_db import with_command_db
     from connector.delivery_log import list_deliveries
 
     now = datetime.now(UTC)
@@ -103,7 +70,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
             limit=args.limit,
         )
 
-    rows = asyncio.run(_with_db(work))
+    rows = asyncio.run(with_command_db(work))
     if args.json:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
@@ -139,12 +106,13 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 
 def cmd_events_show(args: argparse.Namespace) -> int:
+    from connector.db.command_db import with_command_db
     from connector.delivery_log import show_event
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any] | None:
         return await show_event(conn, args.event_id)
 
-    shown = asyncio.run(_with_db(work))
+    shown = asyncio.run(with_command_db(work))
     if shown is None:
         print(f"error: no event {args.event_id}", file=sys.stderr)
         return EXIT_FAILURE
@@ -185,6 +153,7 @@ def cmd_events_show(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from connector.db.command_db import with_command_db
     from connector.delivery_log import Replayed, replay_dead, replay_delivery
 
     now = datetime.now(UTC)
@@ -195,7 +164,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return [await replay_delivery(conn, args.delivery, now)]
         return await replay_dead(conn, args.flow, now, since)
 
-    replayed = asyncio.run(_with_db(work))
+    replayed = asyncio.run(with_command_db(work))
     for item in replayed:
         print(f"replayed {item.id} (flow {item.flow_name}, event {item.event_id})")
     if not replayed:
@@ -207,6 +176,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _wait_for_replayed(ids: list[str], timeout: float | None) -> int:
+    from connector.db.command_db import with_command_db
     from connector.progress_bar import bar
     from connector.replay_watch import ReplayProgress, watch
 
@@ -214,7 +184,7 @@ def _wait_for_replayed(ids: list[str], timeout: float | None) -> int:
         with bar("replaying", total=len(ids), unit="deliveries") as shown:
             return await watch(conn, ids, shown, give_up_after=timeout)
 
-    final = asyncio.run(_with_db(work))
+    final = asyncio.run(with_command_db(work))
     print(
         f"{final.delivered} delivered, {final.dead} dead again, {final.waiting} still waiting"
         + (" (is a worker running?)" if final.waiting else "")
@@ -223,7 +193,8 @@ def _wait_for_replayed(ids: list[str], timeout: float | None) -> int:
 
 
 def cmd_verify_webhook(args: argparse.Namespace) -> int:
-    from connector.signing import SignatureInvalid, verify
+    from connector.errors import SignatureInvalid
+    from connector.webhook_signing import verify
 
     secrets = list(args.secret or [])
     if not secrets and os.environ.get("WEBHOOK_SECRET"):
@@ -259,8 +230,8 @@ def cmd_secret(args: argparse.Namespace) -> int:
     if args.secret_kind == "rotate":  # noqa: S105 - a subcommand name, not a secret
         from connector.auth.rotation import cmd_rotate
 
-        return cmd_rotate(_with_db)
-    from connector.signing import generate_secret
+        return cmd_rotate()
+    from connector.webhook_signing import generate_secret
 
     print(generate_secret())
     return EXIT_OK

@@ -21,7 +21,7 @@ from connector.daemon import Worker, runtime
 from connector.db.queries import q
 from connector.demo_receiver import Receiver, create_app
 from connector.errors import ConfigError
-from connector.sandbox.testing import start_sandbox
+from connector.sandbox.harness import start_sandbox
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import structlog
 from aiohttp import web
 
-from connector.signing import SignatureInvalid, verify
+from connector.errors import SignatureInvalid
+from connector.webhook_signing import verify
 
 log = structlog.get_logger(__name__)
 

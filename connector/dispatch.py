@@ -17,14 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -32,32 +30,20 @@ import structlog
 
 from connector import metrics
 from connector.config import Config, Flow
+from connector.db.health import DB_ERRORS
 from connector.db.queries import q
+from connector.delivery_retry import next_delay
 from connector.errors import FatalError, NeedsReauth, RetriableError
+from connector.leases import default_worker_id
 from connector.logging import scrub
 from connector.plugins import Action, ActionContext, ActionResult, StoredEvent
-from connector.retry import next_delay
 from connector.templates import context_for, render_params
+from connector.wall_clock import utc_now
 
 log = structlog.get_logger("connector.dispatch")
 
 DETAIL_LIMIT = 500
 WAKE_CHANNEL = "deliveries_due"
-# InternalClientError: a pooled connection left mid-operation by a server restart.
-DB_ERRORS = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True)
@@ -204,7 +190,7 @@ class Dispatcher:
         http: Any,
         providers: Any = None,
         worker_id: str | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
         actions: Any = None,
         batch_size: int = 100,
@@ -410,7 +396,7 @@ class Dispatcher:
             recorded = await self._finisher.submit(
                 Finish(item.id, item.attempt, outcome, started_at, duration_ms)
             )
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DB_ERRORS as exc:
             # The row stays running; the rescuer hands it on once its lease expires.
             log.error("delivery_finish_failed", delivery_id=str(item.id), error=str(exc))
             return

@@ -56,7 +56,7 @@ async def _test(config: Config, flow: Flow, args: argparse.Namespace) -> int:
     from connector.egress import EgressPolicy, guarded_session
     from connector.errors import ConnectorError
     from connector.progress_bar import bar
-    from connector.providers.registry import ProviderClients
+    from connector.providers.provider_clients import ProviderClients
 
     async with runtime() as rt:
         providers = ProviderClients(

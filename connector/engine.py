@@ -18,7 +18,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
@@ -50,15 +50,12 @@ from connector.plugins import ApiClient, PluginParams, Trigger
 from connector.poll_runs import PollRunBook, QuietRun, write_quiet_runs
 from connector.progress import PollProgress
 from connector.request_count import RequestCount, counting
+from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 DEFAULT_LEASE_TTL = timedelta(minutes=5)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def state_key(trigger_type: str, params: PluginParams) -> str:

@@ -9,7 +9,9 @@
     │                               it let go of everything it held: fix the cause, start again
     ├── RetriableError              try again later (429, 5xx, timeouts, a lost connection)
     ├── FatalError                  stop: retrying cannot help (other 4xx, bad credentials)
-    │   └── NeedsReauth             the connection's credentials were refused
+    │   ├── NeedsReauth             the connection's credentials were refused
+    │   └── SignatureInvalid        a signed webhook or install request failed verification:
+    │                               refuse it (400/401) and change nothing
     └── SkippableError              drop this one item, carry on with the rest
 
 Third-party exceptions are translated into these only at the boundaries that own them
@@ -84,6 +86,11 @@ class FatalError(ConnectorError):
 
 class NeedsReauth(FatalError):
     """The provider refused the connection's credentials; an operator must re-authorise."""
+
+
+class SignatureInvalid(FatalError):
+    """A signature did not verify (a Standard Webhooks message, a Mailium install request)
+    or a signing secret is malformed: refuse the message and change nothing."""
 
 
 class SkippableError(ConnectorError):

@@ -32,7 +32,7 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -47,8 +47,9 @@ from connector.diff import snapshot_event_id
 from connector.engine import same_account, state_key
 from connector.errors import ConnectorError
 from connector.events import NewEvent, record_events
+from connector.http_client.api_errors import NotFound
 from connector.plugins import ApiClient, SnapshotChange, Trigger
-from connector.providers.errors import NotFound
+from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -187,7 +188,7 @@ class WebhookIntake:
         *,
         client: Callable[[str], ApiClient],
         poll_now: Callable[[str], None] = lambda _flow: None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
         lease_wait: float = LEASE_WAIT,
     ) -> None:
         self.pool = pool

@@ -7,12 +7,20 @@ that tests can move time without sleeping.
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from datetime import datetime, timedelta
 
 import asyncpg
 
 from connector.db.queries import q
 from connector.errors import RetriableError
+
+
+def default_worker_id() -> str:
+    """``host-pid-random``: unique per process, and readable in lease rows and logs."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class LeaseLost(RetriableError):

@@ -22,9 +22,9 @@ import aiohttp
 from connector.config import Config, Connection, Flow
 from connector.contract import SPEC_DIR, Contract, Exchange
 from connector.errors import ConnectorError, NeedsReauth
-from connector.providers.retry import RetryPolicy
-from connector.providers.sendpulse import USER_AGENT, SendPulseClient
-from connector.providers.transport import make_limiter, query_params
+from connector.http_client.api_retry import RetryPolicy
+from connector.http_client.transport import make_limiter, query_params
+from connector.providers.sendpulse_client import USER_AGENT, SendPulseClient
 from triggers import TRIGGERS
 
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
 
 from connector import leases, metrics
-from connector.db.health import DatabaseHealth
+from connector.db.health import DB_ERRORS, DatabaseHealth
 from connector.db.queries import q
+from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -38,10 +39,6 @@ def worker_resource(worker_id: str) -> str:
     return f"worker:{worker_id}"
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Ownership:
     """Holds this worker's share of the connections and renews it every third of the TTL."""
 
@@ -52,7 +49,7 @@ class Ownership:
         connections: Iterable[str],
         *,
         ttl: timedelta = DEFAULT_TTL,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = utc_now,
         health: DatabaseHealth | None = None,
     ) -> None:
         self.pool = pool
@@ -125,12 +122,7 @@ class Ownership:
             try:
                 await self.tick()
                 self.health.back(worker=self.worker_id)
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,
-            ) as exc:
+            except DB_ERRORS as exc:
                 # Without the database we cannot prove our leases; stop polling until it is back.
                 self.owned = set()
                 self.health.lost(exc, worker=self.worker_id)
@@ -144,7 +136,7 @@ class Ownership:
         try:
             async with self.pool.acquire() as conn:
                 await conn.execute(q("release_owned"), self.worker_id)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DB_ERRORS as exc:
             log.warning("lease_release_failed", worker=self.worker_id, error=str(exc))
         self.owned = set()
         metrics.LEASES_HELD.set(0)

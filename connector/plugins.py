@@ -8,6 +8,7 @@ and writes events; plugins only talk to the provider through the client they are
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -179,11 +180,22 @@ class Action:
     """
 
     key: ClassVar[str]
+    # Declared once, as the module's ``Params`` class (see ``__init_subclass__``).
     Params: ClassVar[type[PluginParams]] = NoParams
     # None for actions that do not call a provider (webhook, append_jsonl, log).
     provider: ClassVar[Provider | None] = None
     scope: ClassVar[str | None] = None
     summary: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """An action's params are the ``Params`` model its module declares, one per module,
+        so the class need not repeat it; an action whose module has none takes no params."""
+        super().__init_subclass__(**kwargs)
+        if "Params" in cls.__dict__:
+            return
+        declared = getattr(sys.modules.get(cls.__module__), "Params", None)
+        if isinstance(declared, type) and issubclass(declared, PluginParams):
+            cls.Params = declared
 
     async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
         """Do this action for one event."""

@@ -38,7 +38,7 @@ def add_parser(commands: Any, default_config: str) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from connector.config import load_file
-    from connector.delivery_cli import _with_db
+    from connector.db.command_db import with_command_db
     from connector.instances import expand
 
     config = expand(load_file(args.config), {})
@@ -46,7 +46,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> Status:
         return await gather(conn, config.flows)
 
-    status = asyncio.run(_with_db(work))
+    status = asyncio.run(with_command_db(work))
     if args.json:
         print(json.dumps(status.as_json(), ensure_ascii=False, indent=2))
     else:

@@ -28,7 +28,7 @@ from connector.db import migrate as migrations
 from connector.db.embedded import EmbeddedPostgres
 from connector.db.pool import ensure_database
 from connector.sandbox.exchanges import RECORD_ENV
-from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.sandbox.harness import Sandbox, start_sandbox
 
 TEMPLATE = "connector_template"
 # The folder of this session's exchange log, when this session made it.

@@ -34,7 +34,6 @@ class AddPhoneToList(SendPulseAction):
     /sms/numbers/variables with ``{phone: [[{name, type, value}, ...]]}``."""
 
     key: ClassVar[str] = "sendpulse.add_phone_to_list"
-    Params = Params
     scope: ClassVar[str | None] = "sms"
     summary = "add a phone number to a mailing list"
 

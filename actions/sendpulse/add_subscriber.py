@@ -32,7 +32,6 @@ class AddSubscriber(SendPulseAction):
     """POST /addressbooks/{id}/emails: an upsert, so running it twice is harmless."""
 
     key: ClassVar[str] = "sendpulse.add_subscriber"
-    Params = Params
     scope: ClassVar[str | None] = "emails"
     summary = "add an email to a mailing list (single or double opt-in)"
 

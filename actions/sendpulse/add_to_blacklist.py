@@ -18,7 +18,6 @@ class AddToBlacklist(SendPulseAction):
     """POST /blacklist; SendPulse wants the emails as Base64 of a comma-separated list."""
 
     key: ClassVar[str] = "sendpulse.add_to_blacklist"
-    Params = Params
     scope: ClassVar[str | None] = "emails"
     summary = "blacklist an email"
 

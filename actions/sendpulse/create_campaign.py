@@ -36,7 +36,6 @@ class CreateCampaign(SendPulseAction):
     """POST /campaigns; SendPulse allows 4 an hour, past that the delivery waits and retries."""
 
     key: ClassVar[str] = "sendpulse.create_campaign"
-    Params = Params
     scope: ClassVar[str | None] = "emails"
     summary = "create a campaign to a mailing list"
 

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 from pydantic import model_validator
 
 from actions.sendpulse._base import Number, SendPulseAction, as_int
+from connector.http_client.api_errors import UnexpectedResponse
 from connector.plugins import ActionResult, PluginParams
-from connector.providers.errors import UnexpectedResponse
 
 CREATE = "/crm/v1/contacts/create"
 
@@ -38,7 +38,6 @@ class CreateCrmContact(SendPulseAction):
     SendPulse's side: a retry after a lost reply can make a second contact."""
 
     key: ClassVar[str] = "sendpulse.create_crm_contact"
-    Params = Params
     scope: ClassVar[str | None] = "crm"
     summary = "create a CRM contact"
 

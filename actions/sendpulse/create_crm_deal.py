@@ -24,7 +24,6 @@ class CreateCrmDeal(SendPulseAction):
     """POST /crm/v1/deals. Not idempotent on SendPulse's side (see create_crm_contact)."""
 
     key: ClassVar[str] = "sendpulse.create_crm_deal"
-    Params = Params
     scope: ClassVar[str | None] = "crm"
     summary = "create a CRM deal"
 

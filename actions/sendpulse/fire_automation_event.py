@@ -28,7 +28,6 @@ class FireAutomationEvent(SendPulseAction):
     """POST /events/name/{event} with the email and/or phone and the event's variables."""
 
     key: ClassVar[str] = "sendpulse.fire_automation_event"
-    Params = Params
     scope: ClassVar[str | None] = "automation"
     summary = "fire an Automation 360 event"
 

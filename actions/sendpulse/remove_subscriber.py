@@ -17,7 +17,6 @@ class RemoveSubscriber(SendPulseAction):
     """DELETE /addressbooks/{id}/emails."""
 
     key: ClassVar[str] = "sendpulse.remove_subscriber"
-    Params = Params
     scope: ClassVar[str | None] = "emails"
     summary = "remove an email from a mailing list"
 

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from actions.sendpulse._base import SendPulseAction
 from connector.plugins import ActionResult, PluginParams
-from connector.providers.chatbots import CHANNELS, ChannelName, run_flow
+from connector.providers.chatbots_api import CHANNELS, ChannelName, run_flow
 
 
 class Params(PluginParams):
@@ -22,7 +22,6 @@ class RunChatbotFlow(SendPulseAction):
     """POST {channel base}/flows/run (``/live-chat``, ``/viber/chatbots``, ``/telegram``...)."""
 
     key: ClassVar[str] = "sendpulse.run_chatbot_flow"
-    Params = Params
     scope: ClassVar[str | None] = "chatbots"
     summary = "run a chatbot flow for a contact"
 

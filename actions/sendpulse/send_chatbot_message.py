@@ -8,7 +8,7 @@ from pydantic import Field
 
 from actions.sendpulse._base import SendPulseAction
 from connector.plugins import ActionResult, PluginParams
-from connector.providers.chatbots import CHANNELS, ChannelName, send_text
+from connector.providers.chatbots_api import CHANNELS, ChannelName, send_text
 
 
 class Params(PluginParams):
@@ -21,7 +21,6 @@ class SendChatbotMessage(SendPulseAction):
     """POST {channel}/contacts/sendText (Telegram, Messenger) or {channel}/contacts/send."""
 
     key: ClassVar[str] = "sendpulse.send_chatbot_message"
-    Params = Params
     scope: ClassVar[str | None] = "chatbots"
     summary = "send a chatbot message to a contact"
 

@@ -46,7 +46,6 @@ class SendEmail(SendPulseAction):
     """
 
     key: ClassVar[str] = "sendpulse.send_email"
-    Params = Params
     scope: ClassVar[str | None] = "smtp"
     summary = "send a transactional email (SMTP)"
 

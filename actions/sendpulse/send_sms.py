@@ -20,7 +20,6 @@ class SendSms(SendPulseAction):
     """POST /sms/send."""
 
     key: ClassVar[str] = "sendpulse.send_sms"
-    Params = Params
     scope: ClassVar[str | None] = "sms"
     summary = "send an SMS"
 

@@ -17,7 +17,6 @@ class UnsubscribeSubscriber(SendPulseAction):
     """POST /addressbooks/{id}/emails/unsubscribe."""
 
     key: ClassVar[str] = "sendpulse.unsubscribe_subscriber"
-    Params = Params
     scope: ClassVar[str | None] = "emails"
     summary = "unsubscribe an email from a mailing list"
 

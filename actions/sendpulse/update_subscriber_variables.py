@@ -20,7 +20,6 @@ class UpdateSubscriberVariables(SendPulseAction):
     """POST /addressbooks/{id}/emails/variable."""
 
     key: ClassVar[str] = "sendpulse.update_subscriber_variables"
-    Params = Params
     scope: ClassVar[str | None] = "emails"
     summary = "set variables of a subscriber"
 

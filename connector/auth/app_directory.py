@@ -37,13 +37,13 @@ from connector.auth.installs import (
 )
 from connector.auth.mailium_app import page
 from connector.auth.tokens import CredentialsRefused
-from connector.config import App
+from connector.config import DEFAULT_BASE_URL, App
 from connector.db.queries import q
 from connector.errors import ConnectorError, RetriableError
-from connector.providers.errors import ApiError
-from connector.providers.parsing import decode_json
-from connector.providers.registry import DEFAULT_BASE_URL, utcnow
-from connector.providers.transport import make_limiter, send
+from connector.http_client.api_errors import ApiError
+from connector.http_client.parsing import decode_json
+from connector.http_client.transport import make_limiter, send
+from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +62,7 @@ class AppDirectory:
         session: aiohttp.ClientSession,
         pool: asyncpg.Pool,
         cipher: Cipher,
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] = utc_now,
         login_queue: int | None = None,
     ) -> None:
         if app.app_id is None:
@@ -273,7 +273,7 @@ def app_directory_routes(
     session: aiohttp.ClientSession,
     pool: asyncpg.Pool,
     cipher: Cipher,
-    now: Callable[[], datetime] = utcnow,
+    now: Callable[[], datetime] = utc_now,
 ) -> list[web.RouteDef]:
     """The routes of every app in the flow file's ``apps:``, under ``/apps/<name>/``.
 

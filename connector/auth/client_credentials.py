@@ -9,10 +9,10 @@ import aiohttp
 from aiolimiter import AsyncLimiter
 
 from connector.auth.tokens import CredentialsRefused, IssuedToken
-from connector.providers.errors import MalformedResponse, UnexpectedResponse, error_from_reply
-from connector.providers.parsing import as_float, decode_json
-from connector.providers.retry import parse_retry_after
-from connector.providers.transport import send
+from connector.http_client.api_errors import MalformedResponse, UnexpectedResponse, error_from_reply
+from connector.http_client.api_retry import parse_retry_after
+from connector.http_client.parsing import as_float, decode_json
+from connector.http_client.transport import send
 
 ACCOUNT_TOKEN_PATH = "/oauth/access_token"  # noqa: S105 - a URL path, not a secret
 MARKET_TOKEN_PATH = "/oauth/access_token/market"  # noqa: S105 - a URL path

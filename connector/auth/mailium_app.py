@@ -30,14 +30,19 @@ from connector.auth.installs import (
     purge_install,
     store_install,
 )
-from connector.auth.signing import SignatureInvalid, parse_query, verify_query
+from connector.auth.mailium_oauth import (
+    DEFAULT_OAUTH_URL,
+    MailiumOAuth,
+    authorize_url,
+    new_pkce,
+)
+from connector.auth.mailium_signing import parse_query, verify_query
 from connector.auth.tokens import CredentialsRefused, IssuedToken, TokenManager
 from connector.config import App
 from connector.db.queries import q
-from connector.errors import ConnectorError, RetriableError
-from connector.providers.mailium import DEFAULT_OAUTH_URL, MailiumOAuth, authorize_url, new_pkce
-from connector.providers.registry import utcnow
-from connector.providers.transport import make_limiter
+from connector.errors import ConnectorError, RetriableError, SignatureInvalid
+from connector.http_client.transport import make_limiter
+from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +72,7 @@ class MailiumApp:
         session: aiohttp.ClientSession,
         pool: asyncpg.Pool,
         cipher: Cipher,
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] = utc_now,
         max_states: int = MAX_PENDING_STATES,
     ) -> None:
         if app.client_id is None or app.redirect_uri is None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 import structlog
@@ -99,13 +97,10 @@ async def rotate_all(conn: asyncpg.Connection, cipher: Cipher) -> Rotation:
     return done
 
 
-def cmd_rotate(
-    with_db: Callable[
-        [Callable[[asyncpg.Connection], Awaitable[Rotation]]], Coroutine[Any, Any, Rotation]
-    ],
-) -> int:
+def cmd_rotate() -> int:
     """``connector secret rotate``: exit 0 when nothing is left under an old key."""
     from connector.auth.crypto import load_secret_key
+    from connector.db.command_db import with_command_db
     from connector.db.pool import home
 
     cipher = Cipher(load_secret_key(os.environ, home()))
@@ -113,7 +108,7 @@ def cmd_rotate(
     async def work(conn: asyncpg.Connection) -> Rotation:
         return await rotate_all(conn, cipher)
 
-    done = asyncio.run(with_db(work))
+    done = asyncio.run(with_command_db(work))
     print(
         f"re-encrypted {done.tokens} token(s) and {done.credentials} stored credential(s) "
         "under the first key"

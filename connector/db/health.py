@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import structlog
 
 log = structlog.get_logger(__name__)
+
+
+# What "the database is unreachable or went away" looks like from asyncpg: a refused or dropped
+# socket, a server error, a connection closed under us, and InternalClientError for a pooled
+# connection left mid-operation by a server restart.
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 class DatabaseHealth:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from connector.providers.parsing import LaxDatetime, LaxFloat, LaxInt, Lenient
+from connector.http_client.parsing import LaxDatetime, LaxFloat, LaxInt, Lenient
 
 
 class MailingList(Lenient):

@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from connector.sandbox.app import CLIENT_ID, STATE
-from connector.sandbox.auth import Install
 from connector.sandbox.clock import fmt_market
+from connector.sandbox.credentials import Install
 from connector.sandbox.wire import RawApiError, body
 
 routes = web.RouteTableDef()

@@ -13,9 +13,9 @@ from aiohttp import web
 from connector.sandbox.app import create_app
 from connector.sandbox.clock import Clock
 from connector.sandbox.generator import generator_for
+from connector.sandbox.harness import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, prepare
 from connector.sandbox.seed import apply_seed
 from connector.sandbox.state import Settings, State
-from connector.sandbox.testing import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, prepare
 
 log = structlog.get_logger(__name__)
 

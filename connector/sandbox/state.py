@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from connector.sandbox.auth import Auth
 from connector.sandbox.books import ACTIVE, UNSUBSCRIBED, UNSUBSCRIBED_ALL, Book, Subscriber
 from connector.sandbox.campaigns import SENDING, STATUS_WEBHOOK, Campaign, Campaigns
 from connector.sandbox.channels import Autoresponder, Channels, PushSubscription, PushWebsite
 from connector.sandbox.chatbots import Chatbots
 from connector.sandbox.clock import Clock, fmt_datetime
+from connector.sandbox.credentials import Auth
 from connector.sandbox.crm import Crm
 from connector.sandbox.faults import Faults
 from connector.sandbox.limits import Limits

@@ -1,7 +1,7 @@
 """The Mailium/Sendloop app store's request signing, as the vendor documents it.
 
 Written from the documented steps, byte by byte, and sharing no code with
-``connector.auth.signing`` (the connector's checker): the sandbox signs with this, and the
+``connector.auth.mailium_signing`` (the connector's checker): the sandbox signs with this, and the
 tests compare the connector against it, so a mistake in the connector cannot agree with
 itself. The steps: drop ``hmac``; in keys escape ``%``, ``&`` and ``=``, in values ``%`` and
 ``&``; sort by key bytes; join as PHP's ``urlencode`` would (space as ``+``); hex

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from connector.providers.chatbots import CHANNELS
-from connector.providers.sendpulse import USER_AGENT
+from connector.providers.chatbots_api import CHANNELS
+from connector.providers.sendpulse_client import USER_AGENT
 from tests.contract.checks import check_exchanges, template_matches, undocumented_table
 from tests.contract.spec import ERRATA, Exchange, shared_contract
 from triggers import TRIGGERS

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 
 from actions import ACTIONS
-from connector.providers.chatbots import CHANNELS, send_text
+from connector.providers.chatbots_api import CHANNELS, send_text
 from connector.sandbox.exchanges import RECORD_ENV
 from tests.contract.workload import account, action_params, contact_on, trigger_params
 from triggers import TRIGGERS

@@ -15,10 +15,10 @@ import asyncpg
 from aiolimiter import AsyncLimiter
 
 from connector.auth.tokens import StaticKey
-from connector.providers.chatbots import CHANNELS
-from connector.providers.sendpulse import SendPulseClient
+from connector.providers.chatbots_api import CHANNELS
+from connector.providers.sendpulse_client import SendPulseClient
 from connector.sandbox.chatbots import ChatContact
-from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.sandbox.harness import Sandbox, start_sandbox
 
 
 @asynccontextmanager

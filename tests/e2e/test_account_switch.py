@@ -20,7 +20,7 @@ import pytest
 
 from connector.accounts import of_connection
 from connector.config import Connection
-from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.sandbox.harness import Sandbox, start_sandbox
 from tests.e2e.conftest import Daemon, eventually, log_records, wait_exit
 from tests.e2e.test_workers import (
     WEBHOOK_SECRET,

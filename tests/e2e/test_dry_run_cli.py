@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from connector.sandbox.testing import Sandbox
-from connector.signing import generate_secret, verify
+from connector.sandbox.harness import Sandbox
+from connector.webhook_signing import generate_secret, verify
 from tests.e2e.conftest import SECRET_KEY, Daemon, cli_env, eventually, run_cli, wait_exit
 from tests.e2e.conftest import write_flows as write_flow_file
 

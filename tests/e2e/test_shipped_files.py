@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from connector.config import parse
-from connector.sandbox.testing import Sandbox
+from connector.sandbox.harness import Sandbox
 from connector.yamlsource import FLOW_MAPPING_HINT
 from tests.e2e.conftest import (
     ROOT,

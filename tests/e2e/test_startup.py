@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from connector.sandbox.testing import Sandbox
+from connector.sandbox.harness import Sandbox
 from tests.e2e.conftest import ROOT, SECRET_KEY, cli_env, log_records, wait_exit, write_flows
 
 pytestmark = pytest.mark.slow

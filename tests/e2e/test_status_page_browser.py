@@ -22,8 +22,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from connector.sandbox.testing import Sandbox
-from connector.signing import SignatureInvalid, generate_secret, verify
+from connector.errors import SignatureInvalid
+from connector.sandbox.harness import Sandbox
+from connector.webhook_signing import generate_secret, verify
 from tests.e2e.conftest import ROOT, SECRET_KEY, Daemon, cli_env, eventually, free_port
 from tests.e2e.conftest import write_flows as write_flow_file
 

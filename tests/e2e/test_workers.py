@@ -25,8 +25,9 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector.db.embedded import EmbeddedPostgres
-from connector.sandbox.testing import Sandbox, start_sandbox
-from connector.signing import SignatureInvalid, generate_secret, verify
+from connector.errors import SignatureInvalid
+from connector.sandbox.harness import Sandbox, start_sandbox
+from connector.webhook_signing import generate_secret, verify
 from tests.e2e.conftest import (
     SECRET_KEY,
     Daemon,

@@ -23,7 +23,7 @@ from connector.auth.installs import store_install
 from connector.config import Config, Flow, parse
 from connector.db import migrate as migrations
 from connector.engine import PollResult, poll_flow
-from connector.providers.registry import ProviderClients
+from connector.providers.provider_clients import ProviderClients
 from tests.integration.test_engine import (
     T0,
     Clock,

@@ -15,9 +15,9 @@ from cryptography.fernet import Fernet
 
 from connector.config import Config
 from connector.dispatch import Dispatcher
-from connector.providers.registry import ProviderClients
-from connector.providers.testing import RecordingSleep, SendLog, max_in_window, sandbox_config
-from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.providers.fakes import RecordingSleep, SendLog, max_in_window, sandbox_config
+from connector.providers.provider_clients import ProviderClients
+from connector.sandbox.harness import Sandbox, start_sandbox
 from tests.integration.dispatch_support import FakeClock, attempts, delivery, insert_event
 
 KEY = Fernet.generate_key()

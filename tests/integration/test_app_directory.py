@@ -17,10 +17,10 @@ from structlog.testing import capture_logs
 from connector.auth.app_directory import AppDirectory, app_directory_routes
 from connector.auth.crypto import Cipher
 from connector.config import parse
-from connector.providers.registry import ProviderClients
-from connector.providers.testing import install_row_counts, seed_install_rows
+from connector.providers.fakes import install_row_counts, seed_install_rows
+from connector.providers.provider_clients import ProviderClients
+from connector.sandbox.harness import Sandbox, start_sandbox
 from connector.sandbox.routes_auth import install_json
-from connector.sandbox.testing import Sandbox, start_sandbox
 
 APP_ID = "42"
 APP_SECRET = "app-directory-secret"

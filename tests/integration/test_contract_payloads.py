@@ -22,11 +22,11 @@ from actions.sendpulse.run_chatbot_flow import RunChatbotFlow
 from actions.sendpulse.send_chatbot_message import SendChatbotMessage
 from actions.sendpulse.send_email import SendEmail
 from connector.auth.tokens import StaticKey
+from connector.http_client.api_errors import RateLimited, RetryLater, UnexpectedResponse
+from connector.http_client.api_retry import RetryPolicy
 from connector.plugins import Action, Item, Trigger
-from connector.providers.errors import RateLimited, RetryLater, UnexpectedResponse
-from connector.providers.retry import RetryPolicy
-from connector.providers.sendpulse import SendPulseClient
-from connector.sandbox.testing import Sandbox
+from connector.providers.sendpulse_client import SendPulseClient
+from connector.sandbox.harness import Sandbox
 from tests.contract.workload import account
 from triggers.sendpulse.chatbot_contact_subscribed import ChatbotContactSubscribed
 from triggers.sendpulse.chatbot_message_received import ChatbotMessageReceived

@@ -17,9 +17,9 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from connector.config import Config
+from connector.delivery_retry import JITTER
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
-from connector.retry import JITTER
 from tests.integration.dispatch_support import (
     SECRET,
     T0,

@@ -18,7 +18,7 @@ from connector.dispatch import Claimed, Dispatcher
 from connector.egress import EgressPolicy, guarded_session
 from connector.errors import ConfigInvalid
 from connector.plugins import Action, ActionContext, ActionResult, NoParams, StoredEvent
-from connector.sandbox.testing import Sandbox
+from connector.sandbox.harness import Sandbox
 from tests.integration.dispatch_support import (
     T0,
     FakeClock,

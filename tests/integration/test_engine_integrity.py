@@ -18,8 +18,8 @@ import pytest
 from connector import leases
 from connector.engine import PollResult, poll_flow
 from connector.errors import RetriableError
+from connector.http_client.api_errors import NotFound
 from connector.plugins import PluginParams, Trigger
-from connector.providers.errors import NotFound
 from connector.request_count import count_request
 from tests.integration.test_engine import Clock, ItemJoined, Params, Store, make_flow
 from triggers.sendpulse._subscribers import ListParams

@@ -17,7 +17,7 @@ from connector.auth.installs import (
     store_install,
 )
 from connector.auth.tokens import IssuedToken
-from connector.providers.testing import install_row_counts, seed_install_rows
+from connector.providers.fakes import install_row_counts, seed_install_rows
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CIPHER = Cipher(Fernet.generate_key())

@@ -17,8 +17,8 @@ from connector.config import parse
 from connector.daemon import Runtime, Worker
 from connector.errors import ConfigInvalid
 from connector.instances import expand
+from connector.sandbox.harness import Sandbox, start_sandbox
 from connector.sandbox.routes_auth import install_json
-from connector.sandbox.testing import Sandbox, start_sandbox
 from connector.web import WebState, build_app, serve
 
 APP_ID = "42"

@@ -18,10 +18,10 @@ from aiolimiter import AsyncLimiter
 from connector.auth.tokens import StaticKey
 from connector.config import Config, parse
 from connector.engine import PollResult, poll_flow
+from connector.http_client.api_retry import RetryPolicy
 from connector.intake import WebhookIntake
-from connector.providers.retry import RetryPolicy
-from connector.providers.sendpulse import SendPulseClient
-from connector.providers.testing import flow_yaml
+from connector.providers.fakes import flow_yaml
+from connector.providers.sendpulse_client import SendPulseClient
 from connector.web import WebState, build_app, serve
 from tests.integration.test_triggers import Harness, harness
 

@@ -13,7 +13,7 @@ from connector import metrics
 from connector.config import parse
 from connector.daemon import Runtime, Worker
 from connector.dispatch import Dispatcher
-from connector.sandbox.testing import start_sandbox
+from connector.sandbox.harness import start_sandbox
 
 FLOW = "metered-flow"
 CONNECTION = "metered"

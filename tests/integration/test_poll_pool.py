@@ -17,7 +17,7 @@ from connector.config import parse
 from connector.daemon import Runtime, Worker
 from connector.engine import SNAPSHOT_BATCH, PollResult, poll_flow
 from connector.plugins import ApiClient, SnapshotChange, Trigger
-from connector.sandbox.testing import start_sandbox
+from connector.sandbox.harness import start_sandbox
 from tests.integration.test_engine import ItemCreated, ItemJoined, Params, Store, make_flow
 
 CONNECTIONS = 6

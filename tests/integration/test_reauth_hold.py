@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 
 from connector.config import Config, parse
 from connector.daemon import Runtime, Worker
-from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.sandbox.harness import Sandbox, start_sandbox
 
 FLOW = "blacklist-new"
 

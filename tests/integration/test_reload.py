@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from connector.config import load_file
 from connector.daemon import Runtime, Worker
-from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.sandbox.harness import Sandbox, start_sandbox
 
 
 def flow_file(sb: Sandbox, flows: dict[str, tuple[int, str]]) -> str:

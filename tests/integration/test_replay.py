@@ -14,9 +14,9 @@ from connector.delivery_log import (
     replay_delivery,
     show_event,
 )
+from connector.delivery_retry import total_window
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
-from connector.retry import total_window
 from tests.integration.dispatch_support import (
     T0,
     FakeClock,

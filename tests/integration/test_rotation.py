@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 
 from connector.auth.crypto import Cipher
 from connector.auth.rotation import rotate_all
-from connector.sandbox.testing import Sandbox
+from connector.sandbox.harness import Sandbox
 from tests.e2e.conftest import cli_env, run_cli
 from tests.integration.test_tokens import make, token_calls
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from connector.sandbox.testing import Sandbox
+from connector.sandbox.harness import Sandbox
 
 
 async def test_sandbox_fixture_serves_tokens(sb: Sandbox) -> None:

@@ -21,8 +21,8 @@ from connector.auth.installs import InstallRefused
 from connector.auth.mailium_app import COOKIE, STATE_TTL, MailiumApp
 from connector.config import App
 from connector.errors import NeedsReauth
-from connector.providers.testing import FakeClock, install_row_counts, seed_install_rows
-from connector.sandbox.mailium import Mailium, start_mailium
+from connector.providers.fakes import FakeClock, install_row_counts, seed_install_rows
+from connector.sandbox.mailium_server import Mailium, start_mailium
 
 
 @dataclass

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 
 from connector.auth.tokens import StaticKey
 from connector.errors import RetriableError
-from connector.providers.errors import (
+from connector.http_client.api_errors import (
     MalformedResponse,
     NotFound,
     RateLimited,
@@ -20,18 +20,18 @@ from connector.providers.errors import (
     TransportError,
     UnexpectedResponse,
 )
-from connector.providers.registry import ProviderClients
-from connector.providers.retry import RetryPolicy
-from connector.providers.sendpulse import SendPulseClient
-from connector.providers.testing import (
+from connector.http_client.api_retry import RetryPolicy
+from connector.http_client.transport import make_limiter, send_trace
+from connector.providers.fakes import (
     FakeClock,
     RecordingSleep,
     SendLog,
     max_in_window,
     sandbox_config,
 )
-from connector.providers.transport import make_limiter, send_trace
-from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.providers.provider_clients import ProviderClients
+from connector.providers.sendpulse_client import SendPulseClient
+from connector.sandbox.harness import Sandbox, start_sandbox
 from connector.units import RateLimit
 
 

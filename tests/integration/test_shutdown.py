@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from connector.config import parse
 from connector.daemon import Runtime, Worker
-from connector.sandbox.testing import start_sandbox
+from connector.sandbox.harness import start_sandbox
 from tests.integration.dispatch_support import SECRET, insert_event
 
 DRAIN = 3.0

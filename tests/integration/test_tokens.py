@@ -15,9 +15,9 @@ from structlog.testing import capture_logs
 
 from connector.auth.crypto import Cipher
 from connector.errors import NeedsReauth
-from connector.providers.registry import ProviderClients
-from connector.providers.testing import FakeClock, RecordingSleep, sandbox_config
-from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.providers.fakes import FakeClock, RecordingSleep, sandbox_config
+from connector.providers.provider_clients import ProviderClients
+from connector.sandbox.harness import Sandbox, start_sandbox
 
 TOKEN_PATH = "/oauth/access_token"
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -117,8 +117,8 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
     import aiohttp, asyncpg
-    from connector.providers.registry import ProviderClients
-    from connector.providers.testing import sandbox_config
+    from connector.providers.provider_clients import ProviderClients
+    from connector.providers.fakes import sandbox_config
 
     async def main(dsn, base_url, client_id, secret, key):
         config = sandbox_config(base_url, client_id, secret, extra={"rate_limit": "10/s"})

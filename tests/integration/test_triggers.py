@@ -25,11 +25,11 @@ from connector.auth.tokens import StaticKey
 from connector.config import ActionSpec, Flow, TriggerSpec
 from connector.engine import PollResult, poll_flow
 from connector.plugins import PluginParams, Trigger
-from connector.providers.sendpulse import SendPulseClient
+from connector.providers.sendpulse_client import SendPulseClient
 from connector.sandbox.channels import SmsCampaign
 from connector.sandbox.clock import fmt_chatbot
+from connector.sandbox.harness import Sandbox, start_sandbox
 from connector.sandbox.state import State
-from connector.sandbox.testing import Sandbox, start_sandbox
 from triggers import TRIGGERS
 
 

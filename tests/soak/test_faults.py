@@ -40,9 +40,10 @@ from aiohttp import web
 from connector.db import migrate as migrations
 from connector.db.embedded import EmbeddedPostgres
 from connector.db.pool import ensure_database
+from connector.errors import SignatureInvalid
 from connector.sandbox.faults import Fault, Faults
-from connector.sandbox.testing import Sandbox, start_sandbox
-from connector.signing import SignatureInvalid, generate_secret, verify
+from connector.sandbox.harness import Sandbox, start_sandbox
+from connector.webhook_signing import generate_secret, verify
 from tests.e2e.conftest import Daemon, eventually, log_records
 from tests.soak.test_kill9 import Cluster, fetch
 

@@ -29,8 +29,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from connector.sandbox.testing import Sandbox, start_sandbox
-from connector.signing import SignatureInvalid, generate_secret, verify
+from connector.errors import SignatureInvalid
+from connector.sandbox.harness import Sandbox, start_sandbox
+from connector.webhook_signing import generate_secret, verify
 from tests.e2e.conftest import SECRET_KEY, Daemon, cli_env, eventually, wait_exit
 from tests.e2e.conftest import write_flows as write_flow_file
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.errors import FatalError, RetriableError
-from connector.providers.errors import (
+from connector.http_client.api_errors import (
     CODES,
     ApiError,
     Conflict,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.providers.errors import Rejected, RetryLater, error_from_reply
+from connector.http_client.api_errors import Rejected, RetryLater, error_from_reply
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.auth.signing import (
-    SignatureInvalid,
+from connector.auth.mailium_signing import (
     canonical,
     parse_query,
     sign_query,
     verify_query,
 )
+from connector.errors import SignatureInvalid
 from connector.sandbox import vendor_signing
 from connector.sandbox.vendor_signing import reference_canonical, wire
 

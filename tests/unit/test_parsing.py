@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.providers.errors import MalformedResponse, UnexpectedResponse
-from connector.providers.parsing import (
+from connector.http_client.api_errors import MalformedResponse, UnexpectedResponse
+from connector.http_client.parsing import (
     LaxDatetime,
     LaxInt,
     Lenient,

@@ -9,7 +9,13 @@ from datetime import timedelta
 
 import pytest
 
-from connector.retry import DEFAULT_SCHEDULE, JITTER, MAX_RETRY_AFTER, next_delay, total_window
+from connector.delivery_retry import (
+    DEFAULT_SCHEDULE,
+    JITTER,
+    MAX_RETRY_AFTER,
+    next_delay,
+    total_window,
+)
 
 EXPECTED = [5, 300, 1800, 7200, 18000, 36000, 36000]
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.signing import SignatureInvalid, generate_secret, sign_headers, verify
+from connector.errors import SignatureInvalid
+from connector.webhook_signing import generate_secret, sign_headers, verify
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 TS = int(NOW.timestamp())

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connector.providers.errors import UnexpectedResponse
+from connector.http_client.api_errors import UnexpectedResponse
 from triggers.sendpulse._dates import epoch, epoch_or_none, parse_datetime
 
 TS = datetime(2024, 1, 10, 15, 50, 20, tzinfo=UTC).timestamp()

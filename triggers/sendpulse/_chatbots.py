@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 
 import structlog
 
+from connector.http_client.api_errors import UnexpectedResponse
 from connector.plugins import ApiClient, Item, PluginParams
-from connector.providers.chatbots import Channel, ChannelName, channel_of, dialogs
-from connector.providers.errors import UnexpectedResponse
+from connector.providers.chatbots_api import Channel, ChannelName, channel_of, dialogs
 from triggers.sendpulse._dates import epoch_or_none
 
 log = structlog.get_logger(__name__)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from connector.http_client.api_errors import MalformedResponse, UnexpectedResponse
 from connector.plugins import ApiClient, Item
-from connector.providers.errors import MalformedResponse, UnexpectedResponse
 
 PAGE = 100
 CONTACTS = "/crm/v1/contacts/get-list"

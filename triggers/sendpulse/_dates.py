@@ -6,7 +6,7 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from connector.providers.errors import UnexpectedResponse
+from connector.http_client.api_errors import UnexpectedResponse
 
 # Besides ISO 8601 (which covers ``YYYY-MM-DD HH:MM:SS`` and bare dates).
 _FORMATS = ("%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y")

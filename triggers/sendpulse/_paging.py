@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from connector.errors import RetriableError
+from connector.http_client.api_errors import MalformedResponse
 from connector.plugins import ApiClient, Item
-from connector.providers.errors import MalformedResponse
 
 PAGE = 100
 ANCHORS = 20

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, ClassVar
 
+from connector.http_client.api_errors import UnexpectedResponse
 from connector.plugins import ApiClient, Item, Strategy, Trigger
-from connector.providers.chatbots import contact
-from connector.providers.errors import UnexpectedResponse
+from connector.providers.chatbots_api import contact
 from triggers.sendpulse._chatbots import BotParams, recent_dialogs
 from triggers.sendpulse._dates import epoch, epoch_or_none, parse_datetime
 

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, ClassVar
 
+from connector.http_client.api_errors import UnexpectedResponse
 from connector.plugins import ApiClient, Item, Strategy, Trigger
-from connector.providers.chatbots import messages
-from connector.providers.errors import UnexpectedResponse
+from connector.providers.chatbots_api import messages
 from triggers.sendpulse._chatbots import BotParams, recent_dialogs
 from triggers.sendpulse._dates import epoch, epoch_or_none, parse_datetime
 

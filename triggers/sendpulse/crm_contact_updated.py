@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from connector.http_client.api_errors import UnexpectedResponse
 from connector.plugins import ApiClient, Item, NoParams, Strategy, Trigger
-from connector.providers.errors import UnexpectedResponse
 from triggers.sendpulse._crm import CONTACT_FIELDS, CONTACTS, get_list, pick
 from triggers.sendpulse._dates import epoch, epoch_or_none, parse_datetime
 

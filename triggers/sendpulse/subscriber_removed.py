@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from connector.http_client.api_errors import NotFound, UnexpectedResponse
 from connector.plugins import ApiClient, SnapshotChange, Strategy
-from connector.providers.errors import NotFound, UnexpectedResponse
 from triggers.sendpulse._subscribers import ListParams, SubscriberTrigger
 
 

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.sandbox.harness import Sandbox, start_sandbox
 
 
 class Api:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from connector.sandbox.testing import Sandbox, start_sandbox
+from connector.sandbox.harness import Sandbox, start_sandbox
 from tests.integration.sandbox.conftest import Api
 
 INVALID_CLIENT = {

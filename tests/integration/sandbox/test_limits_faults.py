@@ -8,7 +8,7 @@ import time
 import aiohttp
 import pytest
 
-from connector.sandbox.testing import start_sandbox
+from connector.sandbox.harness import start_sandbox
 from tests.integration.sandbox.conftest import Api
 
 RATE_BODY_CODE = 2020202020

@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 
 from connector.sandbox.books import ACTIVE, UNSUBSCRIBED
+from connector.sandbox.harness import start_sandbox
 from connector.sandbox.seed import apply_seed
 from connector.sandbox.server import Options, serve
 from connector.sandbox.state import State
-from connector.sandbox.testing import start_sandbox
 from tests.integration.sandbox.conftest import Api
 
 DEMO_READS = [

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from connector.providers.errors import MalformedResponse, UnexpectedResponse
+from connector.http_client.api_errors import MalformedResponse, UnexpectedResponse
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -31,19 +31,15 @@ from connector.auth.tokens import (
 )
 from connector.db.queries import q
 from connector.errors import FatalError
-from connector.providers.retry import RetryPolicy, Sleep
-from connector.providers.sendpulse import SendPulseClient
-from connector.providers.transport import make_limiter
+from connector.http_client.api_retry import RetryPolicy, Sleep
+from connector.http_client.transport import make_limiter
+from connector.providers.sendpulse_client import SendPulseClient
 from connector.units import RateLimit
+from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_BASE_URL = "https://api.sendpulse.com"
 DEFAULT_RATE = RateLimit(max_rate=3, period=1)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UnknownConnection(FatalError):
@@ -61,10 +57,10 @@ class ProviderClients:
         config: connector.config.Config,
         secret_key: bytes,
         worker_id: str = "local",
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] = utc_now,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
-        install_base_url: str = DEFAULT_BASE_URL,
+        install_base_url: str = connector.config.DEFAULT_BASE_URL,
         install_rate: RateLimit = DEFAULT_RATE,
         install_timeout: float = 30.0,
     ) -> None:

@@ -1,13 +1,17 @@
-"""Retry timing: exponential backoff with full jitter, bounded in attempts and total time."""
+"""Retry timing: exponential backoff with full jitter, bounded in attempts and total time,
+and the one reading of a ``Retry-After`` header."""
 
 from __future__ import annotations
 
 import random as _random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+from connector.wall_clock import utc_now
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -37,21 +41,29 @@ class RetryPolicy:
         return wait
 
 
+# A server's Retry-After is honoured up to this: one bad header must not park work for days.
+MAX_RETRY_AFTER = 24 * 3600.0
+# RFC 9110 delay-seconds is digits only; a decimal part is tolerated because the wait is
+# still plain. Signs, exponents, "inf" and "nan" are not a delay and count as unreadable.
+_DELAY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None if absent or unreadable."""
+    """``Retry-After`` as seconds, from delay-seconds or an HTTP date, capped at a day.
+
+    None when absent or unreadable (the caller's own backoff applies); 0.0 for a date already
+    past. Used for SendPulse, Mailium and webhook receivers alike.
+    """
     if not value:
         return None
     text = value.strip()
+    if _DELAY.fullmatch(text):
+        return min(float(text), MAX_RETRY_AFTER)
     try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds or seconds < 0:  # NaN or in the past
-        return 0.0
-    return min(seconds, 24 * 3600.0)
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or utc_now())).total_seconds()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)

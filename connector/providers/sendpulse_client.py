@@ -22,13 +22,16 @@ from aiolimiter import AsyncLimiter
 from connector import metrics
 from connector.auth.tokens import Authorizer
 from connector.errors import RetriableError
-from connector.providers.errors import (
+from connector.http_client.api_errors import (
     RATE_LIMIT_CODE,
     RateLimited,
     RetryLater,
     UnexpectedResponse,
     error_from_reply,
 )
+from connector.http_client.api_retry import RetryPolicy, Sleep, parse_retry_after
+from connector.http_client.parsing import as_list, decode_json, model
+from connector.http_client.transport import Reply, send
 from connector.providers.models import (
     Campaign,
     Created,
@@ -37,9 +40,6 @@ from connector.providers.models import (
     Subscriber,
     Total,
 )
-from connector.providers.parsing import as_list, decode_json, model
-from connector.providers.retry import RetryPolicy, Sleep, parse_retry_after
-from connector.providers.transport import Reply, send
 from connector.request_count import count_request
 
 log = structlog.get_logger(__name__)

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from connector.http_client.api_errors import MalformedResponse, UnexpectedResponse
 from connector.plugins import ApiClient, Item
-from connector.providers.errors import MalformedResponse, UnexpectedResponse
 
 DIALOGS = "/chatbots/dialogs"
 PAGE = 100

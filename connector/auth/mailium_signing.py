@@ -26,14 +26,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from urllib.parse import quote_plus, unquote_plus
 
-from connector.errors import FatalError
+from connector.errors import SignatureInvalid
 
 DEFAULT_WINDOW = timedelta(minutes=5)
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-
-
-class SignatureInvalid(FatalError):
-    """A signed request failed verification; answer 401 and change nothing."""
 
 
 def parse_query(raw: str) -> dict[str, str]:

@@ -15,10 +15,10 @@ from aiolimiter import AsyncLimiter
 
 from connector.auth.client_credentials import issued_token
 from connector.auth.tokens import CredentialsRefused, IssuedToken
-from connector.providers.errors import UnexpectedResponse, error_from_reply
-from connector.providers.parsing import decode_json
-from connector.providers.retry import parse_retry_after
-from connector.providers.transport import Reply, send
+from connector.http_client.api_errors import UnexpectedResponse, error_from_reply
+from connector.http_client.api_retry import parse_retry_after
+from connector.http_client.parsing import decode_json
+from connector.http_client.transport import Reply, send
 
 DEFAULT_OAUTH_URL = "https://oauth.mailium.net"
 # Errors on which the vendor's own client wipes its token: the grant is gone for good.

@@ -16,17 +16,13 @@ import secrets as random_secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from connector.errors import ConnectorError
+from connector.errors import SignatureInvalid
 
 PREFIX = "whsec_"
 TOLERANCE_SECONDS = 300
 SECRET_BYTES = 32
 # Svix and the spec's reference libraries make 24 to 64 bytes; fewer is guessable.
 MIN_SECRET_BYTES = 24
-
-
-class SignatureInvalid(ConnectorError):
-    """A webhook failed verification: refuse it (answer 400/401), do not process it."""
 
 
 def generate_secret() -> str:

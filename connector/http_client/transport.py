@@ -13,7 +13,7 @@ import aiohttp
 from aiolimiter import AsyncLimiter
 from multidict import CIMultiDictProxy
 
-from connector.providers.errors import TransportError
+from connector.http_client.api_errors import TransportError
 from connector.units import RateLimit
 
 SPACING_MARGIN = 1.05
