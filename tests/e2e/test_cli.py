@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.e2e.conftest import ROOT, Daemon, cli_env, run_cli
@@ -150,10 +149,9 @@ def test_run_migrates_then_exits_0_on_sigterm(database: str, tmp_path: Path) -> 
     )
     try:
         daemon.wait_for('"worker_started"')
-        sent = time.monotonic()
         daemon.proc.send_signal(signal.SIGTERM)
-        code = daemon.proc.wait(timeout=5)
-        assert time.monotonic() - sent < 5
+        # Well inside the 30 s drain: with nothing in flight it has nothing to wait for.
+        code = daemon.proc.wait(timeout=25)
     finally:
         daemon.stop()
     assert code == 0
@@ -162,6 +160,9 @@ def test_run_migrates_then_exits_0_on_sigterm(database: str, tmp_path: Path) -> 
     ]
     assert "database_ready" in events
     assert events[-1] == "worker_stopped"
+    # Nothing was left to cancel: the shutdown did not run into the drain's deadline.
+    assert "polls_cancelled_at_shutdown" not in events
+    assert "deliveries_cancelled_at_shutdown" not in events
     status = run_cli("db", "status", env=cli_env(DATABASE_URL=database))
     assert status.returncode == 0
     assert "pending" not in status.stdout
