@@ -45,6 +45,7 @@ from connector.sandbox.faults import Fault, Faults
 from connector.sandbox.harness import Sandbox, start_sandbox
 from connector.webhook_signing import generate_secret, verify
 from tests.e2e.conftest import Daemon, eventually, log_records
+from tests.soak.conftest import serve_hook
 from tests.soak.test_kill9 import Cluster, fetch
 
 WEBHOOK_SECRET = generate_secret()
@@ -153,24 +154,8 @@ async def failing_sandbox() -> AsyncIterator[Sandbox]:
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[FailingReceiver, str]]:
     rec = FailingReceiver(random.Random(SEED))  # noqa: S311 - seeded so a run can be repeated
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield rec, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        daemon.stop()
+    async with serve_hook(rec.handle) as url:
+        yield rec, url
 
 
 def write_flows(path: Path, sb: Sandbox, url: str, books: dict[str, int]) -> Path:

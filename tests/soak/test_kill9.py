@@ -19,7 +19,7 @@ import random
 import signal
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from connector.sandbox.harness import Sandbox, start_sandbox
 from connector.webhook_signing import generate_secret, verify
 from tests.e2e.conftest import SECRET_KEY, Daemon, cli_env, eventually, wait_exit
 from tests.e2e.conftest import write_flows as write_flow_file
+from tests.soak.conftest import serve_hook
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1500)]
 
@@ -104,24 +105,8 @@ async def sb() -> AsyncIterator[Sandbox]:
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     rec = Receiver(random.Random(SEED))  # noqa: S311 - seeded so a run can be repeated
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield rec, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        daemon.stop()
+    async with serve_hook(rec.handle) as url:
+        yield rec, url
 
 
 def write_flows(path: Path, sb: Sandbox, url: str, books: dict[str, int]) -> Path:
