@@ -7,15 +7,19 @@ import contextlib
 import inspect
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from connector.db.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,3 +188,19 @@ def write_flows(
     }
     path.write_text(json.dumps(document, indent=2))
     return path
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[EmbeddedPostgres]:
+    """A cluster of this test's own, so stopping or restarting it disturbs no other test."""
+    # A short path: the server's unix socket path has a length limit.
+    root = Path(tempfile.mkdtemp(prefix="pgp-"))
+    root.chmod(0o755)
+    server = EmbeddedPostgres(root / "pg")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(mode="immediate")
+        shutil.rmtree(server.root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
-import tempfile
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -472,22 +470,6 @@ async def test_sighup_adds_a_flow_and_an_invalid_file_keeps_the_old_ones(
 
 
 # -- a Postgres restart ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[EmbeddedPostgres]:
-    """A cluster of this test's own, so restarting it disturbs no other test."""
-    # A short path: the server's unix socket path has a length limit.
-    root = Path(tempfile.mkdtemp(prefix="pgr-"))
-    root.chmod(0o755)
-    server = EmbeddedPostgres(root / "pg")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop(mode="immediate")
-        shutil.rmtree(server.root, ignore_errors=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_postgres_restart_under_a_running_worker_loses_nothing(

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
-from tests.e2e.conftest import Daemon
+# The fault soak restarts a Postgres of its own, as the e2e worker tests do.
+from tests.e2e.conftest import Daemon, private_postgres  # noqa: F401 - a fixture, shared
 
 
 @asynccontextmanager

@@ -23,11 +23,9 @@ import asyncio
 import json
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,22 +125,6 @@ class FailingReceiver:
             self.too_late += 1
             await asyncio.sleep(WEBHOOK_TIMEOUT + 0.5)
         return web.json_response({"ok": True})
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[EmbeddedPostgres]:
-    """A cluster of this test's own, so stopping it disturbs no other test."""
-    # A short path: the server's unix socket path has a length limit.
-    root = Path(tempfile.mkdtemp(prefix="pgf-"))
-    root.chmod(0o755)
-    server = EmbeddedPostgres(root / "pg")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop(mode="immediate")
-        shutil.rmtree(server.root, ignore_errors=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
