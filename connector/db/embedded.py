@@ -35,9 +35,9 @@ from urllib.parse import quote
 
 import structlog
 
-from connector.db.queries import q
 from connector.errors import ConfigError
 from connector.logging import register_secret
+from connector.store import cluster
 
 log = structlog.get_logger(__name__)
 
@@ -382,7 +382,7 @@ class EmbeddedPostgres:
             return
         password = password or self._new_password()
         # Single-user mode needs no login: the password is set before anyone can connect.
-        statement = q("embedded_set_password").replace("{password}", password)
+        statement = cluster.set_password_statement(password=password)
         result = subprocess.run(  # noqa: S603 - argv built from found binaries
             _argv([str(binaries.postgres), "--single", "-D", str(self.data_dir), "postgres"]),
             input=statement + "\n",
