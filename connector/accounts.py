@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 
 from connector.config import Connection
-from connector.db.queries import q
+from connector.store import connections
 
 log = structlog.get_logger(__name__)
 
@@ -54,8 +54,8 @@ async def record(conn: asyncpg.Connection, connection_id: str, fingerprint: str)
     kept) is taken as it is: there is nothing to compare it with. Of several workers loading
     the same change, the row lock lets exactly one see it, so it is logged once.
     """
-    previous: str | None = await conn.fetchval(
-        q("connection_account_record"), connection_id, fingerprint
+    previous = await connections.record_account(
+        conn, connection_id=connection_id, fingerprint=fingerprint
     )
     if previous is not None:
         log.warning(

@@ -11,16 +11,12 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from connector import __version__
 from connector import logging as connector_logging
 from connector.errors import ConfigError, ConfigInvalid, StartupFailed
-
-if TYPE_CHECKING:
-    import asyncpg
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -30,13 +26,6 @@ DEFAULT_CONFIG = "config/flows.yaml"
 QUIET_DATABASE = frozenset({"deliveries", "events", "status", "check", "replay", "test", "db"})
 
 log = structlog.get_logger(__name__)
-
-
-def _escape(text: str) -> str:
-    """Text shown as itself in a rich table, never read as markup."""
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,15 +78,9 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the flow file JSON Schema (for editors)")
 
-    db = commands.add_parser("db", help="database migrations and the embedded server")
-    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    db_commands.add_parser("migrate", help="apply pending migrations")
-    db_commands.add_parser("status", help="show applied and pending migrations")
-    db_commands.add_parser("stop", help="stop the embedded server of CONNECTOR_HOME")
-    clean = db_commands.add_parser(
-        "clean", help="stop and delete the embedded database of CONNECTOR_HOME (all its data)"
-    )
-    clean.add_argument("--yes", action="store_true", help="really delete it")
+    from connector.db_cli import add_parser as add_db_parser
+
+    add_db_parser(commands)
 
     from connector.delivery_cli import add_parsers as add_delivery_parsers
 
@@ -158,6 +141,7 @@ def _print_problems(exc: ConfigInvalid) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from connector.check_cli import cmd_check
     from connector.config import load_file
 
     try:
@@ -168,143 +152,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 print(json.dumps(problem.__dict__))
             return EXIT_CONFIG
         raise
-    summary = _check_summary(config)
-    if args.json:
-        document: dict[str, Any] = {"file": args.config, "valid": True, **summary}
-        code = EXIT_OK
-        if args.live:
-            from connector.live_check import check_live
-
-            rows = asyncio.run(check_live(config))
-            document["live"] = [
-                {"flow": r.flow, "checked": r.check, "ok": r.ok, "result": r.result} for r in rows
-            ]
-            code = EXIT_OK if all(r.ok for r in rows) else EXIT_FAILURE
-        print(json.dumps(document))
-        return code
-    _print_check_tables(summary)
-    console = _console()
-    console.print(
-        f"[green]{_escape(args.config)} is valid[/green]: {len(summary['connections'])} "
-        f"connections, {len(summary['apps'])} apps, {len(summary['flows'])} flows"
-    )
-    if args.live:
-        return _live(config, console)
-    return EXIT_OK
+    return cmd_check(args, config)
 
 
-def _check_summary(config: Any) -> dict[str, Any]:
-    """What a valid flow file defines, as plain data (the tables and --json show this)."""
-    connections = [
-        {
-            "name": name,
-            "provider": conn.provider,
-            "base_url": str(conn.base_url),
-            "rate_limit": str(conn.rate_limit),
-            "auth": "api key" if conn.api_key is not None else "client credentials",
-        }
-        for name, conn in config.connections.items()
-    ]
-    apps = [
-        {
-            "name": name,
-            "provider": app.provider,
-            "id": app.app_id or app.client_id,
-            "scopes": list(app.scopes),
-            "routes": f"/apps/{name}/",
-        }
-        for name, app in config.apps.items()
-    ]
-    flows = [
-        {
-            "name": flow.name,
-            "trigger": flow.trigger.type,
-            "connection": flow.trigger.connection,
-            "installs_of": flow.installs_of,
-            "every": _fmt_duration(flow.every.total_seconds()),
-            "start": str(flow.start),
-            "enabled": flow.enabled,
-            "actions": [a.type for a in flow.actions],
-        }
-        for flow in config.flows
-    ]
-    return {"connections": connections, "apps": apps, "flows": flows}
+def _cmd_db(args: argparse.Namespace) -> int:
+    from connector.db_cli import cmd_db
 
-
-def _print_check_tables(summary: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    console = _console()
-    connections = Table(title="Connections")
-    for column in ("name", "provider", "base url", "rate limit", "auth"):
-        connections.add_column(column)
-    fields = ("name", "provider", "base_url", "rate_limit", "auth")
-    for c in summary["connections"]:
-        connections.add_row(*(_escape(str(c[k])) for k in fields))
-    console.print(connections)
-    if summary["apps"]:
-        apps = Table(title="Apps")
-        for column in ("name", "provider", "app / client id", "scopes", "routes"):
-            apps.add_column(column)
-        for a in summary["apps"]:
-            apps.add_row(
-                _escape(a["name"]),
-                a["provider"],
-                _escape(str(a["id"])),
-                _escape(", ".join(a["scopes"]) or "-"),
-                _escape(a["routes"]),
-            )
-        console.print(apps)
-    flows = Table(title="Flows")
-    for column in ("name", "trigger", "connection", "every", "start", "actions"):
-        flows.add_column(column)
-    for f in summary["flows"]:
-        # A per-install flow runs once for each install of its app, as <flow>@<install>.
-        where = f"every install of {f['installs_of']}" if f["installs_of"] else f["connection"]
-        flows.add_row(
-            _escape(f["name"]),
-            f["trigger"],
-            _escape(where or "-"),
-            f["every"],
-            _escape(f["start"]),
-            ", ".join(f["actions"]),
-        )
-    console.print(flows)
-
-
-def _live(config: Any, console: Any) -> int:
-    from rich.table import Table
-
-    from connector.live_check import check_live
-
-    rows = asyncio.run(check_live(config))
-    table = Table(title="Live check")
-    for column in ("flow", "checked", "result"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row.flow, row.check, row.result if row.ok else f"[red]{row.result}[/red]")
-    console.print(table)
-    failed = [row for row in rows if not row.ok]
-    if failed:
-        console.print(f"[red]{len(failed)} of {len(rows)} checks differ from the contract[/red]")
-        return EXIT_FAILURE
-    console.print(f"[green]all {len(rows)} checks ok[/green]")
-    return EXIT_OK
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    # Off a terminal rich assumes 80 columns and cuts names short; piped output stays whole.
-    return Console(width=None if sys.stdout.isatty() else 200)
-
-
-def _fmt_duration(seconds: float) -> str:
-    from datetime import timedelta
-
-    from connector.units import format_duration
-
-    return format_duration(timedelta(seconds=seconds))
+    return cmd_db(args)
 
 
 def _cmd_schema(_args: argparse.Namespace) -> int:
@@ -312,69 +166,6 @@ def _cmd_schema(_args: argparse.Namespace) -> int:
 
     print(json.dumps(json_schema(), indent=2))
     return EXIT_OK
-
-
-def _cmd_db(args: argparse.Namespace) -> int:
-    if args.db_command in ("stop", "clean"):
-        return _db_embedded(args)
-    return asyncio.run(_db(args.db_command))
-
-
-def _db_embedded(args: argparse.Namespace) -> int:
-    """``db stop`` / ``db clean``: the embedded cluster of CONNECTOR_HOME, never DATABASE_URL."""
-    from connector.db.embedded import clean_cluster, stop_cluster
-    from connector.db.pool import home
-
-    if os.environ.get("DATABASE_URL"):
-        raise ConfigError(
-            f"db {args.db_command} manages the embedded database only; DATABASE_URL is set"
-        )
-    root = home() / "postgres"
-    where = root.resolve() if root.is_symlink() else root
-    if args.db_command == "stop":
-        stopped = stop_cluster(root)
-        print(f"stopped the embedded database in {where}" if stopped else "it was not running")
-        return EXIT_OK
-    if not args.yes:
-        print(f"this deletes the embedded database in {where} and all its data; add --yes")
-        return EXIT_CONFIG
-    removed = clean_cluster(root)
-    for path in removed:
-        print(f"removed {path}")
-    if not removed:
-        print(f"nothing to remove: no embedded database in {where}")
-    return EXIT_OK
-
-
-async def _db(action: str) -> int:
-    from connector.db import migrate as migrations
-    from connector.db.command_db import with_command_db
-
-    async def work(conn: asyncpg.Connection) -> None:
-        if action == "migrate":
-            applied = await migrations.migrate(conn)
-            if applied:
-                for migration in applied:
-                    print(f"applied {migration.version:04d}_{migration.name}")
-            else:
-                print("nothing to apply; the schema is current")
-        else:
-            _print_status(await migrations.status(conn))
-
-    await with_command_db(work, manages_schema=True)
-    return EXIT_OK
-
-
-def _print_status(rows: list[Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title="Migrations")
-    for column in ("version", "name", "applied at"):
-        table.add_column(column)
-    for row in rows:
-        applied = row.applied_at.isoformat(timespec="seconds") if row.applied_at else "pending"
-        table.add_row(f"{row.version:04d}", row.name, applied)
-    _console().print(table)
 
 
 def _web_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,7 +29,6 @@ from connector.config import Config, Flow, load_file
 from connector.db import migrate as migrations
 from connector.db.health import DB_ERRORS, DatabaseHealth
 from connector.db.pool import ensure_database, home, locate, pool
-from connector.db.queries import q
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
 from connector.engine import poll_flow
@@ -42,6 +41,7 @@ from connector.poll_runs import PollRunBook
 from connector.providers.provider_clients import ProviderClients
 from connector.scheduler import FlowScheduler
 from connector.status_page import StatusSource, status_routes
+from connector.store import connections, flow_states
 from connector.web import WebState, build_app, serve
 
 log = structlog.get_logger(__name__)
@@ -218,7 +218,7 @@ class Worker:
             return
         try:
             async with self.rt.pool.acquire() as conn:
-                row = await conn.fetchrow(q("connection_status"), connection)
+                row = await connections.status(conn, connection_id=connection)
             if self._needs_reauth(connection, None if row is None else row["status"]):
                 metrics.POLLS.labels(flow=flow.name, outcome="paused").inc()
                 return
@@ -393,8 +393,7 @@ class Worker:
         if not names:
             return set()
         async with self.rt.pool.acquire() as conn:
-            rows = await conn.fetch(q("flows_polled_before"), names)
-        return {row["flow_name"] for row in rows}
+            return await flow_states.polled_before(conn, flow_names=names)
 
     async def _expanded(self, config: Config) -> Config:
         apps = apps_used(config)

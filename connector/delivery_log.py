@@ -16,8 +16,8 @@ from typing import Any
 
 import asyncpg
 
-from connector.db.queries import q
 from connector.errors import ConfigError
+from connector.store import deliveries, events_table
 
 STATES = ("pending", "running", "delivered", "dead")
 # The shortest id prefix taken on the command line; shorter ones match too much, too soon.
@@ -41,6 +41,9 @@ def _row(record: asyncpg.Record) -> dict[str, Any]:
     return {key: _plain(value) for key, value in record.items()}
 
 
+_IDS_BY_PREFIX = {"event": events_table.ids_by_prefix, "delivery": deliveries.ids_by_prefix}
+
+
 class AmbiguousId(ConfigError):
     """An id prefix that matches more than one row: give more of it."""
 
@@ -55,7 +58,7 @@ async def resolve_id(conn: asyncpg.Connection, kind: str, given: str) -> str | N
     text = given.strip().lower()
     if len(text) < MIN_PREFIX or not _ID_CHARS.fullmatch(text):
         return given
-    rows = [str(r["id"]) for r in await conn.fetch(q(f"{kind}_ids_by_prefix"), text)]
+    rows = await _IDS_BY_PREFIX[kind](conn, prefix=text)
     if len(rows) > 1 and text not in rows:
         shown = ", ".join(row[:20] + "…" for row in rows[:2])
         raise AmbiguousId(
@@ -82,7 +85,9 @@ async def list_deliveries(
     if event_id is not None:
         # An unknown event has no deliveries; a prefix stands for the one event it starts.
         event_id = await resolve_id(conn, "event", event_id) or event_id
-    rows = await conn.fetch(q("deliveries_list"), flow, state, since, event_id, limit)
+    rows = await deliveries.recent(
+        conn, flow_name=flow, state=state, since=since, event_id=event_id, limit=limit
+    )
     return [_row(r) for r in rows]
 
 
@@ -92,22 +97,22 @@ async def show_event(conn: asyncpg.Connection, event_id: str) -> dict[str, Any] 
     if found is None:
         return None
     event_id = found
-    event = await conn.fetchrow(q("event_get"), event_id)
+    event = await events_table.get(conn, event_id=event_id)
     if event is None:
         return None
     shown = _row(event)
     payload = shown["payload"]
     shown["payload"] = json.loads(payload) if isinstance(payload, str) else payload
     attempts: dict[str, list[dict[str, Any]]] = {}
-    for attempt in await conn.fetch(q("delivery_attempts_for_event"), event_id):
+    for attempt in await deliveries.attempts_of_event(conn, event_id=event_id):
         row = _row(attempt)
         attempts.setdefault(row.pop("delivery_id"), []).append(row)
-    deliveries = []
-    for delivery in await conn.fetch(q("event_deliveries"), event_id):
+    of_event = []
+    for delivery in await deliveries.of_event(conn, event_id=event_id):
         row = _row(delivery)
         row["attempts"] = attempts.get(row["id"], [])
-        deliveries.append(row)
-    shown["deliveries"] = deliveries
+        of_event.append(row)
+    shown["deliveries"] = of_event
     return shown
 
 
@@ -130,9 +135,9 @@ async def replay_delivery(conn: asyncpg.Connection, delivery_id: str, now: datet
             f"{delivery_id!r} is not a delivery id (a UUID, or {MIN_PREFIX}+ of its characters)"
         ) from None
     async with conn.transaction():
-        row = await conn.fetchrow(q("replay_delivery"), did, now)
+        row = await deliveries.replay(conn, delivery_id=did, now=now)
         if row is None:
-            current = await conn.fetchrow(q("delivery_get"), did)
+            current = await deliveries.get(conn, delivery_id=did)
             if current is None:
                 raise NothingToReplay(f"no delivery {delivery_id}")
             state = current["state"]
@@ -141,7 +146,7 @@ async def replay_delivery(conn: asyncpg.Connection, delivery_id: str, now: datet
                     f"delivery {delivery_id} was already delivered; it is not run again"
                 )
             raise NothingToReplay(f"delivery {delivery_id} is {state}; only dead ones replay")
-        await conn.execute(q("deliveries_wake"))
+        await deliveries.wake(conn)
     return Replayed(str(row["id"]), row["event_id"], row["flow_name"])
 
 
@@ -150,7 +155,7 @@ async def replay_dead(
 ) -> list[Replayed]:
     """Replay every dead delivery of a flow (that died at or after ``since``)."""
     async with conn.transaction():
-        rows = await conn.fetch(q("replay_dead_deliveries"), flow, now, since)
+        rows = await deliveries.replay_dead(conn, flow_name=flow, now=now, since=since)
         if rows:
-            await conn.execute(q("deliveries_wake"))
+            await deliveries.wake(conn)
     return [Replayed(str(r["id"]), r["event_id"], r["flow_name"]) for r in rows]

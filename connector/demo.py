@@ -18,10 +18,10 @@ from aiohttp import web
 from connector.admin import AdminAccess
 from connector.config import Config, load_file
 from connector.daemon import Worker, runtime
-from connector.db.queries import q
 from connector.demo_receiver import Receiver, create_app
 from connector.errors import ConfigError
 from connector.sandbox.harness import start_sandbox
+from connector.store import demo_reset
 
 log = structlog.get_logger(__name__)
 
@@ -56,10 +56,7 @@ async def reset_demo_state(pool: asyncpg.Pool, config: Config, sandbox_url: str)
     if not flows:
         return []
     async with pool.acquire() as conn, conn.transaction():
-        for name in ("demo_reset_events", "demo_reset_snapshots", "demo_reset_cursors"):
-            await conn.execute(q(name), flows)
-        await conn.execute(q("demo_reset_poll_runs"), flows)
-        await conn.execute(q("demo_reset_tokens"), connections)
+        await demo_reset.forget(conn, flow_names=flows, connection_ids=connections)
     log.info(
         "demo_state_reset",
         flows=flows,

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from connector.db.queries import q
+from connector.store import events_table, snapshot_items
 
 ChangeKind = Literal["new", "added", "removed", "changed"]
 _SEP = "\x1f"
@@ -59,8 +59,8 @@ async def snapshot_event_id(
     A webhook that records such an event must also put the item into the flow's snapshot
     (``snapshot_upsert_item``/``snapshot_delete_item``), so the next poll does not see it again.
     """
-    rows = await conn.fetch(q("event_counts_for_keys"), flow, [item_key])
-    occurrence = rows[0]["n"] if rows else 0
+    counts = await events_table.counts_for_keys(conn, flow_name=flow, item_keys=[item_key])
+    occurrence = counts.get(item_key, 0)
     return event_id(flow, trigger, item_key, change_label(kind, fingerprint, occurrence))
 
 
@@ -187,8 +187,7 @@ class SnapshotLoader:
         self.count = 0
 
     async def open(self) -> None:
-        await self.conn.execute(q("snapshot_incoming_create"))
-        await self.conn.execute(q("snapshot_incoming_truncate"))
+        await snapshot_items.open_incoming(self.conn)
 
     async def add(self, key: str, fp: str, payload: str | None) -> None:
         self.rows.append((key, fp, payload))
@@ -198,22 +197,18 @@ class SnapshotLoader:
 
     async def flush(self) -> None:
         if self.rows:
-            await self.conn.copy_records_to_table(
-                "snapshot_incoming",
-                records=self.rows,
-                columns=["item_key", "fingerprint", "payload"],
-            )
+            await snapshot_items.copy_incoming(self.conn, rows=self.rows)
             self.rows = []
 
     async def close(self) -> None:
         await self.flush()
         # Temporary tables are never auto-analysed; without statistics the planner picks a
         # nested loop for the full join, which is hopeless at a million rows.
-        await self.conn.execute(q("snapshot_incoming_analyze"))
+        await snapshot_items.analyze_incoming(self.conn)
 
     async def discard(self) -> None:
         self.rows = []
-        await self.conn.execute(q("snapshot_incoming_drop"))
+        await snapshot_items.drop_incoming(self.conn)
 
 
 class ListDigest:
@@ -262,9 +257,8 @@ def diff_rows(incoming: Mapping[str, tuple[str, Any]], stored: Mapping[str, str]
 
 async def snapshot_baseline(conn: asyncpg.Connection, flow: str) -> int:
     """Replace the stored snapshot by the incoming list (a first run or a new baseline)."""
-    await conn.execute(q("snapshot_clear"), flow)
-    status = await conn.execute(q("snapshot_insert_all"), flow)
-    return int(status.split()[-1])
+    await snapshot_items.clear(conn, flow_name=flow)
+    return await snapshot_items.insert_incoming(conn, flow_name=flow)
 
 
 async def snapshot_diff(conn: asyncpg.Connection, flow: str) -> int:
@@ -273,13 +267,9 @@ async def snapshot_diff(conn: asyncpg.Connection, flow: str) -> int:
     Must run inside the transaction that also records the events: the snapshot moves only
     together with them.
     """
-    await conn.execute(q("snapshot_delta_create"))
-    await conn.execute(q("snapshot_delta_truncate"))
-    status = await conn.execute(q("snapshot_delta_fill"), flow)
-    await conn.execute(q("snapshot_apply_removed"), flow)
-    await conn.execute(q("snapshot_apply_added"), flow)
-    await conn.execute(q("snapshot_apply_changed"), flow)
-    return int(status.split()[-1])
+    found = await snapshot_items.fill_delta(conn, flow_name=flow)
+    await snapshot_items.apply_delta(conn, flow_name=flow)
+    return found
 
 
 def _delta(record: asyncpg.Record) -> Delta:
@@ -297,7 +287,7 @@ async def iter_deltas(conn: asyncpg.Connection, batch: int = 1000) -> AsyncItera
     """Yield the delta rows in key order, a batch at a time (inside the diff's transaction)."""
     after = ""
     while True:
-        rows = await conn.fetch(q("snapshot_delta_page"), after, batch)
+        rows = await snapshot_items.delta_page(conn, after=after, limit=batch)
         if not rows:
             return
         yield [_delta(r) for r in rows]
@@ -332,4 +322,5 @@ async def first_incoming(
 
     The newest by the payload field ``order``; without one, the first as the API listed them.
     """
-    return [_delta(r) for r in await conn.fetch(q("snapshot_incoming_read"), limit, order)]
+    rows = await snapshot_items.first_incoming(conn, limit=limit, order=order)
+    return [_delta(r) for r in rows]

@@ -18,8 +18,8 @@ from typing import Any, Literal
 import asyncpg
 
 from connector.config import Flow
-from connector.db.queries import q
 from connector.diff import canonical_json
+from connector.store import deliveries, events_table
 
 # Fixed forever: changing it would change every delivery id.
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2f4e-3b7a-5d2e-9a41-0c8e5b7d2a10")
@@ -55,18 +55,17 @@ async def record_events(
     """
     if not events:
         return 0
-    inserted = await conn.fetch(
-        q("events_insert"),
-        flow.name,
-        flow.trigger.connection,
-        flow.trigger.type,
-        source,
-        [e.id for e in events],
-        [e.item_key for e in events],
-        [canonical_json(e.payload) for e in events],
-        [e.occurred_at for e in events],
+    new_ids = await events_table.insert(
+        conn,
+        flow_name=flow.name,
+        connection_id=flow.trigger.connection,
+        trigger_type=flow.trigger.type,
+        source=source,
+        ids=[e.id for e in events],
+        item_keys=[e.item_key for e in events],
+        payloads=[canonical_json(e.payload) for e in events],
+        occurred_at=[e.occurred_at for e in events],
     )
-    new_ids = [r["id"] for r in inserted]
     if not new_ids:
         return 0
     ids: list[uuid.UUID] = []
@@ -81,7 +80,13 @@ async def record_events(
             indexes.append(index)
             types.append(action.type)
             connections.append(action.connection)
-    await conn.execute(
-        q("deliveries_insert"), flow.name, ids, event_ids, indexes, types, connections
+    await deliveries.insert(
+        conn,
+        flow_name=flow.name,
+        ids=ids,
+        event_ids=event_ids,
+        action_indexes=indexes,
+        action_types=types,
+        connection_ids=connections,
     )
     return len(new_ids)

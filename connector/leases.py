@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from connector.db.queries import q
 from connector.errors import RetriableError
+from connector.store import leases_table
 
 
 def default_worker_id() -> str:
@@ -36,33 +36,35 @@ async def acquire(
     conn: asyncpg.Connection, resource: str, owner: str, now: datetime, ttl: timedelta
 ) -> bool:
     """Take the lease if it is free, expired or already ours; False if another holds it."""
-    row = await conn.fetchrow(q("lease_acquire"), resource, owner, now, now + ttl)
-    return row is not None
+    return await leases_table.acquire(
+        conn, resource=resource, owner=owner, now=now, expires_at=now + ttl
+    )
 
 
 async def renew(
     conn: asyncpg.Connection, resource: str, owner: str, now: datetime, ttl: timedelta
 ) -> None:
     """Extend our lease; raise :class:`LeaseLost` if it lapsed or is someone else's."""
-    row = await conn.fetchrow(q("lease_renew"), resource, owner, now + ttl, now)
-    if row is None:
+    if not await leases_table.renew(
+        conn, resource=resource, owner=owner, expires_at=now + ttl, now=now
+    ):
         raise LeaseLost(f"lease {resource} is no longer held by {owner}")
 
 
 async def release(conn: asyncpg.Connection, resource: str, owner: str) -> None:
     """Give the lease up (only if it is still ours)."""
-    await conn.execute(q("lease_release"), resource, owner)
+    await leases_table.release(conn, resource=resource, owner=owner)
 
 
 async def holder(conn: asyncpg.Connection, resource: str) -> tuple[str, datetime] | None:
-    row = await conn.fetchrow(q("lease_holder"), resource)
-    return None if row is None else (row["owner"], row["expires_at"])
+    row = await leases_table.holder(conn, resource=resource)
+    return None if row is None else (row.owner, row.expires_at)
 
 
 async def check_for_commit(
     conn: asyncpg.Connection, resource: str, owner: str, now: datetime
 ) -> None:
     """Inside the commit transaction: lock the lease row and prove it is still ours."""
-    row = await conn.fetchrow(q("lease_check_for_commit"), resource)
-    if row is None or row["owner"] != owner or row["expires_at"] <= now:
+    row = await leases_table.lock_for_commit(conn, resource=resource)
+    if row is None or row.owner != owner or row.expires_at <= now:
         raise LeaseLost(f"lease {resource} lapsed before the poll could commit")

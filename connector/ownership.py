@@ -23,7 +23,7 @@ import structlog
 
 from connector import leases, metrics
 from connector.db.health import DB_ERRORS, DatabaseHealth
-from connector.db.queries import q
+from connector.store import leases_table
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
@@ -74,11 +74,13 @@ class Ownership:
             await leases.acquire(
                 conn, worker_resource(self.worker_id), self.worker_id, now, self.ttl
             )
-            workers = max(1, int(await conn.fetchval(q("live_workers"), now)))
+            workers = max(1, await leases_table.live_workers(conn, now=now))
             share = math.ceil(len(self.connections) / workers) if self.connections else 0
             held = {
-                row["resource"].removeprefix("own:")
-                for row in await conn.fetch(q("owned_leases"), self.worker_id, now)
+                resource.removeprefix("own:")
+                for resource in await leases_table.owned_resources(
+                    conn, owner=self.worker_id, now=now
+                )
             }
             owned: set[str] = set()
             for connection_id in self.connections:
@@ -100,8 +102,8 @@ class Ownership:
                     conn, own_resource(connection_id), self.worker_id, now, self.ttl
                 ):
                     owned.add(connection_id)
-                    orphaned = await conn.fetchval(
-                        q("clear_orphaned_poll_lease"), connection_id, now
+                    orphaned = await leases_table.clear_orphaned_poll_lease(
+                        conn, connection_id=connection_id, now=now
                     )
                     if orphaned is not None:
                         log.info(
@@ -135,7 +137,7 @@ class Ownership:
         """Give every lease up at shutdown so another worker takes over at once."""
         try:
             async with self.pool.acquire() as conn:
-                await conn.execute(q("release_owned"), self.worker_id)
+                await leases_table.release_owned(conn, owner=self.worker_id)
         except DB_ERRORS as exc:
             log.warning("lease_release_failed", worker=self.worker_id, error=str(exc))
         self.owned = set()

@@ -18,7 +18,7 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from connector.db.queries import q
+from connector.store import poll_runs_table
 
 log = structlog.get_logger(__name__)
 
@@ -95,13 +95,13 @@ class PollRunBook:
 
 
 async def write_quiet_runs(pool: asyncpg.Pool, worker: str, rows: list[QuietRun]) -> None:
-    await pool.execute(
-        q("poll_runs_insert_many"),
-        worker,
-        [r.flow_name for r in rows],
-        [r.connection_id for r in rows],
-        [r.started_at for r in rows],
-        [r.finished_at for r in rows],
-        [r.requests for r in rows],
-        [r.items_seen for r in rows],
+    await poll_runs_table.insert_quiet(
+        pool,
+        worker=worker,
+        flow_names=[r.flow_name for r in rows],
+        connection_ids=[r.connection_id for r in rows],
+        started_at=[r.started_at for r in rows],
+        finished_at=[r.finished_at for r in rows],
+        requests=[r.requests for r in rows],
+        items_seen=[r.items_seen for r in rows],
     )

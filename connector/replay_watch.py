@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from connector.db.queries import q
 from connector.progress_bar import Bar
+from connector.store import deliveries
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,10 @@ class ReplayProgress:
 
 
 async def replay_progress(conn: asyncpg.Connection, ids: Sequence[str]) -> ReplayProgress:
-    row = await conn.fetchrow(q("replay_progress"), [uuid.UUID(i) for i in ids])
-    return ReplayProgress(int(row["delivered"]), int(row["dead"]), int(row["waiting"]))
+    delivered, dead, waiting = await deliveries.replay_progress(
+        conn, ids=[uuid.UUID(i) for i in ids]
+    )
+    return ReplayProgress(delivered, dead, waiting)
 
 
 async def watch(

@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 
 from connector.config import Flow
-from connector.db.queries import q
 from connector.logging import scrub
 from connector.progress import PollProgress
+from connector.store import status_reads
 
 WINDOW = timedelta(hours=24)
 DEAD_SHOWN = 50
@@ -127,17 +127,13 @@ async def gather(
     flows = list(flows)
     names = [f.name for f in flows]
     since = now - WINDOW
-    states = {r["flow_name"]: r for r in await conn.fetch(q("status_flow_states"), names)}
-    polls = {r["flow_name"]: r for r in await conn.fetch(q("status_last_polls"), names)}
-    events = {
-        r["flow_name"]: r["n"] for r in await conn.fetch(q("status_events_since"), names, since)
-    }
-    deliveries: dict[str, dict[str, int]] = {}
-    for r in await conn.fetch(q("status_deliveries_since"), names, since):
-        deliveries.setdefault(r["flow_name"], {})[r["state"]] = int(r["n"])
-    dead_counts = {r["flow_name"]: int(r["n"]) for r in await conn.fetch(q("status_dead_counts"))}
+    states = await status_reads.flow_states(conn, flow_names=names)
+    polls = await status_reads.last_polls(conn, flow_names=names)
+    events = await status_reads.events_since(conn, flow_names=names, since=since)
+    deliveries = await status_reads.deliveries_since(conn, flow_names=names, since=since)
+    dead_counts = await status_reads.dead_counts(conn)
     connection_ids = sorted({f.trigger.connection for f in flows if f.trigger.connection})
-    connections = {r["id"]: r for r in await conn.fetch(q("status_connections"), connection_ids)}
+    connections = await status_reads.connections(conn, connection_ids=connection_ids)
     in_progress = in_progress or {}
     rows = []
     for flow in flows:
@@ -188,8 +184,8 @@ async def gather(
             )
         rows.append(row)
     workers = [
-        WorkerStatus(worker=r["worker"], connections=list(r["connections"]))
-        for r in await conn.fetch(q("status_workers"), now)
+        WorkerStatus(worker=worker, connections=owned)
+        for worker, owned in await status_reads.workers(conn, now=now)
     ]
     dead = [
         DeadDelivery(
@@ -202,6 +198,6 @@ async def gather(
             error=_text(r["last_error"]) or "",
             died_at=r["updated_at"],
         )
-        for r in await conn.fetch(q("status_dead_deliveries"), dead_limit)
+        for r in await status_reads.dead_deliveries(conn, limit=dead_limit)
     ]
     return Status(at=now, flows=rows, workers=workers, dead=dead)

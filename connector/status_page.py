@@ -26,9 +26,9 @@ from aiohttp import web
 
 from connector import progress
 from connector.config import Flow
-from connector.db.queries import q
 from connector.delivery_log import NothingToReplay, replay_delivery
 from connector.status import gather
+from connector.store import deliveries
 
 log = structlog.get_logger(__name__)
 
@@ -143,7 +143,7 @@ class StatusPage:
             try:
                 replayed = await replay_delivery(conn, delivery, datetime.now(UTC))
             except NothingToReplay:
-                current = await conn.fetchrow(q("delivery_get"), uuid.UUID(delivery))
+                current = await deliveries.get(conn, delivery_id=uuid.UUID(delivery))
                 state = None if current is None else current["state"]
                 reason = state if state in REFUSALS else "unknown"
                 log.info("replay_refused", delivery=delivery, reason=reason, source="status_page")

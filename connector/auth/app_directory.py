@@ -38,11 +38,11 @@ from connector.auth.installs import (
 from connector.auth.mailium_app import page
 from connector.auth.tokens import CredentialsRefused
 from connector.config import DEFAULT_BASE_URL, App
-from connector.db.queries import q
 from connector.errors import ConnectorError, RetriableError
 from connector.http_client.api_errors import ApiError
 from connector.http_client.parsing import decode_json
 from connector.http_client.transport import make_limiter, send
+from connector.store import app_installs, connections
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
@@ -153,10 +153,10 @@ class AppDirectory:
         if str(payload.get("app_id", self.app_id)) != self.app_id:
             return False
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(q("install_find"), self.install_id(str(payload["id"])))
+            row = await app_installs.find(conn, install_id=self.install_id(str(payload["id"])))
             stored = None
             if row is not None and row["status"] != "uninstalled":
-                stored = await conn.fetchrow(q("connection_get"), row["id"])
+                stored = await connections.get(conn, connection_id=row["id"])
         keys = self._stored_keys(stored["credentials"] if stored is not None else None)
         given_id, given_secret = payload.get("client_id"), payload.get("client_secret")
         # Both comparisons always run, against a random value when nothing is stored:

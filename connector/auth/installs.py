@@ -13,8 +13,8 @@ import structlog
 from connector import accounts
 from connector.auth.crypto import Cipher
 from connector.auth.tokens import IssuedToken
-from connector.db.queries import q
 from connector.errors import FatalError
+from connector.store import app_installs, tokens_table
 
 log = structlog.get_logger(__name__)
 
@@ -57,32 +57,32 @@ async def store_install(
     Returns the connection id used: an install stored before keeps the id it had. An id
     that already belongs to another account, or to the flow file, is refused.
     """
-    existing = await conn.fetchrow(q("install_find"), install_id)
+    existing = await app_installs.find(conn, install_id=install_id)
     if existing is not None:
         connection_id = existing["id"]
-    stored = await conn.fetchval(
-        q("install_upsert"),
-        connection_id,
-        provider,
-        install_id,
-        account_id,
-        list(scopes) if scopes is not None else None,
-        cipher.encrypt(credentials) if credentials is not None else None,
+    stored = await app_installs.upsert(
+        conn,
+        connection_id=connection_id,
+        provider=provider,
+        install_id=install_id,
+        account_id=account_id,
+        scopes=list(scopes) if scopes is not None else None,
+        credentials=cipher.encrypt(credentials) if credentials is not None else None,
     )
     if stored is None:
         log.error("app_install_id_taken", connection=connection_id, account=account_id)
         raise InstallRefused(f"the connection id {connection_id} belongs to another account")
     # Installing again (after an uninstall) is a new install id: its flows start over.
     await accounts.record(conn, connection_id, accounts.of_install(install_id))
-    await conn.execute(q("token_delete"), connection_id)
+    await tokens_table.delete(conn, connection_id=connection_id)
     if token is not None:
-        await conn.execute(
-            q("token_store"),
-            connection_id,
-            cipher.encrypt(token.access_token),
-            cipher.encrypt(token.refresh_token) if token.refresh_token else None,
-            now + timedelta(seconds=token.expires_in),
-            now,
+        await tokens_table.store(
+            conn,
+            connection_id=connection_id,
+            access_token=cipher.encrypt(token.access_token),
+            refresh_token=cipher.encrypt(token.refresh_token) if token.refresh_token else None,
+            expires_at=now + timedelta(seconds=token.expires_in),
+            refreshed_at=now,
         )
     return str(connection_id)
 
@@ -94,15 +94,5 @@ async def purge_install(conn: asyncpg.Connection, connection_id: str) -> None:
     committing right now, and a poll still running finds no lease at its commit and
     discards what it fetched (``LeaseLost``), so nothing of the install comes back.
     """
-    for name in (
-        "install_purge_poll_lease",
-        "install_purge_snapshots",
-        "install_purge_deliveries",
-        "install_purge_events",
-        "install_purge_cursors",
-        "install_purge_poll_runs",
-        "token_delete",
-        "install_purge_connection",
-    ):
-        await conn.execute(q(name), connection_id)
+    await app_installs.purge(conn, connection_id=connection_id)
     log.info("app_uninstalled", connection=connection_id)

@@ -39,9 +39,9 @@ from connector.auth.mailium_oauth import (
 from connector.auth.mailium_signing import parse_query, verify_query
 from connector.auth.tokens import CredentialsRefused, IssuedToken, TokenManager
 from connector.config import App
-from connector.db.queries import q
 from connector.errors import ConnectorError, RetriableError, SignatureInvalid
 from connector.http_client.transport import make_limiter
+from connector.store import app_installs, oauth_states, tokens_table
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
@@ -102,19 +102,19 @@ class MailiumApp:
         state = secrets.token_urlsafe(24)
         verifier, challenge = new_pkce()
         async with self._pool.acquire() as conn:
-            await conn.execute(q("oauth_state_prune"), self._now())
+            await oauth_states.prune(conn, now=self._now())
             # Anyone can open the install page: past this many live states, refuse rather
             # than grow the table (they expire within STATE_TTL).
-            inserted = await conn.fetchval(
-                q("oauth_state_insert"),
-                state,
-                self.name,
-                verifier,
-                self.redirect_uri,
-                self._now() + STATE_TTL,
-                self.max_states,
+            inserted = await oauth_states.insert(
+                conn,
+                state=state,
+                app=self.name,
+                code_verifier=verifier,
+                redirect_uri=self.redirect_uri,
+                expires_at=self._now() + STATE_TTL,
+                max_pending=self.max_states,
             )
-        if inserted is None:
+        if not inserted:
             log.warning("app_install_shed", app=self.name, pending=self.max_states)
             raise InstallBusy("too many installs are in progress")
         url = authorize_url(
@@ -146,7 +146,7 @@ class MailiumApp:
         ):
             raise InstallRefused("the state does not belong to this browser")
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(q("oauth_state_take"), state)
+            row = await oauth_states.take(conn, state=state)
         if row is None or row["app"] != self.name:
             raise InstallRefused("unknown or already used state")
         if row["expires_at"] <= self._now():
@@ -195,10 +195,10 @@ class MailiumApp:
         if not account:
             raise SignatureInvalid("the uninstall request names no accid")
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(q("install_find"), self.install_id(account))
+            row = await app_installs.find(conn, install_id=self.install_id(account))
             if row is None or row["status"] == "uninstalled":
                 return False
-            tokens = await conn.fetchrow(q("token_get"), row["id"])
+            tokens = await tokens_table.get(conn, connection_id=row["id"])
         if tokens is not None and tokens["refresh_token"] is not None:
             try:
                 await self.oauth.revoke(self._cipher.decrypt(tokens["refresh_token"]))

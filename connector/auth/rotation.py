@@ -16,7 +16,7 @@ import asyncpg
 import structlog
 
 from connector.auth.crypto import Cipher, UndecryptableSecret
-from connector.db.queries import q
+from connector.store import connections, tokens_table
 
 log = structlog.get_logger(__name__)
 
@@ -46,15 +46,14 @@ async def reencrypt_token(conn: asyncpg.Connection, cipher: Cipher, row: asyncpg
     new_access, new_refresh = _maybe(cipher, access), _maybe(cipher, refresh)
     if new_access is None and new_refresh is None:
         return False
-    status = await conn.execute(
-        q("rotation_token_update"),
-        row["connection_id"],
-        new_access if new_access is not None else access,
-        new_refresh if new_refresh is not None else refresh,
-        access,
-        refresh,
+    return await tokens_table.replace(
+        conn,
+        connection_id=row["connection_id"],
+        access_token=new_access if new_access is not None else access,
+        refresh_token=new_refresh if new_refresh is not None else refresh,
+        replaced_access=access,
+        replaced_refresh=refresh,
     )
-    return str(status).endswith(" 1")
 
 
 async def reencrypt_credentials(
@@ -64,24 +63,25 @@ async def reencrypt_credentials(
     fresh = cipher.reencrypt(credentials)
     if fresh is None:
         return False
-    status = await conn.execute(q("rotation_credentials_update"), connection_id, fresh, credentials)
-    return str(status).endswith(" 1")
+    return await connections.replace_credentials(
+        conn, connection_id=connection_id, credentials=fresh, replaced=credentials
+    )
 
 
 async def rotate_all(conn: asyncpg.Connection, cipher: Cipher) -> Rotation:
     """Re-encrypt every stored secret under the newest key."""
     done = Rotation()
-    for row in await conn.fetch(q("rotation_tokens")):
+    for row in await tokens_table.every_token(conn):
         try:
             if await reencrypt_token(conn, cipher, row):
                 done.tokens += 1
         except UndecryptableSecret:
             # Client credentials can always mint a new token; keeping this one helps nobody.
-            await conn.execute(
-                q("rotation_token_forget"), row["connection_id"], row["access_token"]
+            await tokens_table.forget(
+                conn, connection_id=row["connection_id"], access_token=row["access_token"]
             )
             done.tokens_dropped.append(row["connection_id"])
-    for row in await conn.fetch(q("rotation_credentials")):
+    for row in await connections.with_credentials(conn):
         try:
             if await reencrypt_credentials(conn, cipher, row["id"], row["credentials"]):
                 done.credentials += 1

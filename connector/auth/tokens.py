@@ -19,8 +19,8 @@ import structlog
 from connector import metrics
 from connector.auth.crypto import Cipher, UndecryptableSecret
 from connector.auth.rotation import reencrypt_token
-from connector.db.queries import q
 from connector.errors import NeedsReauth
+from connector.store import connections, tokens_table
 
 log = structlog.get_logger(__name__)
 
@@ -64,11 +64,13 @@ async def mark_needs_reauth(
 ) -> bool:
     """Flag the connection; log ``connection_auth_failed`` only for the caller that flipped it."""
     async with pool.acquire() as conn:
-        await conn.execute(q("connection_ensure"), connection_id, provider)
-        flipped = await conn.fetchval(q("connection_mark_needs_reauth"), connection_id, reason)
+        await connections.ensure(conn, connection_id=connection_id, provider=provider)
+        flipped = await connections.mark_needs_reauth(
+            conn, connection_id=connection_id, reason=reason
+        )
     if flipped:
         log.error("connection_auth_failed", connection=connection_id, reason=reason)
-    return flipped is not None
+    return flipped
 
 
 class TokenManager:
@@ -145,13 +147,17 @@ class TokenManager:
     async def _refresh(self, refused: str | None) -> str:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(q("connection_ensure"), self.connection_id, self.provider)
-                await conn.execute(q("token_lock"), self.connection_id)
-                row = await conn.fetchrow(q("token_get"), self.connection_id)
-                if row["status"] != "active":
-                    self._dead = row["status"]
+                await connections.ensure(
+                    conn, connection_id=self.connection_id, provider=self.provider
+                )
+                await tokens_table.lock(conn, connection_id=self.connection_id)
+                row = await tokens_table.get(conn, connection_id=self.connection_id)
+                # The row was ensured above; only an uninstall purging it meanwhile leaves none.
+                status = "gone" if row is None else row["status"]
+                if row is None or status != "active":
+                    self._dead = status
                     raise NeedsReauth(
-                        f"connection {self.connection_id} is {row['status']}; re-authorise it"
+                        f"connection {self.connection_id} is {status}; re-authorise it"
                     )
                 stored = self._open(row["access_token"])
                 old_refresh = self._open(row["refresh_token"])
@@ -169,13 +175,13 @@ class TokenManager:
                 expires_at = now + timedelta(seconds=issued.expires_in)
                 # Rotating refresh tokens: keep the old one only if no new one came.
                 refresh = issued.refresh_token or old_refresh
-                version = await conn.fetchval(
-                    q("token_store"),
-                    self.connection_id,
-                    self._cipher.encrypt(issued.access_token),
-                    self._cipher.encrypt(refresh) if refresh else None,
-                    expires_at,
-                    now,
+                version = await tokens_table.store(
+                    conn,
+                    connection_id=self.connection_id,
+                    access_token=self._cipher.encrypt(issued.access_token),
+                    refresh_token=self._cipher.encrypt(refresh) if refresh else None,
+                    expires_at=expires_at,
+                    refreshed_at=now,
                 )
         except CredentialsRefused as exc:
             raise await self.give_up(str(exc)) from exc

@@ -15,17 +15,12 @@ superuser logs in with a generated password (SCRAM), kept beside the secret key.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import grp
 import os
-import pwd
 import secrets
 import shutil
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,9 +30,11 @@ from urllib.parse import quote
 
 import structlog
 
-from connector.db.queries import q
+from connector.db.cluster_folder import check_private, reachable
+from connector.db.server_binaries import Binaries, chown_to_postgres, find_binaries, server_argv
 from connector.errors import ConfigError
 from connector.logging import register_secret
+from connector.store import cluster
 
 log = structlog.get_logger(__name__)
 
@@ -46,169 +43,11 @@ DATABASE = "connector"
 PORT = 5432
 # Unix socket paths are capped near 107 bytes by the kernel.
 _MAX_SOCKET_PATH = 100
-# The name relocated clusters get in the system temp folder (see _reachable).
-RELOCATED_PREFIX = "connector-pg-"
 _WATCHDOGS: list[subprocess.Popen[bytes]] = []
 _HBA = (
     "# Written by the connector: only the generated password opens the database.\n"
     "local all all scram-sha-256\n"
 )
-
-
-class PostgresNotFound(ConfigError):
-    """No PostgreSQL server binaries on this machine: install them or set DATABASE_URL."""
-
-
-@dataclass(frozen=True)
-class Binaries:
-    initdb: Path
-    pg_ctl: Path
-    postgres: Path
-
-
-def find_binaries() -> Binaries:
-    """Find initdb/pg_ctl/postgres on PATH, else through ``pg_config --bindir``."""
-    found: dict[str, Path] = {}
-    for name in ("initdb", "pg_ctl", "postgres"):
-        where = shutil.which(name)
-        if where:
-            found[name] = Path(where)
-    if len(found) < 3:
-        pg_config = shutil.which("pg_config")
-        if pg_config:
-            bindir = subprocess.run(  # noqa: S603 - fixed argv, no shell
-                [pg_config, "--bindir"], capture_output=True, text=True, check=False
-            ).stdout.strip()
-            for name in ("initdb", "pg_ctl", "postgres"):
-                candidate = Path(bindir) / name
-                if name not in found and candidate.exists():
-                    found[name] = candidate
-    missing = [n for n in ("initdb", "pg_ctl", "postgres") if n not in found]
-    if missing:
-        raise PostgresNotFound(
-            f"PostgreSQL server binaries not found ({', '.join(missing)} missing from PATH "
-            "and pg_config --bindir). Install PostgreSQL 13 or newer (Debian/Ubuntu: "
-            "apt-get install postgresql; macOS: brew install postgresql), or set "
-            "DATABASE_URL to an existing database."
-        )
-    return Binaries(found["initdb"], found["pg_ctl"], found["postgres"])
-
-
-def _run_as_postgres() -> bool:
-    """Postgres refuses to run as root; then every server command runs as ``postgres``."""
-    return os.geteuid() == 0
-
-
-def _argv(argv: list[str]) -> list[str]:
-    if _run_as_postgres():
-        runuser = shutil.which("runuser")
-        if runuser:
-            return [runuser, "-u", "postgres", "--", *argv]
-        return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(argv)]
-    return argv
-
-
-def _chown_to_postgres(path: Path) -> None:
-    if not _run_as_postgres():
-        return
-    try:
-        entry = pwd.getpwnam("postgres")
-    except KeyError as exc:
-        raise PostgresNotFound(
-            "running as root, but there is no 'postgres' user to run the server as; "
-            "create one (useradd postgres) or run as an ordinary user"
-        ) from exc
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-
-
-def _postgres_can_enter(path: Path) -> bool:
-    """Whether the ``postgres`` user may traverse every existing folder above ``path``."""
-    try:
-        entry = pwd.getpwnam("postgres")
-    except KeyError:
-        return True
-    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if "postgres" in g.gr_mem}
-    for folder in [path, *path.parents]:
-        if not folder.exists():
-            continue
-        info = folder.stat()
-        if info.st_uid == entry.pw_uid:
-            allowed = bool(info.st_mode & stat.S_IXUSR)
-        elif info.st_gid in groups:
-            allowed = bool(info.st_mode & stat.S_IXGRP)
-        else:
-            allowed = bool(info.st_mode & stat.S_IXOTH)
-        if not allowed:
-            return False
-    return True
-
-
-def _owner_uids() -> set[int]:
-    """Who may own a cluster folder we trust: this user, and ``postgres`` when we are root."""
-    uids = {os.geteuid()}
-    if _run_as_postgres():
-        with contextlib.suppress(KeyError):
-            uids.add(pwd.getpwnam("postgres").pw_uid)
-    return uids
-
-
-class ForeignClusterFolder(ConfigError):
-    """The cluster folder belongs to someone else or others may write it: refuse to use it."""
-
-
-def check_private(folder: Path) -> None:
-    """Refuse a cluster folder that is not ours: another owner, or writable by others."""
-    info = folder.lstat()
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise ForeignClusterFolder(f"{folder} is not a plain folder; refusing to use it")
-    if info.st_uid not in _owner_uids():
-        raise ForeignClusterFolder(
-            f"{folder} belongs to uid {info.st_uid}, not to this user or postgres; "
-            "refusing to start a database someone else prepared (remove the link to it, "
-            "or run `connector db clean`)"
-        )
-    if info.st_mode & 0o022:
-        raise ForeignClusterFolder(
-            f"{folder} may be written by other users (mode {stat.S_IMODE(info.st_mode):04o}); "
-            f"refusing to use it (chmod 700 {folder} if it is yours)"
-        )
-    if info.st_mode & 0o077:
-        # Ours, only readable by others (as earlier versions made it): close it.
-        folder.chmod(0o700)
-
-
-def _reachable(root: Path) -> Path:
-    """``root``, or a stand-in the ``postgres`` user can reach, linked from ``root``.
-
-    As root, the server runs as ``postgres``, which cannot enter a checkout under a private
-    folder such as ``/root``. Then the cluster lives in the system temp folder under a fresh,
-    private name (``mkdtemp``: nobody can prepare it in advance), and ``root`` becomes a
-    symlink to it: the link records the name, and every process finds the cluster through it.
-    A linked folder is used only if it is still ours and private.
-    """
-    if root.is_symlink():
-        target = root.resolve()
-        if target.exists():
-            check_private(target)
-            return target
-        root.unlink()  # the temp folder was cleared (a reboot): start a fresh cluster
-    if not _run_as_postgres() or _postgres_can_enter(root.parent):
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    target = Path(tempfile.mkdtemp(prefix=RELOCATED_PREFIX))
-    _chown_to_postgres(target)
-    try:
-        root.symlink_to(target, target_is_directory=True)
-    except FileExistsError:
-        # Another process linked its own first: use theirs, drop ours.
-        target.rmdir()
-        return _reachable(root)
-    log.warning(
-        "embedded_postgres_relocated",
-        reason="the postgres user cannot enter the project folder",
-        root=str(target),
-    )
-    return target
 
 
 @dataclass
@@ -293,7 +132,7 @@ class EmbeddedPostgres:
 
     def locate(self) -> None:
         """Follow ``root`` to where the cluster really is (the relocated folder, if any)."""
-        self.root = _reachable(self.root)
+        self.root = reachable(self.root)
 
     def start(self, timeout: float = 60.0, *, watchdog: bool = True) -> str:
         """Start (or reuse) the cluster; return the DSN of its ``connector`` database.
@@ -327,7 +166,7 @@ class EmbeddedPostgres:
 
     def _init(self, binaries: Binaries) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        _chown_to_postgres(self.root)
+        chown_to_postgres(self.root)
         self.root.chmod(0o700)
         if (self.data_dir / "PG_VERSION").exists():
             self._secure(binaries)
@@ -335,17 +174,17 @@ class EmbeddedPostgres:
         password = self._read_password() or self._new_password()
         for folder in (self.data_dir, self.socket_dir):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _chown_to_postgres(folder)
+            chown_to_postgres(folder)
         # initdb runs as postgres, which cannot read our password file: hand it a copy of its
         # own for the moment initdb needs it.
         pwfile = self.root / "initdb.pw"
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(password + "\n")
-        _chown_to_postgres(pwfile)
+        chown_to_postgres(pwfile)
         try:
             result = subprocess.run(  # noqa: S603 - argv built from found binaries
-                _argv(
+                server_argv(
                     [
                         str(binaries.initdb),
                         "-D",
@@ -371,7 +210,7 @@ class EmbeddedPostgres:
     def _write_hba(self) -> None:
         hba = self.data_dir / "pg_hba.conf"
         hba.write_text(_HBA)
-        _chown_to_postgres(hba)
+        chown_to_postgres(hba)
         hba.chmod(0o600)
 
     def _secure(self, binaries: Binaries) -> None:
@@ -382,9 +221,9 @@ class EmbeddedPostgres:
             return
         password = password or self._new_password()
         # Single-user mode needs no login: the password is set before anyone can connect.
-        statement = q("embedded_set_password").replace("{password}", password)
+        statement = cluster.set_password_statement(password=password)
         result = subprocess.run(  # noqa: S603 - argv built from found binaries
-            _argv([str(binaries.postgres), "--single", "-D", str(self.data_dir), "postgres"]),
+            server_argv([str(binaries.postgres), "--single", "-D", str(self.data_dir), "postgres"]),
             input=statement + "\n",
             capture_output=True,
             text=True,
@@ -397,17 +236,17 @@ class EmbeddedPostgres:
 
     def _start(self, binaries: Binaries, timeout: float) -> None:
         self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _chown_to_postgres(self.socket_dir)
+        chown_to_postgres(self.socket_dir)
         self.socket_dir.chmod(0o700)
         self.log_file.touch()
-        _chown_to_postgres(self.log_file)
+        chown_to_postgres(self.log_file)
         options = (
             f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
             f"-c unix_socket_permissions=0700 "
             f"-p {PORT} -c max_connections=200 -c fsync=on"
         )
         result = subprocess.run(  # noqa: S603 - argv built from found binaries
-            _argv(
+            server_argv(
                 [
                     str(binaries.pg_ctl),
                     "-D",
@@ -472,7 +311,7 @@ def stop_server(data_dir: Path, mode: str = "fast") -> None:
     """``pg_ctl stop`` on a cluster's data folder (as ``postgres`` when we are root)."""
     binaries = find_binaries()
     subprocess.run(  # noqa: S603 - argv built from found binaries
-        _argv([str(binaries.pg_ctl), "-D", str(data_dir), "-m", mode, "-w", "stop"]),
+        server_argv([str(binaries.pg_ctl), "-D", str(data_dir), "-m", mode, "-w", "stop"]),
         capture_output=True,
         text=True,
         check=False,

@@ -15,8 +15,8 @@ from importlib import resources
 import asyncpg
 import structlog
 
-from connector.db.queries import q
 from connector.errors import ConfigError, StartupFailed
+from connector.store import schema_migrations
 
 log = structlog.get_logger(__name__)
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -63,10 +63,10 @@ def available() -> list[Migration]:
 async def migrate(conn: asyncpg.Connection) -> list[Migration]:
     """Apply every pending migration; return those applied now."""
     applied_now: list[Migration] = []
-    await conn.execute(q("migration_lock"))
+    await schema_migrations.lock(conn)
     try:
-        await conn.execute(q("create_migrations_table"))
-        rows = await conn.fetch(q("applied_migrations"))
+        await schema_migrations.create_table(conn)
+        rows = await schema_migrations.applied(conn)
         done = {row["version"]: row["checksum"] for row in rows}
         known = available()
         newer = sorted(set(done) - {m.version for m in known})
@@ -87,22 +87,24 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
                 continue
             async with conn.transaction():
                 await conn.execute(migration.sql)
-                await conn.execute(
-                    q("record_migration"), migration.version, migration.name, migration.checksum
+                await schema_migrations.record(
+                    conn,
+                    version=migration.version,
+                    name=migration.name,
+                    checksum=migration.checksum,
                 )
             applied_now.append(migration)
             log.info("migration_applied", version=migration.version, name=migration.name)
     finally:
-        await conn.execute(q("migration_unlock"))
+        await schema_migrations.unlock(conn)
     return applied_now
 
 
 async def status(conn: asyncpg.Connection) -> list[MigrationStatus]:
     """Every known migration with when it was applied (None if pending)."""
-    exists = await conn.fetchval(q("migrations_table_exists"))
     applied = {}
-    if exists:
-        rows = await conn.fetch(q("applied_migrations"))
+    if await schema_migrations.table_exists(conn):
+        rows = await schema_migrations.applied(conn)
         applied = {row["version"]: row["applied_at"] for row in rows}
     return [MigrationStatus(m.version, m.name, applied.get(m.version)) for m in available()]
 

@@ -18,8 +18,8 @@ import asyncpg
 import structlog
 
 from connector.db.embedded import EmbeddedPostgres
-from connector.db.queries import q
 from connector.errors import ConfigError
+from connector.store import cluster
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +63,7 @@ async def ensure_database(dsn: str) -> None:
     except (OSError, asyncpg.PostgresError) as exc:
         raise ConfigError(f"cannot reach Postgres to create {name!r}: {exc}") from exc
     try:
-        if not await conn.fetchval(q("database_exists"), name):
+        if not await cluster.database_exists(conn, name=name):
             try:
                 await conn.execute(f'CREATE DATABASE "{name}"')
             except asyncpg.DuplicateDatabaseError:

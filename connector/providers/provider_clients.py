@@ -29,11 +29,11 @@ from connector.auth.tokens import (
     StaticKey,
     TokenManager,
 )
-from connector.db.queries import q
 from connector.errors import FatalError
 from connector.http_client.api_retry import RetryPolicy, Sleep
 from connector.http_client.transport import make_limiter
 from connector.providers.sendpulse_client import SendPulseClient
+from connector.store import app_installs, connections, tokens_table
 from connector.units import RateLimit
 from connector.wall_clock import utc_now
 
@@ -181,7 +181,7 @@ class ProviderClients:
 
     async def _install_credentials(self, connection_id: str) -> tuple[str, str]:
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(q("connection_get"), connection_id)
+            row = await connections.get(conn, connection_id=connection_id)
             if row is None or row["credentials"] is None:
                 raise UnknownConnection(
                     f"connection {connection_id!r} is neither in the flow file nor an app install"
@@ -208,8 +208,7 @@ class ProviderClients:
     async def installs(self, app: str) -> list[str]:
         """The active installs of an ``apps:`` entry: connection ids a flow may run for."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(q("installs_active"), app)
-        return [row["id"] for row in rows]
+            return await app_installs.active(conn, app=app)
 
     async def ensure_connections(self) -> list[str]:
         """Upsert a row per flow-file connection; changed credentials clear ``needs_reauth``.
@@ -222,7 +221,7 @@ class ProviderClients:
         async with self._pool.acquire() as conn:
             for name, connection in self._config.connections.items():
                 blob = self.credentials_blob(connection)
-                row = await conn.fetchrow(q("connection_get"), name)
+                row = await connections.get(conn, connection_id=name)
                 changed = True
                 if row is not None and row["credentials"] is not None:
                     try:
@@ -230,18 +229,18 @@ class ProviderClients:
                     except (UndecryptableSecret, ValueError):
                         changed = True
                 async with conn.transaction():
-                    await conn.execute(
-                        q("connection_upsert_config"),
-                        name,
-                        connection.provider,
-                        connection.scopes,
-                        self._cipher.encrypt(json.dumps(blob, sort_keys=True)),
-                        changed,
+                    await connections.upsert_config(
+                        conn,
+                        connection_id=name,
+                        provider=connection.provider,
+                        scopes=connection.scopes,
+                        credentials=self._cipher.encrypt(json.dumps(blob, sort_keys=True)),
+                        reactivate=changed,
                     )
                     moved = await accounts.record(conn, name, accounts.of_connection(connection))
                     # A token of the account left behind must not be sent to the new one.
                     if (changed or moved is not None) and row is not None:
-                        await conn.execute(q("token_delete"), name)
+                        await tokens_table.delete(conn, connection_id=name)
                 if moved is not None:
                     moved_to_another.append(name)
                 if changed and row is not None:

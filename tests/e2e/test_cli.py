@@ -206,7 +206,7 @@ def test_embedded_database_is_shared_and_survives_restarts(tmp_path: Path) -> No
     again = run_cli("db", "migrate", env=env)
     assert again.returncode == 0, again.stderr
     assert "nothing to apply" in again.stdout
-    # As root the cluster may live outside tmp_path (see embedded._reachable); clean it too.
+    # As root the cluster may live outside tmp_path (cluster_folder.reachable): clean it too.
     shutil.rmtree((home / "postgres").resolve(), ignore_errors=True)
 
 

@@ -253,7 +253,7 @@ def test_deliveries_on_a_fresh_embedded_home_makes_the_database(tmp_path: Path) 
         assert table.returncode == 0, table.stderr
         assert "0 shown" in table.stdout
     finally:
-        # As root the cluster may live outside tmp_path (see embedded._reachable); clean it too.
+        # As root the cluster may live outside tmp_path (cluster_folder.reachable): clean it too.
         shutil.rmtree((home / "postgres").resolve(), ignore_errors=True)
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from connector.db.embedded import EmbeddedPostgres, ForeignClusterFolder
+from connector.db.cluster_folder import ForeignClusterFolder
+from connector.db.embedded import EmbeddedPostgres
 from tests.conftest import PostgresServer
 
 as_root = pytest.mark.skipif(
