@@ -10,7 +10,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +30,9 @@ from pydantic import (
 
 from connector.errors import ConfigInvalid, ConfigProblem
 from connector.logging import register_secret
-from connector.plugins import Action, PluginParams, Trigger
+from connector.plan import BoundAction, FlowPlan
+from connector.plugins import Action, Catalog, PluginParams, Registry, Trigger
+from connector.templates import check_params
 from connector.units import Duration, RateLimitField, check_timeout, parse_rate_limit
 from connector.yamlsource import Located, format_path, gc_paused, load
 
@@ -212,15 +216,19 @@ class FlowFileDoc(Model):
     apps: dict[str, Any] = Field(default_factory=dict)
 
 
-class Config(BaseModel):
-    """A loaded, checked flow file with each plugin's params validated."""
+@dataclass(frozen=True)
+class Config:
+    """A loaded, checked flow file: the document as written, and one plan per flow that runs.
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    ``document.flows`` are the file's flows; ``plans`` are what runs, which differ once
+    per-install flows are expanded into their instances (:mod:`connector.instances`).
+    """
 
     file: str
     document: FlowFile
-    trigger_params: dict[str, PluginParams]
-    action_params: dict[str, list[PluginParams]]
+    plans: tuple[FlowPlan, ...]
+    # The triggers and actions the file was checked against; a reload checks against them too.
+    catalog: Catalog
 
     @property
     def connections(self) -> dict[str, Connection]:
@@ -228,7 +236,14 @@ class Config(BaseModel):
 
     @property
     def flows(self) -> list[Flow]:
-        return self.document.flows
+        return [plan.flow for plan in self.plans]
+
+    def plan(self, name: str) -> FlowPlan | None:
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, FlowPlan]:
+        return {plan.flow.name: plan for plan in self.plans}
 
     @property
     def apps(self) -> dict[str, App]:
@@ -279,11 +294,11 @@ def _single(model: type[BaseModel], error: Any) -> ValidationError:
     return ValidationError.from_exception_data(model.__name__, [error])
 
 
-def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None) -> Config:
-    """Validate a flow document; raise :class:`ConfigInvalid` listing every problem."""
-    from actions import ACTIONS
-    from triggers import TRIGGERS
-
+def parse(
+    text: str, catalog: Catalog, file: str = "<flows>", env: Mapping[str, str] | None = None
+) -> Config:
+    """Check a flow document against ``catalog``; :class:`ConfigInvalid` lists every problem."""
+    triggers, actions = catalog.triggers, catalog.actions
     located = load(text, file, env)
     problems = list(located.problems)
     if problems and located.data is None:
@@ -333,9 +348,7 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
     except ValidationError as exc:
         problems += _errors_to_problems(located, exc, ("egress",))
 
-    flows: list[Flow] = []
-    trigger_params: dict[str, PluginParams] = {}
-    action_params: dict[str, list[PluginParams]] = {}
+    plans: list[FlowPlan] = []
     seen_names: dict[str, int] = {}
     for index, raw in enumerate(doc.flows):
         where = ("flows", index)
@@ -344,7 +357,7 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
         except ValidationError as exc:
             problems += _errors_to_problems(located, exc, where)
             problems += _salvaged_flow_problems(
-                located, raw, exc, where, connections, doc.connections, TRIGGERS, ACTIONS, apps
+                located, raw, exc, where, connections, doc.connections, triggers, actions, apps
             )
             # A flow with other problems still takes its name: a later flow cannot reuse it.
             raw_name = raw.get("name") if isinstance(raw, dict) else None
@@ -359,31 +372,25 @@ def parse(text: str, file: str = "<flows>", env: Mapping[str, str] | None = None
             problems.append(_duplicate_name(located, where, flow.name, seen_names[flow.name]))
             continue
         seen_names[flow.name] = index
-        flow, flow_problems, tparams, aparams = _check_flow(
-            located, flow, where, connections, doc.connections, TRIGGERS, ACTIONS, apps
+        plan, flow_problems = _check_flow(
+            located, flow, where, connections, doc.connections, triggers, actions, apps
         )
         problems += flow_problems
-        if not flow_problems and tparams is not None:
-            flows.append(flow)
-            trigger_params[flow.name] = tparams
-            action_params[flow.name] = aparams
+        if not flow_problems and plan is not None:
+            plans.append(plan)
 
     if problems:
         raise ConfigInvalid(_once_per_unset_variable(problems, located.problems))
+    flows = [plan.flow for plan in plans]
     document = FlowFile(connections=connections, flows=flows, egress=egress, apps=apps)
     for connection in connections.values():
         for secret in (connection.client_secret, connection.api_key, connection.webhook_token):
             if secret is not None:
                 register_secret(secret.get_secret_value())
-    for params_list in action_params.values():
-        for params in params_list:
-            _register_param_secrets(params)
-    return Config(
-        file=file,
-        document=document,
-        trigger_params=trigger_params,
-        action_params=action_params,
-    )
+    for plan in plans:
+        for bound in plan.actions:
+            _register_param_secrets(bound.params)
+    return Config(file=file, document=document, plans=tuple(plans), catalog=catalog)
 
 
 _PLACEHOLDER_ACTION = {"type": "_invalid_"}
@@ -416,8 +423,8 @@ def _salvaged_flow_problems(
     where: tuple[str | int, ...],
     connections: dict[str, Connection],
     raw_connections: dict[str, Any],
-    triggers: Any,
-    actions: Any,
+    triggers: Registry[type[Trigger]],
+    actions: Registry[type[Action[Any]]],
     apps: dict[str, App],
 ) -> list[ConfigProblem]:
     """The trigger and action problems of a flow whose own fields failed.
@@ -464,7 +471,7 @@ def _salvaged_flow_problems(
         flow = Flow.model_validate(patched)
     except ValidationError:
         return []
-    _, found, _, _ = _check_flow(
+    _, found = _check_flow(
         located, flow, where, connections, raw_connections, triggers, actions, apps
     )
     hidden = [format_path((*where, *path)) for path in failed]
@@ -540,11 +547,11 @@ def _scope_problems(
     located: Located,
     path: tuple[str | int, ...],
     connection: str | None,
-    plugin: type[Trigger] | type[Action],
+    plugin: type[Trigger] | type[Action[Any]],
     connections: dict[str, Connection],
 ) -> list[ConfigProblem]:
     """A connection granted a list of scopes must include the plugin's."""
-    needed = getattr(plugin, "scope", None)
+    needed = plugin.scope
     granted = connections[connection].scopes if connection in connections else None
     if not needed or granted is None or needed in granted:
         return []
@@ -586,7 +593,7 @@ def _installs_problems(
                 "remove 'connection'",
             )
         )
-    needed = getattr(trigger_cls, "scope", None)
+    needed = trigger_cls.scope if trigger_cls is not None else None
     if trigger_cls is not None and needed and app.scopes and needed not in app.scopes:
         problems.append(
             located.problem(
@@ -604,10 +611,10 @@ def _check_flow(
     where: tuple[str | int, ...],
     connections: dict[str, Connection],
     raw_connections: dict[str, Any],
-    triggers: Any,
-    actions: Any,
+    triggers: Registry[type[Trigger]],
+    actions: Registry[type[Action[Any]]],
     apps: dict[str, App],
-) -> tuple[Flow, list[ConfigProblem], PluginParams | None, list[PluginParams]]:
+) -> tuple[FlowPlan | None, list[ConfigProblem]]:
     problems: list[ConfigProblem] = []
     tparams: PluginParams | None = None
     trigger_cls: type[Trigger] | None = triggers.get(flow.trigger.type)
@@ -652,11 +659,11 @@ def _check_flow(
                 )
             )
 
-    aparams: list[PluginParams] = []
+    bound: list[BoundAction] = []
     new_actions = []
     for a_index, spec in enumerate(flow.actions):
         apath = (*where, "actions", a_index)
-        action_cls: type[Action] | None = actions.get(spec.type)
+        action_cls = actions.get(spec.type)
         if action_cls is None:
             problems.append(located.problem((*apath, "type"), actions.unknown_message(spec.type)))
             new_actions.append(spec)
@@ -692,20 +699,20 @@ def _check_flow(
         )
         problems += found
         if params is not None:
-            from connector.templates import check_params
-
             fields = trigger_cls.payload_fields if trigger_cls is not None else None
             for loc, message in check_params(params, fields):
                 prefix = apath if loc and loc[0] in extras else (*apath, "params")
                 problems.append(located.problem((*prefix, *loc), message))
-            aparams.append(params)
+            bound.append(BoundAction(action_cls, params, spec.connection))
         # The raw params may hold secrets in plain text; the validated ones mask them.
         new_actions.append(ActionSpec(type=spec.type, name=spec.name, connection=spec.connection))
     flow = flow.model_copy(update={"actions": new_actions})
-    return flow, problems, tparams, aparams
+    if trigger_cls is None or tparams is None or len(bound) != len(new_actions):
+        return None, problems
+    return FlowPlan(flow, trigger_cls, tparams, tuple(bound)), problems
 
 
-def load_file(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+def load_file(path: str | Path, catalog: Catalog, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a flow file from disk."""
     file = str(path)
     try:
@@ -717,20 +724,17 @@ def load_file(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
             [ConfigProblem(file, None, None, "", f"cannot read the file: {exc}")]
         ) from None
     with gc_paused():
-        return parse(text, file, env)
+        return parse(text, catalog, file, env)
 
 
-def json_schema() -> dict[str, Any]:
+def json_schema(catalog: Catalog) -> dict[str, Any]:
     """The flow file's JSON Schema, with each trigger's and action's params spelt out."""
-    from actions import ACTIONS
-    from triggers import TRIGGERS
-
     schema = FlowFile.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "SendPulse connector flow file"
     defs = schema.setdefault("$defs", {})
     trigger_variants = []
-    for trigger in TRIGGERS:
+    for trigger in catalog.triggers:
         params = trigger.Params.model_json_schema(ref_template="#/$defs/{model}")
         defs.update(params.pop("$defs", {}))
         trigger_variants.append(
@@ -747,7 +751,7 @@ def json_schema() -> dict[str, Any]:
             }
         )
     action_variants = []
-    for action in ACTIONS:
+    for action in catalog.actions:
         params = action.Params.model_json_schema(ref_template="#/$defs/{model}")
         defs.update(params.pop("$defs", {}))
         properties = {

@@ -29,13 +29,14 @@ import asyncpg
 import structlog
 
 from connector import metrics
-from connector.config import Config, Flow
+from connector.config import Config
 from connector.db.health import DB_ERRORS
 from connector.db.queries import q
 from connector.delivery_retry import next_delay
 from connector.errors import FatalError, NeedsReauth, RetriableError
 from connector.leases import default_worker_id
 from connector.logging import scrub
+from connector.plan import FlowPlan
 from connector.plugins import Action, ActionContext, ActionResult, StoredEvent
 from connector.templates import context_for, render_params
 from connector.wall_clock import utc_now
@@ -192,17 +193,12 @@ class Dispatcher:
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
-        actions: Any = None,
         batch_size: int = 100,
         max_in_flight: int = 200,
         lease: timedelta = timedelta(minutes=2),
         idle_wait: float = 1.0,
         rescue_every: timedelta = timedelta(seconds=15),
     ) -> None:
-        if actions is None:
-            from actions import ACTIONS
-
-            actions = ACTIONS
         self.pool = pool
         self.config = config
         self.http = http
@@ -217,8 +213,9 @@ class Dispatcher:
         self.budget = max(lease.total_seconds() - 10.0, lease.total_seconds() / 2)
         self.idle_wait = idle_wait
         self.rescue_every = rescue_every
-        self._actions: dict[str, Action] = {cls.key: cls() for cls in actions}
-        self._flows: dict[str, Flow] = {f.name: f for f in config.flows if f.enabled}
+        # One instance of each action class, made when first needed.
+        self._actions: dict[type[Action[Any]], Action[Any]] = {}
+        self._plans = _enabled(config)
         self._finisher = Finisher(pool, clock)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -226,7 +223,7 @@ class Dispatcher:
     def use_config(self, config: Config) -> None:
         """Deliver for ``config``'s flows from the next claim on (per-install flows change)."""
         self.config = config
-        self._flows = {f.name: f for f in config.flows if f.enabled}
+        self._plans = _enabled(config)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -234,7 +231,7 @@ class Dispatcher:
         """Deliver until ``stop`` is set, then let the attempts in flight finish."""
         listener = await self._listen()
         next_rescue = self.clock()
-        log.info("dispatcher_started", worker=self.worker_id, flows=len(self._flows))
+        log.info("dispatcher_started", worker=self.worker_id, flows=len(self._plans))
         try:
             backoff = 0.0
             while not stop.is_set():
@@ -335,10 +332,10 @@ class Dispatcher:
 
     async def claim(self, limit: int) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries to this worker."""
-        if not self._flows or limit <= 0:
+        if not self._plans or limit <= 0:
             return []
         now = self.clock()
-        flows = list(self._flows.values())
+        flows = [plan.flow for plan in self._plans.values()]
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q("dispatch_claim_lock"))
             rows = await conn.fetch(
@@ -498,8 +495,8 @@ class Dispatcher:
     def _retry(
         self, item: Claimed, error: str, exc: BaseException, retry_after: float | None
     ) -> Outcome:
-        flow = self._flows.get(item.event.flow)
-        schedule = flow.retry_schedule if flow is not None else []
+        plan = self._plans.get(item.event.flow)
+        schedule = plan.flow.retry_schedule if plan is not None else []
         made = max(1, item.attempt - item.schedule_offset)
         delay = next_delay(schedule, made, retry_after=retry_after, rng=self.rng)
         if delay is None:
@@ -515,31 +512,35 @@ class Dispatcher:
         )
 
     async def _run_action(self, item: Claimed) -> ActionResult:
-        flow = self._flows.get(item.event.flow)
-        if flow is None:
+        plan = self._plans.get(item.event.flow)
+        if plan is None:
             raise FatalError(f"flow {item.event.flow!r} is not in the configuration")
-        specs = flow.actions
-        if item.action_index >= len(specs) or specs[item.action_index].type != item.action_type:
-            now_type = specs[item.action_index].type if item.action_index < len(specs) else None
+        index = item.action_index
+        bound = plan.actions[index] if index < len(plan.actions) else None
+        now = bound.key if bound is not None else None
+        if bound is None or now != item.action_type:
             raise FatalError(
-                f"the flow's action {item.action_index} is now {now_type!r}, "
+                f"the flow's action {index} is now {now!r}, "
                 f"not {item.action_type!r} as when the event was recorded"
             )
-        action = self._actions.get(item.action_type)
+        action = self._actions.get(bound.action)
         if action is None:
-            raise FatalError(f"unknown action type {item.action_type!r}")
-        params = self.config.action_params[flow.name][item.action_index]
+            action = self._actions[bound.action] = bound.action()
         params = render_params(
-            params, context_for(item.event.payload, flow.name, item.event.trigger)
+            bound.params, context_for(item.event.payload, plan.name, item.event.trigger)
         )
         ctx = ActionContext(
             delivery_id=str(item.id),
             attempt=item.attempt,
-            flow=flow.name,
-            action_index=item.action_index,
-            connection_id=item.connection_id or specs[item.action_index].connection,
+            flow=plan.name,
+            action_index=index,
+            connection_id=item.connection_id or bound.connection,
             http=self.http,
             providers=self.providers,
             clock=self.clock,
         )
         return await action.run(ctx, item.event, params)
+
+
+def _enabled(config: Config) -> dict[str, FlowPlan]:
+    return {plan.name: plan for plan in config.plans if plan.flow.enabled}

@@ -183,11 +183,11 @@ async def poll_flow(
     flow: Flow,
     params: PluginParams,
     *,
+    trigger: type[Trigger],
     client: ApiClient,
     pool: asyncpg.Pool,
     worker: str,
     clock: Clock = utc_now,
-    trigger: type[Trigger] | None = None,
     lease_ttl: timedelta = DEFAULT_LEASE_TTL,
     account: str | None = None,
     runs: PollRunBook | None = None,
@@ -201,12 +201,6 @@ async def poll_flow(
     A poll that finds nothing moves no state and commits nothing; its ``poll_runs`` row goes
     to ``runs`` (written with others later) or, without a book, straight in.
     """
-    if trigger is None:
-        from triggers import TRIGGERS
-
-        trigger = TRIGGERS.get(flow.trigger.type)
-        if trigger is None:
-            raise FatalError(TRIGGERS.unknown_message(flow.trigger.type))
     bound = log.bind(flow=flow.name, trigger=trigger.key, worker=worker)
     if (worker, flow.name) in _polling:
         # The same flow twice at once in one process would number the same change twice.
@@ -763,7 +757,7 @@ async def _record_deltas(run: _Run, deltas: Iterable[Delta]) -> int:
     chosen: list[tuple[Delta, dict[str, Any]]] = []
     # Rows the diff already moved in the snapshot that must go back to where they were.
     restore: list[Delta] = []
-    keeps_removed = getattr(trigger, "keeps_removed", False)
+    keeps_removed = trigger.keeps_removed
     for delta in deltas:
         if delta.kind not in trigger.emits:
             if delta.kind == "removed" and keeps_removed:

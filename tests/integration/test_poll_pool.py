@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.daemon import Runtime, Worker
 from connector.engine import SNAPSHOT_BATCH, PollResult, poll_flow
@@ -54,7 +55,7 @@ async def test_polls_filling_the_pool_still_get_their_tokens(database: str, tmp_
             sb.add_client(f"client-{n}", f"secret-{n}")
         sb.state.add_book("Newsletter")
         sb.state.add_subscriber(1, "old@example.com", {})
-        config = parse(flow_file(sb.base_url), "flows.yaml", env={})
+        config = parse(flow_file(sb.base_url), CATALOG, "flows.yaml", env={})
         rt = Runtime(
             pool=pool,
             session=http,
