@@ -32,7 +32,7 @@ from connector.db.pool import ensure_database, home, locate, pool
 from connector.db.queries import q
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
-from connector.engine import poll_flow
+from connector.engine import Poller
 from connector.errors import ConfigError, ConfigInvalid, ConnectorError
 from connector.http_client.transport import provider_connector, send_trace
 from connector.instances import apps_used, expand
@@ -183,6 +183,8 @@ class Worker:
             health=self.health,
         )
         self.scheduler = FlowScheduler(self._poll)
+        # This worker's polls in progress and the connection leases they share.
+        self.poller = Poller()
         # Quiet polls' poll_runs rows, written once a second for all of them.
         self.poll_runs = PollRunBook(rt.pool, rt.worker_id)
         self._poll_runs_stop = asyncio.Event()
@@ -231,7 +233,7 @@ class Worker:
             with suppress(ConnectorError):
                 await self.providers.auth[connection].bearer()
             with metrics.POLL_SECONDS.labels(flow=flow.name).time():
-                result = await poll_flow(
+                result = await self.poller.poll(
                     plan.flow,
                     plan.params,
                     trigger=plan.trigger,

@@ -28,14 +28,14 @@ from typing import Any
 import asyncpg
 import structlog
 
+from connector import delivery_outcomes as outcomes
 from connector import metrics
 from connector.config import Config
 from connector.db.health import DB_ERRORS
 from connector.db.queries import q
-from connector.delivery_retry import next_delay
-from connector.errors import FatalError, NeedsReauth, RetriableError
+from connector.delivery_outcomes import Attempt, Outcome
+from connector.errors import FatalError
 from connector.leases import default_worker_id
-from connector.logging import scrub
 from connector.plan import FlowPlan
 from connector.plugins import Action, ActionContext, ActionResult, StoredEvent
 from connector.templates import context_for, render_params
@@ -43,7 +43,6 @@ from connector.wall_clock import utc_now
 
 log = structlog.get_logger("connector.dispatch")
 
-DETAIL_LIMIT = 500
 WAKE_CHANNEL = "deliveries_due"
 
 
@@ -60,25 +59,6 @@ class Claimed:
     schedule_offset: int
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How one attempt ended, as written to the database and the log."""
-
-    state: str  # delivered | pending | dead
-    summary: str | None
-    error: str | None
-    status_code: int | None
-    detail: str | None
-    next_attempt_at: datetime | None
-
-
-def _truncate(text: str | None) -> str | None:
-    if text is None:
-        return None
-    text = scrub(text)
-    return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"
-
-
 def _alive(conn: asyncpg.Connection) -> bool:
     try:
         return not conn.is_closed()
@@ -92,15 +72,6 @@ async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         pass
-
-
-def _status_of(exc: BaseException | None) -> int | None:
-    """The far side's HTTP status behind a failure, where the error carries one."""
-    for name in ("status_code", "status"):
-        value = getattr(exc, name, None)
-        if isinstance(value, int):
-            return value
-    return None
 
 
 def _payload(value: Any) -> dict[str, Any]:
@@ -449,67 +420,19 @@ class Dispatcher:
         try:
             async with asyncio.timeout(self.budget):
                 result = await self._run_action(item)
-        except NeedsReauth as exc:
-            return self._held(str(exc), exc)
-        except FatalError as exc:
-            return self._dead(str(exc), exc)
-        except RetriableError as exc:
-            return self._retry(item, str(exc), exc, exc.retry_after)
-        except TimeoutError as exc:
-            return self._retry(item, f"the action took longer than {self.budget:g}s", exc, None)
         except Exception as exc:
-            # A bug in an action must not lose the event: log it loudly and try again later.
-            log.exception("action_crashed", action=item.action_type, delivery_id=str(item.id))
-            return self._retry(item, f"{type(exc).__name__}: {exc}", exc, None)
-        return Outcome(
-            state="delivered",
-            summary=_truncate(result.summary),
-            error=None,
-            status_code=result.status_code,
-            detail=_truncate(result.detail),
-            next_attempt_at=None,
-        )
-
-    def _held(self, error: str, exc: BaseException) -> Outcome:
-        # Due at once, but not claimed while the connection needs reauth (dispatch_claim):
-        # new credentials and a restart or reload deliver it, whatever its retry schedule.
-        return Outcome(
-            state="pending",
-            summary=None,
-            error=_truncate(f"held until the connection is active again: {error}"),
-            status_code=_status_of(exc),
-            detail=_truncate(getattr(exc, "detail", None) or error),
-            next_attempt_at=self.clock(),
-        )
-
-    def _dead(self, error: str, exc: BaseException | None) -> Outcome:
-        return Outcome(
-            state="dead",
-            summary=None,
-            error=_truncate(error),
-            status_code=_status_of(exc),
-            detail=_truncate(getattr(exc, "detail", None) or error),
-            next_attempt_at=None,
-        )
-
-    def _retry(
-        self, item: Claimed, error: str, exc: BaseException, retry_after: float | None
-    ) -> Outcome:
-        plan = self._plans.get(item.event.flow)
-        schedule = plan.flow.retry_schedule if plan is not None else []
-        made = max(1, item.attempt - item.schedule_offset)
-        delay = next_delay(schedule, made, retry_after=retry_after, rng=self.rng)
-        if delay is None:
-            dead = self._dead(f"gave up after {item.attempt} attempts: {error}", exc)
-            return dead
-        return Outcome(
-            state="pending",
-            summary=None,
-            error=_truncate(error),
-            status_code=_status_of(exc),
-            detail=_truncate(getattr(exc, "detail", None) or error),
-            next_attempt_at=self.clock() + delay,
-        )
+            if not isinstance(exc, outcomes.EXPECTED):
+                # A bug in an action must not lose the event: log it loudly, try again later.
+                log.exception("action_crashed", action=item.action_type, delivery_id=str(item.id))
+            plan = self._plans.get(item.event.flow)
+            attempt = Attempt(
+                number=item.attempt,
+                schedule_offset=item.schedule_offset,
+                schedule=plan.flow.retry_schedule if plan is not None else [],
+                budget=self.budget,
+            )
+            return outcomes.failed(attempt, exc, self.clock(), self.rng)
+        return outcomes.delivered(result)
 
     async def _run_action(self, item: Claimed) -> ActionResult:
         plan = self._plans.get(item.event.flow)

@@ -23,10 +23,10 @@ from actions.webhook import body_for
 from connector.config import Config, Flow
 from connector.db.queries import q
 from connector.diff import Watermark, WatermarkTracker, event_id
-from connector.engine import state_key
 from connector.errors import ConfigError, ConnectorError
 from connector.plan import FlowPlan
 from connector.plugins import ActionContext, StoredEvent, Trigger
+from connector.poll_policy import state_key
 
 SAMPLES = 3
 SNAPSHOT_LIMIT = 1_000_000

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import heapq
 import json
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +22,7 @@ import asyncpg
 import structlog
 
 from connector import leases, progress
+from connector import poll_policy as policy
 from connector.config import Flow
 from connector.db.queries import q
 from connector.diff import (
@@ -56,36 +54,6 @@ log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 DEFAULT_LEASE_TTL = timedelta(minutes=5)
-
-
-def state_key(trigger_type: str, params: PluginParams) -> str:
-    """Identifies what a flow watches; when it changes, the flow starts a new baseline.
-
-    The connection is not part of it (the webhook intake compares keys too): the engine
-    compares the stored ``connection_id`` beside it, with the same effect.
-    """
-    raw = canonical_json({"type": trigger_type, "params": params.model_dump(mode="json")})
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
-
-
-def same_account(stored: str | None, current: str | None) -> bool:
-    """Whether state stored under account ``stored`` goes on under account ``current``.
-
-    Unknown on either side counts as the same: state from before fingerprints were kept is
-    adopted by the account that polls it next, and a poll that names no account (a test, a
-    tool) compares nothing.
-    """
-    return stored is None or current is None or stored == current
-
-
-def new_label(account: str | None) -> str:
-    """The change part of a watermark event's id.
-
-    Ids grow in each account on their own, so deal 7 of one account and deal 7 of the next
-    are two items: the account keeps the second from taking the first one's id (and being
-    dropped as already recorded). Without a known account the label stays as it always was.
-    """
-    return "new" if account is None else f"new@{account}"
 
 
 def _json(value: Any) -> Any:
@@ -179,6 +147,149 @@ class _Run:
             self.renewed_at = now
 
 
+class Poller:
+    """One worker's polls in progress, and how many of them hold each connection lease.
+
+    Owned by the worker (one per process and event loop): flows sharing a connection in one
+    worker share its lease, taken by the first of their polls and given up by the last.
+    """
+
+    def __init__(self) -> None:
+        # (worker, flow) of each poll in progress.
+        self._polling: set[tuple[str, str]] = set()
+        # (lease resource, worker) -> how many polls in progress hold that lease.
+        self._holds: Counter[tuple[str, str]] = Counter()
+        # Taking or giving up a shared lease and counting its holders is one step: a sibling
+        # that ends while another is still taking the lease would otherwise see no holder
+        # and delete the lease just taken. One lock per lease.
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def holders(self, resource: str, worker: str) -> int:
+        """How many polls of ``worker`` hold the lease on ``resource`` now."""
+        return self._holds[(resource, worker)]
+
+    async def poll(
+        self,
+        flow: Flow,
+        params: PluginParams,
+        *,
+        trigger: type[Trigger],
+        client: ApiClient,
+        pool: asyncpg.Pool,
+        worker: str,
+        clock: Clock = utc_now,
+        lease_ttl: timedelta = DEFAULT_LEASE_TTL,
+        account: str | None = None,
+        runs: PollRunBook | None = None,
+    ) -> PollResult:
+        """Poll one flow once and commit what changed; safe to call from any worker at any time.
+
+        ``account`` is the fingerprint of the account ``client`` reaches
+        (:mod:`connector.accounts`): state taken under another one is no continuation of
+        this one, and the flow starts a new baseline as a new flow would.
+
+        A poll that finds nothing moves no state and commits nothing; its ``poll_runs`` row
+        goes to ``runs`` (written with others later) or, without a book, straight in.
+        """
+        bound = log.bind(flow=flow.name, trigger=trigger.key, worker=worker)
+        if (worker, flow.name) in self._polling:
+            # The same flow twice at once in one process would number the same change twice.
+            bound.info("poll_skipped", reason="already_polling")
+            return PollResult(status="skipped")
+        self._polling.add((worker, flow.name))
+        try:
+            return await self._poll_leased(
+                flow, params, trigger, client, pool, worker, clock, lease_ttl, account, runs
+            )
+        finally:
+            self._polling.discard((worker, flow.name))
+
+    def _lock(self, hold: tuple[str, str]) -> asyncio.Lock:
+        lock = self._locks.get(hold)
+        if lock is None:
+            lock = self._locks[hold] = asyncio.Lock()
+        return lock
+
+    async def _poll_leased(
+        self,
+        flow: Flow,
+        params: PluginParams,
+        trigger: type[Trigger],
+        client: ApiClient,
+        pool: asyncpg.Pool,
+        worker: str,
+        clock: Clock,
+        lease_ttl: timedelta,
+        account: str | None,
+        runs: PollRunBook | None,
+    ) -> PollResult:
+        connection = flow.trigger.connection
+        resource = leases.connection_resource(connection, flow.name)
+        bound = log.bind(flow=flow.name, trigger=trigger.key, connection=connection, worker=worker)
+        started = clock()
+        hold = (resource, worker)
+        # The lease's lock first, then a pooled connection, never the other way round: a poll
+        # waiting for its siblings must not sit on a connection that the sibling holding the
+        # lock needs to give the lease up (with ten flows a connection, that stalled a worker).
+        async with self._lock(hold), pool.acquire() as conn:
+            # A sibling flow's poll in this process holds it already (and renews it, and every
+            # commit checks it): taking it again would only write the row once more.
+            taken = self._holds[hold] > 0 or await leases.acquire(
+                conn, resource, worker, started, lease_ttl
+            )
+            if not taken:
+                held = await leases.holder(conn, resource)
+                bound.info("poll_skipped", reason="lease_held", holder=held[0] if held else None)
+                return PollResult(status="skipped")
+            try:
+                state = await conn.fetchrow(q("flow_state_get"), flow.name)
+            except BaseException:
+                if self._holds[hold] == 0:
+                    # Taken just now and by no sibling: without a database it lapses alone.
+                    with contextlib.suppress(Exception):
+                        await leases.release(conn, *hold)
+                raise
+            self._holds[hold] += 1
+        key = policy.state_key(trigger.key, params)
+        fresh = policy.is_fresh(state, key, connection, account)
+        run = _Run(
+            flow=flow,
+            trigger=trigger(params, started),
+            client=client,
+            pool=pool,
+            worker=worker,
+            clock=clock,
+            lease_ttl=lease_ttl,
+            resource=resource,
+            started=started,
+            state_key=key,
+            account=account,
+            fresh=fresh,
+            previous_cursor=None if state is None or fresh else _json(state["cursor"]),
+            last_error=None if state is None else state["last_error"],
+            runs=runs,
+        )
+        try:
+            return await _poll(run, bound)
+        finally:
+            try:
+                # Given back before the lease's lock is awaited (see above).
+                await run.disconnect()
+            finally:
+                await self._let_go(hold, pool)
+
+    async def _let_go(self, hold: tuple[str, str], pool: asyncpg.Pool) -> None:
+        """One poll less under the shared lease; the last one gives the lease up."""
+        async with self._lock(hold):
+            self._holds[hold] -= 1
+            if self._holds[hold] > 0:
+                return
+            del self._holds[hold]
+            # Counted out first: without a database to release it on, the lease lapses alone.
+            async with pool.acquire() as conn:
+                await leases.release(conn, *hold)
+
+
 async def poll_flow(
     flow: Flow,
     params: PluginParams,
@@ -191,133 +302,22 @@ async def poll_flow(
     lease_ttl: timedelta = DEFAULT_LEASE_TTL,
     account: str | None = None,
     runs: PollRunBook | None = None,
+    poller: Poller | None = None,
 ) -> PollResult:
-    """Poll one flow once and commit what changed; safe to call from any worker at any time.
-
-    ``account`` is the fingerprint of the account ``client`` reaches (:mod:`connector.accounts`):
-    state taken under another one is no continuation of this one, and the flow starts a new
-    baseline as a new flow would.
-
-    A poll that finds nothing moves no state and commits nothing; its ``poll_runs`` row goes
-    to ``runs`` (written with others later) or, without a book, straight in.
-    """
-    bound = log.bind(flow=flow.name, trigger=trigger.key, worker=worker)
-    if (worker, flow.name) in _polling:
-        # The same flow twice at once in one process would number the same change twice.
-        bound.info("poll_skipped", reason="already_polling")
-        return PollResult(status="skipped")
-    _polling.add((worker, flow.name))
-    try:
-        return await _poll_leased(
-            flow, params, trigger, client, pool, worker, clock, lease_ttl, account, runs
-        )
-    finally:
-        _polling.discard((worker, flow.name))
-
-
-# Polls in progress in this process, and how many of them hold each connection lease: flows
-# sharing a connection in one worker share its lease, released when the last one ends.
-_polling: set[tuple[str, str]] = set()
-_holds: Counter[tuple[str, str]] = Counter()
-# Taking or giving up a shared lease and counting its holders is one step: a sibling that
-# ends while another is still taking the lease would otherwise see no holder and delete the
-# lease just taken. One lock per lease, per event loop (an asyncio lock belongs to one loop).
-_lease_locks: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]
-] = weakref.WeakKeyDictionary()
-
-
-def _lease_lock(hold: tuple[str, str]) -> asyncio.Lock:
-    locks = _lease_locks.setdefault(asyncio.get_running_loop(), {})
-    lock = locks.get(hold)
-    if lock is None:
-        lock = locks[hold] = asyncio.Lock()
-    return lock
-
-
-async def _poll_leased(
-    flow: Flow,
-    params: PluginParams,
-    trigger: type[Trigger],
-    client: ApiClient,
-    pool: asyncpg.Pool,
-    worker: str,
-    clock: Clock,
-    lease_ttl: timedelta,
-    account: str | None,
-    runs: PollRunBook | None,
-) -> PollResult:
-    connection = flow.trigger.connection
-    resource = leases.connection_resource(connection, flow.name)
-    bound = log.bind(flow=flow.name, trigger=trigger.key, connection=connection, worker=worker)
-    started = clock()
-    hold = (resource, worker)
-    # The lease's lock first, then a pooled connection, never the other way round: a poll
-    # waiting for its siblings must not sit on a connection that the sibling holding the
-    # lock needs to give the lease up (with ten flows a connection, that stalled a worker).
-    async with _lease_lock(hold), pool.acquire() as conn:
-        # A sibling flow's poll in this process holds it already (and renews it, and every
-        # commit checks it): taking it again would only write the row once more.
-        taken = _holds[hold] > 0 or await leases.acquire(conn, resource, worker, started, lease_ttl)
-        if not taken:
-            held = await leases.holder(conn, resource)
-            bound.info("poll_skipped", reason="lease_held", holder=held[0] if held else None)
-            return PollResult(status="skipped")
-        try:
-            state = await conn.fetchrow(q("flow_state_get"), flow.name)
-        except BaseException:
-            if _holds[hold] == 0:
-                # Taken just now and by no sibling: without a database it lapses alone.
-                with contextlib.suppress(Exception):
-                    await leases.release(conn, *hold)
-            raise
-        _holds[hold] += 1
-    key = state_key(trigger.key, params)
-    fresh = (
-        state is None
-        or state["state_key"] != key
-        or not state["baseline_done"]
-        # Another account's list is no continuation of this one's: a new baseline.
-        or state["connection_id"] != connection
-        or not same_account(state["account_fingerprint"], account)
-    )
-    run = _Run(
-        flow=flow,
-        trigger=trigger(params, started),
+    """One poll of one flow (see :meth:`Poller.poll`); without ``poller``, one that shares
+    no lease and no in-progress mark with any other poll."""
+    return await (poller or Poller()).poll(
+        flow,
+        params,
+        trigger=trigger,
         client=client,
         pool=pool,
         worker=worker,
         clock=clock,
         lease_ttl=lease_ttl,
-        resource=resource,
-        started=started,
-        state_key=key,
         account=account,
-        fresh=fresh,
-        previous_cursor=None if state is None or fresh else _json(state["cursor"]),
-        last_error=None if state is None else state["last_error"],
         runs=runs,
     )
-    try:
-        return await _poll(run, bound)
-    finally:
-        try:
-            # Given back before the lease's lock is awaited (see above).
-            await run.disconnect()
-        finally:
-            await _let_go(hold, pool)
-
-
-async def _let_go(hold: tuple[str, str], pool: asyncpg.Pool) -> None:
-    """One poll less under the shared lease; the last one gives the lease up."""
-    async with _lease_lock(hold):
-        _holds[hold] -= 1
-        if _holds[hold] > 0:
-            return
-        del _holds[hold]
-        # Counted out first: without a database to release it on, the lease lapses alone.
-        async with pool.acquire() as conn:
-            await leases.release(conn, *hold)
 
 
 async def _poll(run: _Run, bound: Any) -> PollResult:
@@ -426,11 +426,6 @@ async def _record_quiet(run: _Run, requests: int, items: int) -> None:
         await write_quiet_runs(run.pool, run.worker, [row])
 
 
-def _quiet_possible(run: _Run) -> bool:
-    # A new baseline, or a flow whose last poll failed (its error must be cleared), commits.
-    return not run.fresh and run.last_error is None
-
-
 async def _save_state(run: _Run, cursor: Any) -> None:
     await run.conn.execute(
         q("flow_state_save"),
@@ -451,20 +446,18 @@ async def _save_state(run: _Run, cursor: Any) -> None:
 async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
     flow, trigger = run.flow, run.trigger
     cursor = Watermark.from_json(run.previous_cursor)
-    emit = not run.fresh or flow.start != "now"
-    capped = run.fresh and flow.start == "all"
-    if run.fresh and isinstance(flow.start, datetime):
-        if not trigger.time_ordered:
-            raise FatalError(f"{trigger.key} is ordered by id; a start timestamp cannot apply")
-        cursor = Watermark(position=flow.start.timestamp())
-        capped = False
-    cap = run.started.timestamp() if trigger.time_ordered else None
-    if run.fresh and flow.start == "now" and cap is not None:
-        # A baseline of a time-ordered list is "everything before now": read only the overlap
-        # window, so that items just before now are known and never fire on the next poll.
-        cursor = Watermark(position=cap)
+    begin = policy.watermark_start(
+        fresh=run.fresh,
+        start=flow.start,
+        time_ordered=trigger.time_ordered,
+        started=run.started,
+        trigger=trigger.key,
+    )
+    if begin.position is not None:
+        cursor = Watermark(position=begin.position)
+    emit, capped, cap = begin.emit, begin.capped, begin.cap
     tracker = WatermarkTracker(cursor, trigger.overlap, cap)
-    found: list[tuple[float, int, dict[str, Any]]] = []
+    found: list[policy.Found] = []
     new_count = 0
     async for item in trigger.poll(run.client, tracker.since):
         await run.heartbeat()
@@ -476,26 +469,20 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
         if not trigger.wants("new", trigger.payload_of(item)):
             continue
         new_count += 1
-        entry = (position, new_count, item)
-        if capped:
-            # start: all keeps only the newest max_first_run_events, in a bounded heap.
-            if len(found) < flow.max_first_run_events:
-                heapq.heappush(found, entry)
-            else:
-                heapq.heappushpop(found, entry)
-        else:
-            found.append(entry)
+        policy.keep(
+            found, (position, new_count, item), capped=capped, limit=flow.max_first_run_events
+        )
     fetched = time.monotonic()
     step = tracker.finish()
     if step.cursor.position is None and trigger.time_ordered:
         # Nothing seen yet: start from now, never from the beginning of time.
         step.cursor.position = cap
     events = []
-    for _, _, item in sorted(found, key=lambda e: (e[0], e[1])):
+    for item in policy.in_order(found):
         key = trigger.key_of(item)
         events.append(
             NewEvent(
-                id=event_id(flow.name, trigger.key, key, new_label(run.account)),
+                id=event_id(flow.name, trigger.key, key, policy.new_label(run.account)),
                 item_key=key,
                 payload=trigger.payload_of(item),
                 occurred_at=trigger.occurred_at(item),
@@ -503,10 +490,12 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
         )
     requests = sent.value
     cursor_json = step.cursor.to_json()
-    if (
-        not events
-        and _quiet_possible(run)
-        and canonical_json(cursor_json) == canonical_json(run.previous_cursor)
+    if policy.quiet_watermark(
+        fresh=run.fresh,
+        last_error=run.last_error,
+        events=len(events),
+        cursor=cursor_json,
+        previous=run.previous_cursor,
     ):
         await _record_quiet(run, requests, tracker.items_seen)
         return PollResult(
@@ -528,7 +517,7 @@ async def _poll_watermark(run: _Run, sent: RequestCount) -> PollResult:
         requests=requests,
         items_seen=tracker.items_seen,
         events_created=created,
-        held_back=max(0, new_count - len(found)) if capped else 0,
+        held_back=policy.held_back(new_count, len(found), capped=capped),
         baseline=run.fresh,
         cursor=step.cursor.to_json(),
         fetch_ms=round((fetched - run.t0) * 1000),
@@ -566,8 +555,12 @@ async def _poll_snapshot(run: _Run, sent: RequestCount) -> PollResult:
                 loader = await _open_loader(run, pending)
         fetched = time.monotonic()
         requests = sent.value
-        stored = run.previous_cursor if isinstance(run.previous_cursor, dict) else {}
-        if _quiet_possible(run) and stored.get("digest") == digest.hexdigest():
+        if policy.quiet_snapshot(
+            fresh=run.fresh,
+            last_error=run.last_error,
+            previous=run.previous_cursor,
+            digest=digest.hexdigest(),
+        ):
             # The same rows in the same order as the snapshot holds: nothing to diff.
             await _record_quiet(run, requests, count)
             return PollResult(
@@ -632,8 +625,7 @@ async def _commit_in_sql(run: _Run, loader: SnapshotLoader) -> tuple[int, int]:
     flow, trigger = run.flow, run.trigger
     if run.fresh:
         await snapshot_baseline(run.conn, flow.name)
-        # Only "added" has an "all" to start from; removals and changes start now.
-        if flow.start == "all" and "added" in trigger.emits:
+        if policy.first_run_emits(flow.start, trigger.emits):
             rows = await first_incoming(
                 run.conn, flow.max_first_run_events, trigger.first_run_order
             )
@@ -659,7 +651,7 @@ async def _commit_in_memory(run: _Run, rows: list[Row], count: int) -> tuple[int
     if run.fresh:
         await run.conn.execute(q("snapshot_clear"), flow.name)
         await _upsert_snapshot(run, [(k, fp) for k, (fp, _) in incoming.items()])
-        if flow.start == "all" and "added" in trigger.emits:
+        if policy.first_run_emits(flow.start, trigger.emits):
             first = first_run_keys(
                 [(k, payload) for k, (_, payload) in incoming.items()],
                 flow.max_first_run_events,

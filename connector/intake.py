@@ -44,12 +44,12 @@ from connector import accounts, leases, metrics
 from connector.config import Config
 from connector.db.queries import q
 from connector.diff import snapshot_event_id
-from connector.engine import same_account, state_key
 from connector.errors import ConnectorError
 from connector.events import NewEvent, record_events
 from connector.http_client.api_errors import NotFound
 from connector.plan import FlowPlan
 from connector.plugins import ApiClient, SnapshotChange, Trigger
+from connector.poll_policy import is_fresh, state_key
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
@@ -379,13 +379,7 @@ async def _apply_change(
     """Move the flow's snapshot as the poll would and record the event it would make."""
     flow, params = plan.flow, plan.params
     baseline = await conn.fetchrow(q("flow_baseline"), flow.name)
-    if (
-        baseline is None
-        or not baseline["baseline_done"]
-        or baseline["state_key"] != state_key(plan.trigger.key, params)
-        or baseline["connection_id"] != plan.connection
-        or not same_account(baseline["account_fingerprint"], account)
-    ):
+    if is_fresh(baseline, state_key(plan.trigger.key, params), plan.connection, account):
         # Before its first poll a flow has no view of the list to compare with (nor after
         # its connection moved to another account); its baseline poll takes this change in
         # like every other.

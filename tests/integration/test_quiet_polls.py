@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from connector import engine
-from connector.engine import poll_flow
+from connector.engine import Poller, poll_flow
 from connector.plugins import ApiClient, SnapshotChange
 from connector.poll_runs import PollRunBook
 from tests.integration.test_engine import (
@@ -26,10 +26,11 @@ from tests.integration.test_engine import (
     clock,
     make_flow,
     poll,
+    poller,
     store,
 )
 
-__all__ = ["clock", "poll", "store"]  # fixtures, used by name
+__all__ = ["clock", "poll", "poller", "store"]  # fixtures, used by name
 
 STATE = "SELECT cursor, updated_at FROM flow_states WHERE flow_name = 'f1'"
 RUNS = "SELECT count(*) FROM poll_runs WHERE flow_name = 'f1'"
@@ -193,6 +194,7 @@ async def test_polls_waiting_for_their_lease_hold_no_pooled_connection(
     flows = [make_flow(ItemJoined).model_copy(update={"name": f"f{n}"}) for n in range(10)]
     pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
     try:
+        poller = Poller()
 
         async def poll(flow: Any) -> Any:
             return await poll_flow(
@@ -203,9 +205,11 @@ async def test_polls_waiting_for_their_lease_hold_no_pooled_connection(
                 worker="w1",
                 clock=clock,
                 trigger=ItemJoined,
+                poller=poller,
             )
 
-        lock = engine._lease_lock(("poll:main", "w1"))
+        # The poller's per-lease lock (private, taken only here): every poll queues on it.
+        lock = poller._lock(("poll:main", "w1"))
         await lock.acquire()
         polls = [asyncio.create_task(poll(flow)) for flow in flows]
         for _ in range(100):

@@ -12,7 +12,7 @@ from connector.accounts import of_connection, of_install
 from connector.catalog import CATALOG
 from connector.config import Connection, parse
 from connector.daemon import Worker
-from connector.engine import new_label, same_account
+from connector.poll_policy import new_label, same_account
 
 SECRET = "client-secret-value-0123"
 API_KEY = "api-key-value-0123456789"
