@@ -7,12 +7,10 @@ per flow, so that no part of the worker looks a plugin up by name or its params 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from connector.flow_models import Flow
 from connector.plugins import Action, PluginParams, Trigger
-
-if TYPE_CHECKING:
-    from connector.config import Flow
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from cryptography.fernet import Fernet
 from connector.catalog import CATALOG
 from connector.config import parse
 from connector.daemon import Runtime, Worker
-from connector.engine import SNAPSHOT_BATCH, PollResult, poll_flow
+from connector.engine import PollResult, poll_flow
 from connector.plugins import ApiClient, SnapshotChange, Trigger
 from connector.sandbox.harness import start_sandbox
+from connector.snapshot_poll import SNAPSHOT_BATCH
 from tests.integration.test_engine import ItemCreated, ItemJoined, Params, Store, make_flow
 
 CONNECTIONS = 6

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import asyncpg
 import pytest
 
-from connector import engine
+from connector import snapshot_poll
 from connector.engine import Poller, poll_flow
 from connector.plugins import ApiClient, SnapshotChange
 from connector.poll_runs import PollRunBook
@@ -173,7 +173,7 @@ async def test_a_commit_that_put_rows_back_stores_no_digest(
 async def test_a_short_list_after_a_long_snapshot_is_diffed_in_sql(
     poll: Poll, store: Store, db_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine, "SNAPSHOT_BATCH", 3)
+    monkeypatch.setattr(snapshot_poll, "SNAPSHOT_BATCH", 3)
     store.items = {f"k{n}": {"id": f"k{n}"} for n in range(8)}
     await poll(ItemJoined)
     store.items = {"k1": {"id": "k1"}, "new": {"id": "new"}}
