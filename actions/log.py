@@ -23,7 +23,7 @@ class Log(Action[Params]):
 
     async def run(self, ctx: ActionContext, event: StoredEvent, params: Params) -> ActionResult:
         """Write one ``event_logged`` line with the payload."""
-        level = getattr(params, "level", "info")
+        level = params.level
         getattr(log, level)(
             "event_logged",
             flow=event.flow,

@@ -44,6 +44,7 @@ from connector.request_count import RequestCount
 
 
 async def poll_snapshot(run: PollContext, sent: RequestCount) -> PollResult:
+    """Read the whole list, diff it against the snapshot, record the changes it wants."""
     trigger = run.trigger
     loader: SnapshotLoader | None = None
     # A list that fits in one COPY batch is kept in memory, needs no database connection

@@ -11,11 +11,7 @@ import time
 
 from connector import leases
 from connector import poll_policy as policy
-from connector.diff import (
-    Watermark,
-    WatermarkTracker,
-    event_id,
-)
+from connector.diff import Watermark, WatermarkTracker, event_id
 from connector.events import NewEvent, record_events
 from connector.poll_context import (
     PollContext,
@@ -28,6 +24,7 @@ from connector.request_count import RequestCount
 
 
 async def poll_watermark(run: PollContext, sent: RequestCount) -> PollResult:
+    """Read above the cursor (less the overlap), record what is new, move the cursor."""
     flow, trigger = run.flow, run.trigger
     cursor = Watermark.from_json(run.previous_cursor)
     begin = policy.watermark_start(
