@@ -1,5 +1,7 @@
 """The action registry: an explicit list, so the catalogue can be read off this file."""
 
+from typing import Any
+
 from actions.append_jsonl import AppendJsonl
 from actions.log import Log
 from actions.sendpulse.add_phone_to_list import AddPhoneToList
@@ -19,7 +21,7 @@ from actions.sendpulse.update_subscriber_variables import UpdateSubscriberVariab
 from actions.webhook import Webhook
 from connector.plugins import Action, Registry
 
-ACTIONS: Registry[type[Action]] = Registry(
+ACTIONS: Registry[type[Action[Any]]] = Registry(
     "action",
     [
         Webhook,

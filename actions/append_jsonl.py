@@ -48,13 +48,13 @@ def _append(path: Path, line: bytes) -> None:
         os.close(fd)
 
 
-class AppendJsonl(Action):
+class AppendJsonl(Action[Params]):
     """Append one JSON line per event to a file and fsync it."""
 
     key: ClassVar[str] = "append_jsonl"
     summary = "append the event to a JSON-lines file"
 
-    async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
+    async def run(self, ctx: ActionContext, event: StoredEvent, params: Params) -> ActionResult:
         """Append and fsync one line; a full disk is retried, a bad path is fatal."""
         path = Path(params.path)
         try:

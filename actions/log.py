@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import structlog
 
@@ -15,15 +15,15 @@ class Params(PluginParams):
     level: Literal["debug", "info", "warning"] = "info"
 
 
-class Log(Action):
+class Log(Action[Params]):
     """Log the event (useful to try a trigger before wiring a real action)."""
 
     key: ClassVar[str] = "log"
     summary = "log the event"
 
-    async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
+    async def run(self, ctx: ActionContext, event: StoredEvent, params: Params) -> ActionResult:
         """Write one ``event_logged`` line with the payload."""
-        level = getattr(params, "level", "info")
+        level = params.level
         getattr(log, level)(
             "event_logged",
             flow=event.flow,

@@ -205,13 +205,13 @@ def _snippet(text: str) -> str:
     return text if len(text) <= RESPONSE_LIMIT else text[:RESPONSE_LIMIT] + "…"
 
 
-class Webhook(Action):
+class Webhook(Action[Params]):
     """POST the event to a URL, signed, with the delivery id as ``webhook-id``."""
 
     key: ClassVar[str] = "webhook"
     summary = "POST the event as signed JSON"
 
-    async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
+    async def run(self, ctx: ActionContext, event: StoredEvent, params: Params) -> ActionResult:
         """POST once; 2xx delivered, 410 fatal, anything else retried."""
         assert isinstance(params, Params)  # noqa: S101 - the dispatcher validated them
         parts = urlsplit(params.url)

@@ -172,11 +172,12 @@ async def run_worker(
         JobSubmissionEvent,
     )
 
+    from connector.catalog import CATALOG
     from connector.config import parse
     from connector.daemon import Worker, runtime
     from connector.scheduler import FlowScheduler
 
-    config = parse(yaml_text, "capacity.yaml", env={})
+    config = parse(yaml_text, CATALOG, "capacity.yaml", env={})
     connection_of = {f.name: f.trigger.connection for f in config.flows}
     scheduled: dict[str, float] = {}
     starts: list[float] = []

@@ -126,7 +126,9 @@ async def worker(args: argparse.Namespace) -> None:
                 auth=StaticKey(connection_id="main", provider="sendpulse", key=args.key, pool=pool),
             )
             started = time.monotonic()
-            result = await poll_flow(flow, params, client=client, pool=pool, worker="bench")
+            result = await poll_flow(
+                flow, params, trigger=trigger, client=client, pool=pool, worker="bench"
+            )
             wall = time.monotonic() - started
     finally:
         await pool.close()
@@ -263,9 +265,11 @@ async def bench_quiet_requests(dsn: str) -> list[dict[str, Any]]:
                 flow = make_flow(trigger.key, raw)
                 params = trigger.Params.model_validate(raw)
                 clock = sb.clock.datetime
-                await poll_flow(flow, params, client=client, pool=pool, worker="b", clock=clock)
+                await poll_flow(
+                    flow, params, trigger=trigger, client=client, pool=pool, worker="b", clock=clock
+                )
                 quiet = await poll_flow(
-                    flow, params, client=client, pool=pool, worker="b", clock=clock
+                    flow, params, trigger=trigger, client=client, pool=pool, worker="b", clock=clock
                 )
                 rows.append(
                     {

@@ -96,10 +96,11 @@ def producer_main(
 ) -> None:
     import asyncpg
 
+    from connector.catalog import CATALOG
     from connector.config import parse
     from connector.events import NewEvent, delivery_id, record_events
 
-    config = parse(flows_yaml(url, 200), "bench.yaml", env={})
+    config = parse(flows_yaml(url, 200), CATALOG, "bench.yaml", env={})
     flow = config.flows[0]
 
     async def main() -> dict[str, float]:
@@ -137,11 +138,12 @@ def producer_main(
 async def run_worker(dsn: str, url: str, events: int, concurrency: int) -> dict[str, float]:
     import asyncpg
 
+    from connector.catalog import CATALOG
     from connector.config import parse
     from connector.dispatch import Dispatcher
     from connector.egress import EgressPolicy, guarded_session
 
-    config = parse(flows_yaml(url, concurrency), "bench.yaml", env={})
+    config = parse(flows_yaml(url, concurrency), CATALOG, "bench.yaml", env={})
     pool = await asyncpg.create_pool(dsn, min_size=4, max_size=12)
     stop = asyncio.Event()
     async with guarded_session(EgressPolicy(["127.0.0.1/32"]), limit=concurrency) as http:

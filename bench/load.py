@@ -78,6 +78,7 @@ def child(pipe: Any, path: str, loader_name: str) -> None:
     import yaml
 
     from connector import config, yamlsource
+    from connector.catalog import CATALOG
 
     loader = yaml.SafeLoader if loader_name == "pure" else yaml.CSafeLoader
     yamlsource.FAST_LOADER = loader  # what load() tries first
@@ -89,8 +90,8 @@ def child(pipe: Any, path: str, loader_name: str) -> None:
         # The YAML stage: compose, build values with positions, expand ${VAR}s.
         results["yaml"].append(timed(lambda: yamlsource.load(text, path, {})))
         # What connector check and a reload do: read, load and validate every flow.
-        results["check"].append(timed(lambda: config.load_file(path, env={})))
-    assert len(config.load_file(path, env={}).flows) == flows
+        results["check"].append(timed(lambda: config.load_file(path, CATALOG, env={})))
+    assert len(config.load_file(path, CATALOG, env={}).flows) == flows
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     pipe.send((results, (peak_kb - before_kb) / 1024))
 

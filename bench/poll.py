@@ -175,10 +175,11 @@ async def run_cycles(
 ) -> list[Cycle]:
     import cProfile
 
+    from connector.catalog import CATALOG
     from connector.config import parse
     from connector.daemon import Worker, runtime
 
-    config = parse(flows_yaml(base_url, books), "bench.yaml", env={})
+    config = parse(flows_yaml(base_url, books), CATALOG, "bench.yaml", env={})
     every = [flow.name for flow in config.flows]
     subscriber_flows = [name for name in every if name.startswith("subscribers-")]
     pg_data = Path(env["CONNECTOR_HOME"]) / "postgres" / "data"

@@ -16,6 +16,7 @@ import structlog
 
 from connector import __version__
 from connector import logging as connector_logging
+from connector.catalog import CATALOG
 from connector.errors import ConfigError, ConfigInvalid, StartupFailed
 
 EXIT_OK = 0
@@ -145,7 +146,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from connector.config import load_file
 
     try:
-        config = load_file(args.config)
+        config = load_file(args.config, CATALOG)
     except ConfigInvalid as exc:
         if args.json:
             for problem in exc.problems:
@@ -164,7 +165,7 @@ def _cmd_db(args: argparse.Namespace) -> int:
 def _cmd_schema(_args: argparse.Namespace) -> int:
     from connector.config import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    print(json.dumps(json_schema(CATALOG), indent=2))
     return EXIT_OK
 
 
@@ -232,7 +233,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from connector.daemon import run
     from connector.progress_bar import show_polls_on_terminal
 
-    config = load_file(args.config)
+    config = load_file(args.config, CATALOG)
     show_polls_on_terminal(connector_logging.chosen_format)
     return asyncio.run(
         run(

@@ -25,13 +25,13 @@ import structlog
 from connector import accounts, metrics
 from connector.admin import AdminAccess, build_admin_app
 from connector.auth.crypto import load_secret_key
-from connector.config import Config, Flow, load_file
+from connector.config import Config, load_file
 from connector.db import migrate as migrations
 from connector.db.health import DB_ERRORS, DatabaseHealth
 from connector.db.pool import ensure_database, home, locate, pool
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
-from connector.engine import poll_flow
+from connector.engine import Poller
 from connector.errors import ConfigError, ConfigInvalid, ConnectorError
 from connector.http_client.transport import provider_connector, send_trace
 from connector.instances import apps_used, expand
@@ -183,10 +183,10 @@ class Worker:
             health=self.health,
         )
         self.scheduler = FlowScheduler(self._poll)
+        # This worker's polls in progress and the connection leases they share.
+        self.poller = Poller()
         # Quiet polls' poll_runs rows, written once a second for all of them.
         self.poll_runs = PollRunBook(rt.pool, rt.worker_id)
-        self._flows_of: Config | None = None
-        self._flows_by_name: dict[str, Flow] = {}
         self._poll_runs_stop = asyncio.Event()
         self.providers = self._providers(config)
         # One policy object for the life of the worker: a reload changes it in place.
@@ -209,9 +209,10 @@ class Worker:
 
     async def _poll(self, flow_name: str) -> None:
         config = self.config
-        flow = self._flow_named(config, flow_name)
-        if flow is None or not flow.enabled:
+        plan = config.plan(flow_name)
+        if plan is None or not plan.flow.enabled:
             return
+        flow = plan.flow
         connection = flow.trigger.connection
         # Every trigger polls through a connection; only its owner polls it.
         if connection is None or not self.ownership.owns(connection):
@@ -232,9 +233,10 @@ class Worker:
             with suppress(ConnectorError):
                 await self.providers.auth[connection].bearer()
             with metrics.POLL_SECONDS.labels(flow=flow.name).time():
-                result = await poll_flow(
-                    flow,
-                    config.trigger_params[flow.name],
+                result = await self.poller.poll(
+                    plan.flow,
+                    plan.params,
+                    trigger=plan.trigger,
                     client=client,
                     pool=self.rt.pool,
                     worker=self.rt.worker_id,
@@ -252,14 +254,6 @@ class Worker:
         except DB_ERRORS as exc:
             metrics.POLLS.labels(flow=flow.name, outcome="error").inc()
             self._database_lost(exc)
-
-    def _flow_named(self, config: Config, name: str) -> Flow | None:
-        # A dict per config, not a scan of the flows per poll: with a hundred thousand flows
-        # the scan alone cost milliseconds a poll.
-        if self._flows_of is not config:
-            self._flows_by_name = {f.name: f for f in config.flows}
-            self._flows_of = config
-        return self._flows_by_name.get(name)
 
     @staticmethod
     def _account(config: Config, connection: str, stored: str | None) -> str | None:
@@ -341,7 +335,9 @@ class Worker:
             return False
         async with self._reload_lock:
             try:
-                config = await asyncio.to_thread(load_file, self.config_path)
+                config = await asyncio.to_thread(
+                    load_file, self.config_path, self.file_config.catalog
+                )
             except ConfigInvalid as exc:
                 log.error(
                     "config_reload_failed",

@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from connector.admin import AdminAccess
+from connector.catalog import CATALOG
 from connector.config import Config, load_file
 from connector.daemon import Worker, runtime
 from connector.demo_receiver import Receiver, create_app
@@ -80,7 +81,7 @@ async def run_demo(
     os.environ.setdefault("SENDPULSE_BASE_URL", f"http://127.0.0.1:{sandbox_port}")
     os.environ.setdefault("DEMO_WEBHOOK_URL", f"http://127.0.0.1:{receiver_port}/hooks/demo")
     os.environ.setdefault("DEMO_WEBHOOK_SECRET", DEMO_SECRET)
-    config = load_file(config_path)
+    config = load_file(config_path, CATALOG)
     async with AsyncExitStack() as stack:
         try:
             sandbox = await stack.enter_async_context(

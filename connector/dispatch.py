@@ -28,21 +28,21 @@ from typing import Any
 import asyncpg
 import structlog
 
+from connector import delivery_outcomes as outcomes
 from connector import metrics
-from connector.config import Config, Flow
+from connector.config import Config
 from connector.db.health import DB_ERRORS
 from connector.db.queries import q
-from connector.delivery_retry import next_delay
-from connector.errors import FatalError, NeedsReauth, RetriableError
+from connector.delivery_outcomes import Attempt, Outcome
+from connector.errors import FatalError
 from connector.leases import default_worker_id
-from connector.logging import scrub
+from connector.plan import FlowPlan
 from connector.plugins import Action, ActionContext, ActionResult, StoredEvent
 from connector.templates import context_for, render_params
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger("connector.dispatch")
 
-DETAIL_LIMIT = 500
 WAKE_CHANNEL = "deliveries_due"
 
 
@@ -59,25 +59,6 @@ class Claimed:
     schedule_offset: int
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How one attempt ended, as written to the database and the log."""
-
-    state: str  # delivered | pending | dead
-    summary: str | None
-    error: str | None
-    status_code: int | None
-    detail: str | None
-    next_attempt_at: datetime | None
-
-
-def _truncate(text: str | None) -> str | None:
-    if text is None:
-        return None
-    text = scrub(text)
-    return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"
-
-
 def _alive(conn: asyncpg.Connection) -> bool:
     try:
         return not conn.is_closed()
@@ -91,15 +72,6 @@ async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         pass
-
-
-def _status_of(exc: BaseException | None) -> int | None:
-    """The far side's HTTP status behind a failure, where the error carries one."""
-    for name in ("status_code", "status"):
-        value = getattr(exc, name, None)
-        if isinstance(value, int):
-            return value
-    return None
 
 
 def _payload(value: Any) -> dict[str, Any]:
@@ -192,17 +164,12 @@ class Dispatcher:
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
-        actions: Any = None,
         batch_size: int = 100,
         max_in_flight: int = 200,
         lease: timedelta = timedelta(minutes=2),
         idle_wait: float = 1.0,
         rescue_every: timedelta = timedelta(seconds=15),
     ) -> None:
-        if actions is None:
-            from actions import ACTIONS
-
-            actions = ACTIONS
         self.pool = pool
         self.config = config
         self.http = http
@@ -217,8 +184,9 @@ class Dispatcher:
         self.budget = max(lease.total_seconds() - 10.0, lease.total_seconds() / 2)
         self.idle_wait = idle_wait
         self.rescue_every = rescue_every
-        self._actions: dict[str, Action] = {cls.key: cls() for cls in actions}
-        self._flows: dict[str, Flow] = {f.name: f for f in config.flows if f.enabled}
+        # One instance of each action class, made when first needed.
+        self._actions: dict[type[Action[Any]], Action[Any]] = {}
+        self._plans = _enabled(config)
         self._finisher = Finisher(pool, clock)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -226,7 +194,7 @@ class Dispatcher:
     def use_config(self, config: Config) -> None:
         """Deliver for ``config``'s flows from the next claim on (per-install flows change)."""
         self.config = config
-        self._flows = {f.name: f for f in config.flows if f.enabled}
+        self._plans = _enabled(config)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -234,7 +202,7 @@ class Dispatcher:
         """Deliver until ``stop`` is set, then let the attempts in flight finish."""
         listener = await self._listen()
         next_rescue = self.clock()
-        log.info("dispatcher_started", worker=self.worker_id, flows=len(self._flows))
+        log.info("dispatcher_started", worker=self.worker_id, flows=len(self._plans))
         try:
             backoff = 0.0
             while not stop.is_set():
@@ -335,10 +303,10 @@ class Dispatcher:
 
     async def claim(self, limit: int) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries to this worker."""
-        if not self._flows or limit <= 0:
+        if not self._plans or limit <= 0:
             return []
         now = self.clock()
-        flows = list(self._flows.values())
+        flows = [plan.flow for plan in self._plans.values()]
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q("dispatch_claim_lock"))
             rows = await conn.fetch(
@@ -452,94 +420,50 @@ class Dispatcher:
         try:
             async with asyncio.timeout(self.budget):
                 result = await self._run_action(item)
-        except NeedsReauth as exc:
-            return self._held(str(exc), exc)
-        except FatalError as exc:
-            return self._dead(str(exc), exc)
-        except RetriableError as exc:
-            return self._retry(item, str(exc), exc, exc.retry_after)
-        except TimeoutError as exc:
-            return self._retry(item, f"the action took longer than {self.budget:g}s", exc, None)
         except Exception as exc:
-            # A bug in an action must not lose the event: log it loudly and try again later.
-            log.exception("action_crashed", action=item.action_type, delivery_id=str(item.id))
-            return self._retry(item, f"{type(exc).__name__}: {exc}", exc, None)
-        return Outcome(
-            state="delivered",
-            summary=_truncate(result.summary),
-            error=None,
-            status_code=result.status_code,
-            detail=_truncate(result.detail),
-            next_attempt_at=None,
-        )
-
-    def _held(self, error: str, exc: BaseException) -> Outcome:
-        # Due at once, but not claimed while the connection needs reauth (dispatch_claim):
-        # new credentials and a restart or reload deliver it, whatever its retry schedule.
-        return Outcome(
-            state="pending",
-            summary=None,
-            error=_truncate(f"held until the connection is active again: {error}"),
-            status_code=_status_of(exc),
-            detail=_truncate(getattr(exc, "detail", None) or error),
-            next_attempt_at=self.clock(),
-        )
-
-    def _dead(self, error: str, exc: BaseException | None) -> Outcome:
-        return Outcome(
-            state="dead",
-            summary=None,
-            error=_truncate(error),
-            status_code=_status_of(exc),
-            detail=_truncate(getattr(exc, "detail", None) or error),
-            next_attempt_at=None,
-        )
-
-    def _retry(
-        self, item: Claimed, error: str, exc: BaseException, retry_after: float | None
-    ) -> Outcome:
-        flow = self._flows.get(item.event.flow)
-        schedule = flow.retry_schedule if flow is not None else []
-        made = max(1, item.attempt - item.schedule_offset)
-        delay = next_delay(schedule, made, retry_after=retry_after, rng=self.rng)
-        if delay is None:
-            dead = self._dead(f"gave up after {item.attempt} attempts: {error}", exc)
-            return dead
-        return Outcome(
-            state="pending",
-            summary=None,
-            error=_truncate(error),
-            status_code=_status_of(exc),
-            detail=_truncate(getattr(exc, "detail", None) or error),
-            next_attempt_at=self.clock() + delay,
-        )
+            if not isinstance(exc, outcomes.EXPECTED):
+                # A bug in an action must not lose the event: log it loudly, try again later.
+                log.exception("action_crashed", action=item.action_type, delivery_id=str(item.id))
+            plan = self._plans.get(item.event.flow)
+            attempt = Attempt(
+                number=item.attempt,
+                schedule_offset=item.schedule_offset,
+                schedule=plan.flow.retry_schedule if plan is not None else [],
+                budget=self.budget,
+            )
+            return outcomes.failed(attempt, exc, self.clock(), self.rng)
+        return outcomes.delivered(result)
 
     async def _run_action(self, item: Claimed) -> ActionResult:
-        flow = self._flows.get(item.event.flow)
-        if flow is None:
+        plan = self._plans.get(item.event.flow)
+        if plan is None:
             raise FatalError(f"flow {item.event.flow!r} is not in the configuration")
-        specs = flow.actions
-        if item.action_index >= len(specs) or specs[item.action_index].type != item.action_type:
-            now_type = specs[item.action_index].type if item.action_index < len(specs) else None
+        index = item.action_index
+        bound = plan.actions[index] if index < len(plan.actions) else None
+        now = bound.key if bound is not None else None
+        if bound is None or now != item.action_type:
             raise FatalError(
-                f"the flow's action {item.action_index} is now {now_type!r}, "
+                f"the flow's action {index} is now {now!r}, "
                 f"not {item.action_type!r} as when the event was recorded"
             )
-        action = self._actions.get(item.action_type)
+        action = self._actions.get(bound.action)
         if action is None:
-            raise FatalError(f"unknown action type {item.action_type!r}")
-        params = self.config.action_params[flow.name][item.action_index]
+            action = self._actions[bound.action] = bound.action()
         params = render_params(
-            params, context_for(item.event.payload, flow.name, item.event.trigger)
+            bound.params, context_for(item.event.payload, plan.name, item.event.trigger)
         )
         ctx = ActionContext(
             delivery_id=str(item.id),
             attempt=item.attempt,
-            flow=flow.name,
-            action_index=item.action_index,
-            connection_id=item.connection_id or specs[item.action_index].connection,
+            flow=plan.name,
+            action_index=index,
+            connection_id=item.connection_id or bound.connection,
             http=self.http,
             providers=self.providers,
             clock=self.clock,
         )
         return await action.run(ctx, item.event, params)
+
+
+def _enabled(config: Config) -> dict[str, FlowPlan]:
+    return {plan.name: plan for plan in config.plans if plan.flow.enabled}

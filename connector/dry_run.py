@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from actions.webhook import body_for
 from connector.config import Config, Flow
 from connector.db.queries import q
 from connector.diff import Watermark, WatermarkTracker, event_id
-from connector.engine import state_key
 from connector.errors import ConfigError, ConnectorError
+from connector.plan import FlowPlan
 from connector.plugins import ActionContext, StoredEvent, Trigger
+from connector.poll_policy import state_key
 
 SAMPLES = 3
 SNAPSHOT_LIMIT = 1_000_000
@@ -38,8 +40,6 @@ class Found:
     sample: bool
 
     def body(self) -> dict[str, Any]:
-        from actions.webhook import body_for
-
         document: dict[str, Any] = json.loads(body_for(self.event))
         return document
 
@@ -96,14 +96,11 @@ async def trial(
 ) -> Trial:
     """Poll ``flow``'s trigger once against what is stored; write nothing."""
     from connector.request_count import counting
-    from triggers import TRIGGERS
 
-    trigger_type = TRIGGERS.get(flow.trigger.type)
-    if trigger_type is None:
-        raise ConfigError(TRIGGERS.unknown_message(flow.trigger.type))
-    params = config.trigger_params[flow.name]
+    plan = _plan(config, flow)
+    params = plan.params
     started = datetime.now(UTC)
-    trigger = trigger_type(params, started)
+    trigger = plan.trigger(params, started)
     state = await conn.fetchrow(q("flow_state_get"), flow.name)
     known = (
         state is not None
@@ -167,23 +164,17 @@ async def deliver_test(
     config: Config, flow: Flow, found: Found, *, http: Any, providers: Any
 ) -> list[Delivered]:
     """Send ``found`` through the flow's actions, marked as a test; keep no delivery row."""
-    from actions import ACTIONS
     from connector.templates import context_for, render_params
 
     results = []
     delivery = str(uuid.uuid4())
-    for index, spec in enumerate(flow.actions):
-        action = ACTIONS.get(spec.type)
-        if action is None:
-            results.append(Delivered(spec.type, "skipped", "unknown action type"))
-            continue
+    for index, bound in enumerate(_plan(config, flow).actions):
+        action, key = bound.action, bound.key
         if action.provider is not None:
-            results.append(
-                Delivered(spec.type, "skipped", "calls SendPulse for real; not run in a test")
-            )
+            results.append(Delivered(key, "skipped", "calls SendPulse for real; not run in a test"))
             continue
         params = render_params(
-            config.action_params[flow.name][index],
+            bound.params,
             context_for(found.event.payload, flow.name, found.event.trigger),
         )
         ctx = ActionContext(
@@ -191,7 +182,7 @@ async def deliver_test(
             attempt=1,
             flow=flow.name,
             action_index=index,
-            connection_id=spec.connection,
+            connection_id=bound.connection,
             http=http,
             providers=providers,
             clock=lambda: datetime.now(UTC),
@@ -200,7 +191,14 @@ async def deliver_test(
         try:
             result = await action().run(ctx, found.event, params)
         except ConnectorError as exc:
-            results.append(Delivered(spec.type, "failed", f"{type(exc).__name__}: {exc}"))
+            results.append(Delivered(key, "failed", f"{type(exc).__name__}: {exc}"))
         else:
-            results.append(Delivered(spec.type, "delivered", result.summary))
+            results.append(Delivered(key, "delivered", result.summary))
     return results
+
+
+def _plan(config: Config, flow: Flow) -> FlowPlan:
+    plan = config.plan(flow.name)
+    if plan is None:
+        raise ConfigError(f"flow {flow.name!r} is not in {config.file}")
+    return plan

@@ -8,6 +8,7 @@ import json
 import os
 from typing import Any
 
+from connector.catalog import CATALOG
 from connector.config import Config, Flow
 from connector.dry_run import Found, Trial
 
@@ -41,7 +42,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     from connector.dry_run import find_flow
     from connector.errors import ConfigError
 
-    config = load_file(args.config)
+    config = load_file(args.config, CATALOG)
     flow = find_flow(config, args.flow)
     if flow.trigger.connection is None:
         raise ConfigError(f"flow {flow.name!r} polls no connection; there is nothing to try")

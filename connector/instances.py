@@ -10,8 +10,10 @@ the instance, at the next refresh.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
-from connector.config import Config, Flow
+from connector.config import Config
+from connector.plan import FlowPlan
 
 
 def instance_name(flow: str, connection: str) -> str:
@@ -24,43 +26,37 @@ def apps_used(config: Config) -> list[str]:
 
 def expand(config: Config, installs: Mapping[str, list[str]]) -> Config:
     """``config`` with every per-install flow replaced by its instances."""
-    from actions import ACTIONS
-
     if not apps_used(config):
         return config
-    flows: list[Flow] = []
-    trigger_params = {}
-    action_params = {}
-    for flow in config.flows:
-        if flow.installs_of is None:
-            flows.append(flow)
-            trigger_params[flow.name] = config.trigger_params[flow.name]
-            action_params[flow.name] = config.action_params[flow.name]
+    plans: list[FlowPlan] = []
+    for plan in config.plans:
+        if plan.flow.installs_of is None:
+            plans.append(plan)
             continue
-        for connection in installs.get(flow.installs_of, []):
-            actions = []
-            for spec in flow.actions:
-                action = ACTIONS.get(spec.type)
-                if action is not None and action.provider is not None and spec.connection is None:
-                    spec = spec.model_copy(update={"connection": connection})
-                actions.append(spec)
-            name = instance_name(flow.name, connection)
-            flows.append(
-                flow.model_copy(
-                    update={
-                        "name": name,
-                        "trigger": flow.trigger.model_copy(update={"connection": connection}),
-                        "actions": actions,
-                    }
-                )
-            )
-            trigger_params[name] = config.trigger_params[flow.name]
-            action_params[name] = config.action_params[flow.name]
-    document = config.document.model_copy(update={"flows": flows})
-    return config.model_copy(
+        plans += [
+            _instance(plan, connection) for connection in installs.get(plan.flow.installs_of, [])
+        ]
+    return replace(config, plans=tuple(plans))
+
+
+def _instance(plan: FlowPlan, connection: str) -> FlowPlan:
+    """The plan of ``plan`` run on one install: its trigger and SendPulse actions on it."""
+    flow = plan.flow
+    bound = tuple(
+        replace(action, connection=connection)
+        if action.action.provider is not None and action.connection is None
+        else action
+        for action in plan.actions
+    )
+    specs = [
+        spec.model_copy(update={"connection": action.connection})
+        for spec, action in zip(flow.actions, bound, strict=True)
+    ]
+    instance = flow.model_copy(
         update={
-            "document": document,
-            "trigger_params": trigger_params,
-            "action_params": action_params,
+            "name": instance_name(flow.name, connection),
+            "trigger": flow.trigger.model_copy(update={"connection": connection}),
+            "actions": specs,
         }
     )
+    return replace(plan, flow=instance, actions=bound)

@@ -41,14 +41,15 @@ import structlog
 from aiohttp import web
 
 from connector import accounts, leases, metrics
-from connector.config import Config, Flow
+from connector.config import Config
 from connector.db.queries import q
 from connector.diff import snapshot_event_id
-from connector.engine import same_account, state_key
 from connector.errors import ConnectorError
 from connector.events import NewEvent, record_events
 from connector.http_client.api_errors import NotFound
+from connector.plan import FlowPlan
 from connector.plugins import ApiClient, SnapshotChange, Trigger
+from connector.poll_policy import is_fresh, state_key
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
@@ -228,8 +229,8 @@ class WebhookIntake:
             return self._refuse(name, 400, str(exc))
 
         for action in set(others):
-            for flow in _flows(config, name, POLLED.get(action, ())):
-                self.poll_now(flow.name)
+            for plan in _plans(config, name, POLLED.get(action, ())):
+                self.poll_now(plan.name)
         try:
             changes = await self._enrich(config, name, changes)
         except ConnectorError as exc:
@@ -295,13 +296,12 @@ class WebhookIntake:
                 created = 0
                 async with conn.transaction():
                     for change in changes:
-                        for flow in _flows(config, name, SUBSCRIBER_TRIGGERS):
-                            params = config.trigger_params[flow.name]
-                            if getattr(params, "mailing_list_id", None) != change.book_id:
+                        for plan in _plans(config, name, SUBSCRIBER_TRIGGERS):
+                            if getattr(plan.params, "mailing_list_id", None) != change.book_id:
                                 continue
-                            made = await _apply_change(conn, flow, params, change, account)
+                            made = await _apply_change(conn, plan, change, account)
                             if made:
-                                metrics.EVENTS_CREATED.labels(flow=flow.name, source="webhook").inc(
+                                metrics.EVENTS_CREATED.labels(flow=plan.name, source="webhook").inc(
                                     made
                                 )
                             created += made
@@ -322,18 +322,18 @@ class LeaseBusy(Exception):
     """A poll holds the connection for longer than a webhook should wait."""
 
 
-def _flows(config: Config, connection: str, triggers: tuple[str, ...]) -> list[Flow]:
+def _plans(config: Config, connection: str, triggers: tuple[str, ...]) -> list[FlowPlan]:
     return [
-        f
-        for f in config.flows
-        if f.enabled and f.trigger.connection == connection and f.trigger.type in triggers
+        plan
+        for plan in config.plans
+        if plan.flow.enabled and plan.connection == connection and plan.trigger.key in triggers
     ]
 
 
 def _feeds(config: Config, connection: str, change: Change) -> bool:
     return any(
-        getattr(config.trigger_params[flow.name], "mailing_list_id", None) == change.book_id
-        for flow in _flows(config, connection, SUBSCRIBER_TRIGGERS)
+        getattr(plan.params, "mailing_list_id", None) == change.book_id
+        for plan in _plans(config, connection, SUBSCRIBER_TRIGGERS)
     )
 
 
@@ -374,34 +374,24 @@ def _item(change: Change) -> dict[str, Any]:
 
 
 async def _apply_change(
-    conn: asyncpg.Connection, flow: Flow, params: Any, change: Change, account: str
+    conn: asyncpg.Connection, plan: FlowPlan, change: Change, account: str
 ) -> int:
     """Move the flow's snapshot as the poll would and record the event it would make."""
-    from triggers import TRIGGERS
-
-    trigger_cls = TRIGGERS.get(flow.trigger.type)
-    if trigger_cls is None:
-        return 0
+    flow, params = plan.flow, plan.params
     baseline = await conn.fetchrow(q("flow_baseline"), flow.name)
-    if (
-        baseline is None
-        or not baseline["baseline_done"]
-        or baseline["state_key"] != state_key(trigger_cls.key, params)
-        or baseline["connection_id"] != flow.trigger.connection
-        or not same_account(baseline["account_fingerprint"], account)
-    ):
+    if is_fresh(baseline, state_key(plan.trigger.key, params), plan.connection, account):
         # Before its first poll a flow has no view of the list to compare with (nor after
         # its connection moved to another account); its baseline poll takes this change in
         # like every other.
         return 0
-    trigger: Trigger = trigger_cls(params)
+    trigger: Trigger = plan.trigger(params)
     item = _item(change)
     key = trigger.key_of(item)
     previous = await conn.fetchval(q("snapshot_fingerprint"), flow.name, key)
     kind: SnapshotChange
     # A flow that pages only the inactive subscribers (not_active=1) stops seeing one who
     # is active: for its snapshot that is a removal.
-    leaves_view = getattr(trigger, "inactive_only", False) and item.get("status") == ACTIVE
+    leaves_view = trigger.inactive_only and item.get("status") == ACTIVE
     if change.action == "delete" or leaves_view:
         if previous is None:
             return 0

@@ -25,7 +25,6 @@ from connector.errors import ConnectorError, NeedsReauth
 from connector.http_client.api_retry import RetryPolicy
 from connector.http_client.transport import make_limiter, query_params
 from connector.providers.sendpulse_client import USER_AGENT, SendPulseClient
-from triggers import TRIGGERS
 
 
 @dataclass(frozen=True)
@@ -205,9 +204,9 @@ async def _check_flow(
     contract: Contract | None,
     started: datetime,
 ) -> list[Row]:
-    trigger_cls = TRIGGERS.get(flow.trigger.type)
+    plan = config.plan(flow.name)
     name = _connection_of(config, flow)
-    if trigger_cls is None or trigger_cls.provider != "sendpulse" or name not in clients:
+    if plan is None or plan.trigger.provider != "sendpulse" or name not in clients:
         return [Row(flow.name, flow.trigger.type, "ok: not a SendPulse trigger, not checked")]
     client = clients[name]
     rows = []
@@ -215,7 +214,7 @@ async def _check_flow(
         if flow.trigger.params.get(param) is not None:
             value = flow.trigger.params[param]
             rows.append(Row(flow.name, f"{param} {value}", await _exists(client, param, value)))
-    trigger = trigger_cls(trigger_cls.Params.model_validate(flow.trigger.params), started=started)
+    trigger = plan.trigger(plan.params, started=started)
     reader = FirstRead(client)
     try:
         async for _ in trigger.poll(reader, None):

@@ -8,11 +8,10 @@ and writes events; plugins only talk to the provider through the client they are
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -60,7 +59,8 @@ class Trigger:
     key: ClassVar[str]
     Params: ClassVar[type[PluginParams]] = NoParams
     provider: ClassVar[Provider] = "sendpulse"
-    scope: ClassVar[str]
+    # The SendPulse API scope the trigger's calls need (None: any connection will do).
+    scope: ClassVar[str | None] = None
     strategy: ClassVar[Strategy]
     # The fields of ``event`` that action templates may use.
     payload_fields: ClassVar[frozenset[str]] = frozenset()
@@ -71,6 +71,11 @@ class Trigger:
     api_calls: ClassVar[tuple[str, ...]] = ()
     # Snapshot/fingerprint triggers: which kinds of change become events.
     emits: ClassVar[frozenset[SnapshotChange]] = frozenset({"added"})
+    # Snapshot/fingerprint triggers that emit no removals: a removed item stays in the
+    # snapshot as it was, so one that offset paging missed for a poll comes back as itself.
+    keeps_removed: ClassVar[bool] = False
+    # Subscriber triggers: the list is read with only its inactive members.
+    inactive_only: ClassVar[bool] = False
     # Watermark triggers: positions are timestamps (capped at the poll's start) or ids.
     time_ordered: ClassVar[bool] = False
     # Watermark triggers: how far below the cursor each poll looks again, in position units.
@@ -171,7 +176,10 @@ class ActionContext:
     test: bool = False
 
 
-class Action:
+ParamsT = TypeVar("ParamsT", bound=PluginParams)
+
+
+class Action(Generic[ParamsT]):
     """Something done with an event: a webhook, a SendPulse call, a file line.
 
     ``run`` returns an :class:`ActionResult` or raises ``RetriableError`` (try again later,
@@ -180,7 +188,7 @@ class Action:
     """
 
     key: ClassVar[str]
-    # Declared once, as the module's ``Params`` class (see ``__init_subclass__``).
+    # Declared once, as the type argument of ``Action[...]`` (see ``__init_subclass__``).
     Params: ClassVar[type[PluginParams]] = NoParams
     # None for actions that do not call a provider (webhook, append_jsonl, log).
     provider: ClassVar[Provider | None] = None
@@ -188,17 +196,18 @@ class Action:
     summary: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """An action's params are the ``Params`` model its module declares, one per module,
-        so the class need not repeat it; an action whose module has none takes no params."""
+        """An action's params model is the type argument of its base, ``Action[Params]``: it
+        is the model the flow file's params are checked with, and the type ``run`` receives."""
         super().__init_subclass__(**kwargs)
         if "Params" in cls.__dict__:
             return
-        declared = getattr(sys.modules.get(cls.__module__), "Params", None)
-        if isinstance(declared, type) and issubclass(declared, PluginParams):
-            cls.Params = declared
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            args = get_args(base)
+            if args and isinstance(args[0], type) and issubclass(args[0], PluginParams):
+                cls.Params = args[0]
 
-    async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
-        """Do this action for one event."""
+    async def run(self, ctx: ActionContext, event: StoredEvent, params: ParamsT) -> ActionResult:
+        """Do this action for one event (``params`` rendered for it, of type ``Params``)."""
         raise NotImplementedError(f"{type(self).__name__} has no run()")
 
 
@@ -224,6 +233,9 @@ class Registry(Generic[P]):
     def get(self, key: str) -> P | None:
         return self._plugins.get(key)
 
+    def __getitem__(self, key: str) -> P:
+        return self._plugins[key]
+
     def keys(self) -> list[str]:
         return sorted(self._plugins)
 
@@ -238,3 +250,11 @@ class Registry(Generic[P]):
 
     def unknown_message(self, key: str) -> str:
         return f"unknown {self.kind} type {key!r}; known types: {', '.join(self.keys())}"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The triggers and actions a flow file may name; handed in once, where a run starts."""
+
+    triggers: Registry[type[Trigger]]
+    actions: Registry[type[Action[Any]]]

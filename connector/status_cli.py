@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from connector.catalog import CATALOG
 from connector.status import Status, gather
 
 EXIT_OK = 0
@@ -41,7 +42,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from connector.db.command_db import with_command_db
     from connector.instances import expand
 
-    config = expand(load_file(args.config), {})
+    config = expand(load_file(args.config, CATALOG), {})
 
     async def work(conn: asyncpg.Connection) -> Status:
         return await gather(conn, config.flows)

@@ -12,6 +12,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["connector"]):
+    from connector.catalog import CATALOG
     from connector.config import parse
     from connector.errors import ConfigInvalid
 
@@ -21,7 +22,7 @@ ENV = {"CLIENT_ID": "abc", "CLIENT_SECRET": "s3cr3t", "EMPTY": ""}
 def test_one_input(data: bytes) -> None:
     text = data.decode("utf-8", errors="replace")
     try:
-        parse(text, "fuzz.yaml", env=ENV)
+        parse(text, CATALOG, "fuzz.yaml", env=ENV)
     except ConfigInvalid as exc:
         if not exc.problems:
             raise AssertionError("ConfigInvalid without a problem") from exc

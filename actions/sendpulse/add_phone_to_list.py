@@ -29,7 +29,7 @@ def variable_rows(variables: dict[str, str | int | float]) -> list[dict[str, str
     ]
 
 
-class AddPhoneToList(SendPulseAction):
+class AddPhoneToList(SendPulseAction[Params]):
     """POST /sms/numbers with a list of phones, or, with variables, POST
     /sms/numbers/variables with ``{phone: [[{name, type, value}, ...]]}``."""
 
@@ -37,7 +37,7 @@ class AddPhoneToList(SendPulseAction):
     scope: ClassVar[str | None] = "sms"
     summary = "add a phone number to a mailing list"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         list_id = as_int(params.mailing_list_id, "mailing_list_id")
         phone = params.phone.strip().lstrip("+").replace(" ", "")
         if params.variables:

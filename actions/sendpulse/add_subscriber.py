@@ -28,14 +28,14 @@ class Params(PluginParams):
         return self
 
 
-class AddSubscriber(SendPulseAction):
+class AddSubscriber(SendPulseAction[Params]):
     """POST /addressbooks/{id}/emails: an upsert, so running it twice is harmless."""
 
     key: ClassVar[str] = "sendpulse.add_subscriber"
     scope: ClassVar[str | None] = "emails"
     summary = "add an email to a mailing list (single or double opt-in)"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         list_id = as_int(params.mailing_list_id, "mailing_list_id")
         variables: dict[str, Any] = dict(params.variables)
         if params.phone:

@@ -14,14 +14,14 @@ class Params(PluginParams):
     comment: str = ""
 
 
-class AddToBlacklist(SendPulseAction):
+class AddToBlacklist(SendPulseAction[Params]):
     """POST /blacklist; SendPulse wants the emails as Base64 of a comma-separated list."""
 
     key: ClassVar[str] = "sendpulse.add_to_blacklist"
     scope: ClassVar[str | None] = "emails"
     summary = "blacklist an email"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         encoded = base64.b64encode(params.email.strip().encode()).decode()
         body = {"emails": encoded, "comment": params.comment}
         await client.request("POST", "/blacklist", json=body)

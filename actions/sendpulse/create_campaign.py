@@ -32,14 +32,14 @@ class Params(PluginParams):
         return self
 
 
-class CreateCampaign(SendPulseAction):
+class CreateCampaign(SendPulseAction[Params]):
     """POST /campaigns; SendPulse allows 4 an hour, past that the delivery waits and retries."""
 
     key: ClassVar[str] = "sendpulse.create_campaign"
     scope: ClassVar[str | None] = "emails"
     summary = "create a campaign to a mailing list"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         list_id = as_int(params.mailing_list_id, "mailing_list_id")
         body: dict[str, Any] = {
             "sender_name": params.sender_name,

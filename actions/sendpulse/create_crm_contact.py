@@ -33,7 +33,7 @@ class Params(PluginParams):
         return self
 
 
-class CreateCrmContact(SendPulseAction):
+class CreateCrmContact(SendPulseAction[Params]):
     """POST /crm/v1/contacts/create, then the email and the phone. Not idempotent on
     SendPulse's side: a retry after a lost reply can make a second contact."""
 
@@ -41,7 +41,7 @@ class CreateCrmContact(SendPulseAction):
     scope: ClassVar[str | None] = "crm"
     summary = "create a CRM contact"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         body: dict[str, Any] = {
             "responsibleId": as_int(params.responsible_id, "responsible_id"),
             "firstName": params.first_name,

@@ -20,14 +20,14 @@ class Params(PluginParams):
     contact_ids: list[Number] = Field(default_factory=list)
 
 
-class CreateCrmDeal(SendPulseAction):
+class CreateCrmDeal(SendPulseAction[Params]):
     """POST /crm/v1/deals. Not idempotent on SendPulse's side (see create_crm_contact)."""
 
     key: ClassVar[str] = "sendpulse.create_crm_deal"
     scope: ClassVar[str | None] = "crm"
     summary = "create a CRM deal"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         body = {
             "pipelineId": as_int(params.pipeline_id, "pipeline_id"),
             "stepId": as_int(params.step_id, "step_id"),

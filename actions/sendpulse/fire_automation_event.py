@@ -24,14 +24,14 @@ class Params(PluginParams):
         return self
 
 
-class FireAutomationEvent(SendPulseAction):
+class FireAutomationEvent(SendPulseAction[Params]):
     """POST /events/name/{event} with the email and/or phone and the event's variables."""
 
     key: ClassVar[str] = "sendpulse.fire_automation_event"
     scope: ClassVar[str | None] = "automation"
     summary = "fire an Automation 360 event"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         body: dict[str, Any] = dict(params.variables)
         if params.email:
             body["email"] = params.email

@@ -13,14 +13,14 @@ class Params(PluginParams):
     email: str
 
 
-class RemoveSubscriber(SendPulseAction):
+class RemoveSubscriber(SendPulseAction[Params]):
     """DELETE /addressbooks/{id}/emails."""
 
     key: ClassVar[str] = "sendpulse.remove_subscriber"
     scope: ClassVar[str | None] = "emails"
     summary = "remove an email from a mailing list"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         list_id = as_int(params.mailing_list_id, "mailing_list_id")
         await client.request(
             "DELETE", f"/addressbooks/{list_id}/emails", json={"emails": [params.email]}

@@ -18,14 +18,14 @@ class Params(PluginParams):
     external_data: dict[str, str | int | float] = Field(default_factory=dict)
 
 
-class RunChatbotFlow(SendPulseAction):
+class RunChatbotFlow(SendPulseAction[Params]):
     """POST {channel base}/flows/run (``/live-chat``, ``/viber/chatbots``, ``/telegram``...)."""
 
     key: ClassVar[str] = "sendpulse.run_chatbot_flow"
     scope: ClassVar[str | None] = "chatbots"
     summary = "run a chatbot flow for a contact"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         channel = CHANNELS[params.channel]
         external = dict(params.external_data)
         await run_flow(client, channel, params.contact_id, params.flow_id, external)

@@ -17,13 +17,13 @@ class Params(PluginParams):
     text: str = Field(min_length=1)
 
 
-class SendChatbotMessage(SendPulseAction):
+class SendChatbotMessage(SendPulseAction[Params]):
     """POST {channel}/contacts/sendText (Telegram, Messenger) or {channel}/contacts/send."""
 
     key: ClassVar[str] = "sendpulse.send_chatbot_message"
     scope: ClassVar[str | None] = "chatbots"
     summary = "send a chatbot message to a contact"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         await send_text(client, CHANNELS[params.channel], params.contact_id, params.text)
         return ActionResult(summary=f"sent a {params.channel} message to {params.contact_id}")

@@ -37,7 +37,7 @@ class Params(PluginParams):
         return self
 
 
-class SendEmail(SendPulseAction):
+class SendEmail(SendPulseAction[Params]):
     """POST /smtp/emails with ``{email: {...}}``; the HTML goes Base64-encoded.
 
     The body is either a template, or both ``html`` and ``text`` (the file requires both): a
@@ -49,7 +49,7 @@ class SendEmail(SendPulseAction):
     scope: ClassVar[str | None] = "smtp"
     summary = "send a transactional email (SMTP)"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         recipient: dict[str, str] = {"email": params.to}
         if params.to_name:
             recipient["name"] = params.to_name

@@ -16,14 +16,14 @@ class Params(PluginParams):
     body: str = Field(min_length=1)
 
 
-class SendSms(SendPulseAction):
+class SendSms(SendPulseAction[Params]):
     """POST /sms/send."""
 
     key: ClassVar[str] = "sendpulse.send_sms"
     scope: ClassVar[str | None] = "sms"
     summary = "send an SMS"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         phone = params.phone.strip().lstrip("+").replace(" ", "")
         body = {"sender": params.sender, "phones": [phone], "body": params.body}
         reply = await client.request("POST", "/sms/send", json=body)

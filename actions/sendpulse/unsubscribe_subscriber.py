@@ -13,14 +13,14 @@ class Params(PluginParams):
     email: str
 
 
-class UnsubscribeSubscriber(SendPulseAction):
+class UnsubscribeSubscriber(SendPulseAction[Params]):
     """POST /addressbooks/{id}/emails/unsubscribe."""
 
     key: ClassVar[str] = "sendpulse.unsubscribe_subscriber"
     scope: ClassVar[str | None] = "emails"
     summary = "unsubscribe an email from a mailing list"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         list_id = as_int(params.mailing_list_id, "mailing_list_id")
         await client.request(
             "POST",

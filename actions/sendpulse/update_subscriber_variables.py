@@ -16,14 +16,14 @@ class Params(PluginParams):
     variables: dict[str, str | int | float] = Field(min_length=1)
 
 
-class UpdateSubscriberVariables(SendPulseAction):
+class UpdateSubscriberVariables(SendPulseAction[Params]):
     """POST /addressbooks/{id}/emails/variable."""
 
     key: ClassVar[str] = "sendpulse.update_subscriber_variables"
     scope: ClassVar[str | None] = "emails"
     summary = "set variables of a subscriber"
 
-    async def call(self, client: Any, params: Any) -> ActionResult:
+    async def call(self, client: Any, params: Params) -> ActionResult:
         list_id = as_int(params.mailing_list_id, "mailing_list_id")
         body = {
             "email": params.email,

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import aiohttp
 import yaml
 
+from connector.catalog import CATALOG
 from connector.config import Config, parse
 
 
@@ -135,7 +136,7 @@ def sandbox_config(
         },
         "flows": flows or [],
     }
-    return parse(flow_yaml(document), "test.yaml")
+    return parse(flow_yaml(document), CATALOG, "test.yaml")
 
 
 class _NoAliasDumper(yaml.SafeDumper):

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.sandbox.harness import Sandbox
 from connector.yamlsource import FLOW_MAPPING_HINT
@@ -154,7 +155,7 @@ def test_every_readme_yaml_example_loads(line: int, text: str) -> None:
     else:
         assert keys <= TOP_LEVEL, f"README.md:{line}: an example of an unknown kind: {keys}"
         document = text
-    config = parse(document, f"README.md:{line}", samples_for(text))
+    config = parse(document, CATALOG, f"README.md:{line}", samples_for(text))
     assert config.flows or config.apps or config.document.egress.allow_networks
 
 

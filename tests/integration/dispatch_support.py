@@ -15,7 +15,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from connector.catalog import CATALOG
 from connector.config import Config, parse
+from connector.plugins import Action, Catalog, Registry
 
 NAMESPACE = uuid.UUID("0d4f5b8e-2c1a-4e57-9b3d-6a7c8e9f0a1b")
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -35,7 +37,9 @@ class FakeClock:
         self.now += delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
 
 
-def flow_file(flows: str, *, allow: Sequence[str] = ("127.0.0.1/32",)) -> Config:
+def flow_file(
+    flows: str, *, allow: Sequence[str] = ("127.0.0.1/32",), catalog: Catalog = CATALOG
+) -> Config:
     """A config with one SendPulse connection, the given flows, and loopback allowed."""
     networks = "".join(f"\n    - {n}" for n in allow) or " []"
     text = (
@@ -46,7 +50,14 @@ def flow_file(flows: str, *, allow: Sequence[str] = ("127.0.0.1/32",)) -> Config
         f"egress:\n  allow_networks:{networks}\n"
         "flows:\n" + textwrap.indent(textwrap.dedent(flows), "  ")
     )
-    return parse(text, "flows.yaml", env={})
+    return parse(text, catalog, "flows.yaml", env={})
+
+
+def standing_in(*actions: type[Action[Any]]) -> Catalog:
+    """The shipped catalogue with ``actions`` in place of the shipped ones of their keys."""
+    keys = {action.key for action in actions}
+    kept = [action for action in CATALOG.actions if action.key not in keys]
+    return Catalog(CATALOG.triggers, Registry("action", [*kept, *actions]))
 
 
 def webhook_flow(name: str, url: str, **extra: Any) -> str:

@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 from connector import accounts
 from connector.auth.crypto import Cipher
 from connector.auth.installs import store_install
+from connector.catalog import CATALOG
 from connector.config import Config, Flow, parse
 from connector.db import migrate as migrations
 from connector.engine import PollResult, poll_flow
@@ -182,7 +183,7 @@ def flows(base_url: str, client_id: str = "client-a", secret: str = "secret-a") 
             }
         ],
     }
-    return parse(yaml.safe_dump(document), "flows.yaml", env={})
+    return parse(yaml.safe_dump(document), CATALOG, "flows.yaml", env={})
 
 
 KEY = Fernet.generate_key()

@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from connector.auth.app_directory import AppDirectory, app_directory_routes
 from connector.auth.crypto import Cipher
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.providers.fakes import install_row_counts, seed_install_rows
 from connector.providers.provider_clients import ProviderClients
@@ -58,7 +59,7 @@ async def _env(db_pool: asyncpg.Pool, secret: str = APP_SECRET) -> AsyncIterator
     async with start_sandbox(rate_limit=10.0) as sb, aiohttp.ClientSession() as http:
         sb.state.auth.add_app(APP_ID, APP_SECRET)
         text = flow_file(sb.base_url, secret)
-        config = parse(text, "apps.yaml")
+        config = parse(text, CATALOG, "apps.yaml")
         key = Fernet.generate_key()
         app = web.Application()
         app.add_routes(
@@ -125,7 +126,7 @@ async def test_installed_connection_is_usable_and_refreshes_via_the_market_call(
     providers = ProviderClients(
         session=env.http,
         pool=env.pool,
-        config=parse(env.config_text, "apps.yaml"),
+        config=parse(env.config_text, CATALOG, "apps.yaml"),
         secret_key=env.key,
     )
     assert await providers.installs("store") == ["store-777"]
@@ -262,7 +263,7 @@ async def test_hostile_uninstall_payloads(env: Env, payload: object, status: int
 async def test_logins_beyond_the_queue_are_shed_without_a_call(db_pool: asyncpg.Pool) -> None:
     async with start_sandbox(rate_limit=None) as sb, aiohttp.ClientSession() as http:
         sb.state.auth.add_app(APP_ID, APP_SECRET)
-        config = parse(flow_file(sb.base_url) + "    timeout: 5s\n", "apps.yaml")
+        config = parse(flow_file(sb.base_url) + "    timeout: 5s\n", CATALOG, "apps.yaml")
         directory = AppDirectory(
             name="store",
             app=config.apps["store"],

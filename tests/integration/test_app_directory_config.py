@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.errors import ConfigInvalid
 
@@ -24,7 +25,7 @@ flows:
 
 def test_a_flow_needing_a_scope_the_connection_lacks_is_refused() -> None:
     with pytest.raises(ConfigInvalid) as caught:
-        parse(FLOW.format(scopes="[smtp, chatbots]"), "flows.yaml")
+        parse(FLOW.format(scopes="[smtp, chatbots]"), CATALOG, "flows.yaml")
     message = str(caught.value)
     assert "needs the 'emails' scope" in message
     assert "granted only: smtp, chatbots" in message
@@ -33,7 +34,7 @@ def test_a_flow_needing_a_scope_the_connection_lacks_is_refused() -> None:
 
 @pytest.mark.parametrize("scopes", ["[emails, smtp]", "null"])
 def test_granted_or_unrestricted_scopes_pass(scopes: str) -> None:
-    config = parse(FLOW.format(scopes=scopes), "flows.yaml")
+    config = parse(FLOW.format(scopes=scopes), CATALOG, "flows.yaml")
     assert [f.name for f in config.flows] == ["new-lists"]
 
 
@@ -51,6 +52,7 @@ apps:
     redirect_uri: https://connector.example.com/apps/mailium/callback
     scopes: [list.read, subscriber.read]
 """,
+        CATALOG,
         "flows.yaml",
     )
     assert config.apps["store"].app_id == "42"
@@ -67,4 +69,4 @@ apps:
 )
 def test_incomplete_apps_are_refused(app: str, message: str) -> None:
     with pytest.raises(ConfigInvalid, match=message):
-        parse(f"apps:\n  store: {app}\n", "flows.yaml")
+        parse(f"apps:\n  store: {app}\n", CATALOG, "flows.yaml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.demo import reset_demo_state
 from tests.integration.dispatch_support import insert_event
@@ -35,7 +36,7 @@ async def counts(pool: asyncpg.Pool, flow: str) -> tuple[int, ...]:
 async def test_a_new_demo_run_forgets_what_earlier_runs_saw_of_its_sandbox(
     db_pool: asyncpg.Pool,
 ) -> None:
-    config = parse(FLOWS, "demo.yaml", env={})
+    config = parse(FLOWS, CATALOG, "demo.yaml", env={})
     async with db_pool.acquire() as conn:
         for flow, connection in (
             ("demo-new-subscribers", "demo"),

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.dispatch import Claimed, Dispatcher
 from connector.egress import EgressPolicy, guarded_session
@@ -28,6 +29,7 @@ from tests.integration.dispatch_support import (
     flow_file,
     insert_event,
     receiver,
+    standing_in,
     webhook_flow,
 )
 from tests.integration.test_actions_sendpulse import deliver
@@ -92,25 +94,23 @@ async def test_notify_wakes_a_dispatcher_idle_for_an_hour(
         assert rx.ids() == [str(did)]
 
 
-class Crashing(Action):
+class Crashing(Action[NoParams]):
     """Stands in for `log`: an action with a bug in it."""
 
     key: ClassVar[str] = "log"
-    Params = NoParams
     summary = "crashes"
 
-    async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
+    async def run(self, ctx: ActionContext, event: StoredEvent, params: NoParams) -> ActionResult:
         raise KeyError("a bug in the action")
 
 
-class Hanging(Action):
+class Hanging(Action[NoParams]):
     """Stands in for `log`: an action that never returns."""
 
     key: ClassVar[str] = "log"
-    Params = NoParams
     summary = "hangs"
 
-    async def run(self, ctx: ActionContext, event: StoredEvent, params: Any) -> ActionResult:
+    async def run(self, ctx: ActionContext, event: StoredEvent, params: NoParams) -> ActionResult:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -128,7 +128,11 @@ async def test_an_action_that_raises_is_retried_and_logged_loudly(
 ) -> None:
     clock = FakeClock()
     worker = Dispatcher(
-        db_pool, flow_file(LOG_FLOW), http=http, clock=clock, worker_id="w1", actions=[Crashing]
+        db_pool,
+        flow_file(LOG_FLOW, catalog=standing_in(Crashing)),
+        http=http,
+        clock=clock,
+        worker_id="w1",
     )
     async with db_pool.acquire() as conn:
         [did] = await insert_event(conn, "logged", "c-1", {"email": "c@y.z"}, actions=["log"])
@@ -153,11 +157,10 @@ async def test_an_action_past_its_time_budget_is_cut_off_and_retried(
     # A 2 s lease leaves the action a budget of 1 s (half the lease when it is this short).
     worker = Dispatcher(
         db_pool,
-        flow_file(LOG_FLOW),
+        flow_file(LOG_FLOW, catalog=standing_in(Hanging)),
         http=http,
         clock=FakeClock(),
         worker_id="w1",
-        actions=[Hanging],
         lease=timedelta(seconds=2),
     )
     assert worker.budget == 1.0
@@ -239,12 +242,12 @@ flows:
 
 def test_an_action_needing_a_scope_the_connection_lacks_is_refused() -> None:
     with pytest.raises(ConfigInvalid) as caught:
-        parse(SCOPED.format(scopes="[emails]"), "flows.yaml")
+        parse(SCOPED.format(scopes="[emails]"), CATALOG, "flows.yaml")
     message = str(caught.value)
     assert "needs the 'sms' scope" in message
     assert "flows[0].actions[0]" in message
 
 
 def test_an_action_whose_scope_is_granted_loads() -> None:
-    config = parse(SCOPED.format(scopes="[emails, sms]"), "flows.yaml")
+    config = parse(SCOPED.format(scopes="[emails, sms]"), CATALOG, "flows.yaml")
     assert [a.type for a in config.flows[0].actions] == ["sendpulse.send_sms"]

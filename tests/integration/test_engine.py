@@ -19,7 +19,7 @@ from connector import leases
 from connector.config import ActionSpec, Flow, TriggerSpec
 from connector.db.queries import q
 from connector.diff import snapshot_event_id
-from connector.engine import PollResult, poll_flow
+from connector.engine import Poller, PollResult, poll_flow
 from connector.errors import FatalError
 from connector.events import NewEvent, record_events
 from connector.plugins import ApiClient, Item, PluginParams, SnapshotChange, Strategy, Trigger
@@ -159,7 +159,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def poll(db_pool: asyncpg.Pool, store: Store, clock: Clock) -> Poll:
+def poller() -> Poller:
+    # One worker's bookkeeping: the polls of one test share it, as a worker's polls do.
+    return Poller()
+
+
+@pytest.fixture
+def poll(db_pool: asyncpg.Pool, store: Store, clock: Clock, poller: Poller) -> Poll:
     async def run(
         trigger: type[Trigger],
         flow: Flow | None = None,
@@ -174,6 +180,7 @@ def poll(db_pool: asyncpg.Pool, store: Store, clock: Clock) -> Poll:
             worker=worker,
             clock=clock,
             trigger=trigger,
+            poller=poller,
         )
 
     return run
@@ -486,7 +493,7 @@ async def test_same_flow_twice_at_once_in_one_worker_is_skipped(
 
 
 async def test_two_flows_of_one_connection_share_its_lease(
-    poll: Poll, store: Store, db_pool: asyncpg.Pool, clock: Clock
+    poll: Poll, store: Store, db_pool: asyncpg.Pool, clock: Clock, poller: Poller
 ) -> None:
     other = make_flow(ItemJoined).model_copy(update={"name": "f2"})
     slow = Store()
@@ -494,7 +501,14 @@ async def test_two_flows_of_one_connection_share_its_lease(
 
     async def poll_other() -> PollResult:
         return await poll_flow(
-            other, Params(), client=slow, pool=db_pool, worker="w1", clock=clock, trigger=ItemJoined
+            other,
+            Params(),
+            client=slow,
+            pool=db_pool,
+            worker="w1",
+            clock=clock,
+            trigger=ItemJoined,
+            poller=poller,
         )
 
     await poll(ItemJoined)

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from connector import leases
-from connector.engine import PollResult, poll_flow
+from connector.engine import Poller, PollResult, poll_flow
 from connector.errors import RetriableError
 from connector.http_client.api_errors import NotFound
 from connector.plugins import PluginParams, Trigger
@@ -141,6 +141,7 @@ async def test_flows_sharing_a_connection_never_take_each_others_lease(
     flows = [make_flow(ItemJoined).model_copy(update={"name": f"f{i}"}) for i in range(4)]
     stores = [Store() for _ in flows]
     clock = Clock()
+    poller = Poller()
     outcomes: Counter[str] = Counter()
     for round_ in range(40):
         for i, store in enumerate(stores):
@@ -155,6 +156,7 @@ async def test_flows_sharing_a_connection_never_take_each_others_lease(
                     worker="w1",
                     clock=clock,
                     trigger=ItemJoined,
+                    poller=poller,
                 )
                 for flow, store in zip(flows, stores, strict=True)
             )
@@ -211,10 +213,18 @@ async def test_a_sibling_ending_while_a_flow_polls_leaves_the_lease_alone(
     b_flow = make_flow(ItemJoined).model_copy(update={"name": "b"})
     a_store, b_store, clock = FailsWhenLetGo(), Store(), Clock()
     a_store.gate, b_store.gate = asyncio.Event(), asyncio.Event()
+    poller = Poller()
 
     def poll(flow: Any, store: Store) -> Any:
         return poll_flow(
-            flow, Params(), client=store, pool=db_pool, worker="w1", clock=clock, trigger=ItemJoined
+            flow,
+            Params(),
+            client=store,
+            pool=db_pool,
+            worker="w1",
+            clock=clock,
+            trigger=ItemJoined,
+            poller=poller,
         )
 
     first = asyncio.create_task(poll(a_flow, a_store))

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.daemon import Runtime, Worker
 from connector.errors import ConfigInvalid
@@ -50,7 +51,7 @@ flows:
 
 
 def test_per_install_flow_loads_with_its_connection_left_open() -> None:
-    config = parse(flow_file("http://127.0.0.1:1"), "flows.yaml", env={})
+    config = parse(flow_file("http://127.0.0.1:1"), CATALOG, "flows.yaml", env={})
     flow = config.flows[0]
     assert flow.installs_of == "store"
     assert flow.trigger.connection is None
@@ -88,14 +89,14 @@ def test_per_install_flow_loads_with_its_connection_left_open() -> None:
 )
 def test_bad_per_install_flows_are_refused(text: str, path: str, words: str) -> None:
     with pytest.raises(ConfigInvalid) as caught:
-        parse(text, "flows.yaml", env={})
+        parse(text, CATALOG, "flows.yaml", env={})
     assert any(p.path == path and words in p.message for p in caught.value.problems), (
         caught.value.problems
     )
 
 
 def test_expand_makes_one_instance_per_install() -> None:
-    config = parse(flow_file("http://127.0.0.1:1"), "flows.yaml", env={})
+    config = parse(flow_file("http://127.0.0.1:1"), CATALOG, "flows.yaml", env={})
     assert expand(config, {"store": []}).flows == []
     expanded = expand(config, {"store": ["store-1", "store-2"]})
     assert [f.name for f in expanded.flows] == [
@@ -105,7 +106,12 @@ def test_expand_makes_one_instance_per_install() -> None:
     first = expanded.flows[0]
     assert first.trigger.connection == "store-1"
     assert [a.connection for a in first.actions] == [None, "store-1"]
-    assert set(expanded.trigger_params) == {f.name for f in expanded.flows}
+    assert [p.name for p in expanded.plans] == [f.name for f in expanded.flows]
+    # The plans run on the install too: its trigger and its SendPulse actions.
+    assert [p.connection for p in expanded.plans] == ["store-1", "store-2"]
+    assert [a.connection for a in expanded.plans[1].actions] == [None, "store-2"]
+    # The file's own flow is left as written.
+    assert [f.name for f in expanded.document.flows] == ["new-subscribers"]
 
 
 @dataclass
@@ -123,7 +129,7 @@ async def rig(db_pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Rig]:
         sb.state.auth.add_app(APP_ID, APP_SECRET)
         sb.state.add_book("Newsletter")
         sb.state.add_subscriber(1, "old@example.com", {})
-        config = parse(flow_file(sb.base_url), "flows.yaml", env={})
+        config = parse(flow_file(sb.base_url), CATALOG, "flows.yaml", env={})
         rt = Runtime(
             pool=db_pool,
             session=http,

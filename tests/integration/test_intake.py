@@ -16,6 +16,7 @@ from aiohttp import web
 from aiolimiter import AsyncLimiter
 
 from connector.auth.tokens import StaticKey
+from connector.catalog import CATALOG
 from connector.config import Config, parse
 from connector.engine import PollResult, poll_flow
 from connector.http_client.api_retry import RetryPolicy
@@ -55,7 +56,7 @@ def config_for(base_url: str) -> Config:
             ]
         ],
     }
-    return parse(flow_yaml(document), "flows.yaml", env={})
+    return parse(flow_yaml(document), CATALOG, "flows.yaml", env={})
 
 
 @dataclass
@@ -66,10 +67,12 @@ class Rig:
     polled_now: list[str]
 
     async def poll(self, name: str) -> PollResult:
-        flow = next(f for f in self.config.flows if f.name == name)
+        plan = self.config.plan(name)
+        assert plan is not None
         return await poll_flow(
-            flow,
-            self.config.trigger_params[name],
+            plan.flow,
+            plan.params,
+            trigger=plan.trigger,
             client=self.h.client,
             pool=self.h.pool,
             worker="w1",

@@ -10,6 +10,7 @@ import asyncpg
 from cryptography.fernet import Fernet
 
 from connector import metrics
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.daemon import Runtime, Worker
 from connector.dispatch import Dispatcher
@@ -67,7 +68,7 @@ async def test_a_poll_a_429_a_token_and_deliveries_move_their_series(
             "    start: all\n"
             "    actions: [{type: log}]\n"
         )
-        config = parse(text, "flows.yaml", env={})
+        config = parse(text, CATALOG, "flows.yaml", env={})
         rt = Runtime(
             pool=pool,
             session=http,

@@ -13,11 +13,13 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.daemon import Runtime, Worker
-from connector.engine import SNAPSHOT_BATCH, PollResult, poll_flow
+from connector.engine import PollResult, poll_flow
 from connector.plugins import ApiClient, SnapshotChange, Trigger
 from connector.sandbox.harness import start_sandbox
+from connector.snapshot_poll import SNAPSHOT_BATCH
 from tests.integration.test_engine import ItemCreated, ItemJoined, Params, Store, make_flow
 
 CONNECTIONS = 6
@@ -54,7 +56,7 @@ async def test_polls_filling_the_pool_still_get_their_tokens(database: str, tmp_
             sb.add_client(f"client-{n}", f"secret-{n}")
         sb.state.add_book("Newsletter")
         sb.state.add_subscriber(1, "old@example.com", {})
-        config = parse(flow_file(sb.base_url), "flows.yaml", env={})
+        config = parse(flow_file(sb.base_url), CATALOG, "flows.yaml", env={})
         rt = Runtime(
             pool=pool,
             session=http,

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import asyncpg
 import pytest
 
-from connector import engine
-from connector.engine import poll_flow
+from connector import snapshot_poll
+from connector.engine import Poller, poll_flow
 from connector.plugins import ApiClient, SnapshotChange
 from connector.poll_runs import PollRunBook
 from tests.integration.test_engine import (
@@ -26,10 +26,11 @@ from tests.integration.test_engine import (
     clock,
     make_flow,
     poll,
+    poller,
     store,
 )
 
-__all__ = ["clock", "poll", "store"]  # fixtures, used by name
+__all__ = ["clock", "poll", "poller", "store"]  # fixtures, used by name
 
 STATE = "SELECT cursor, updated_at FROM flow_states WHERE flow_name = 'f1'"
 RUNS = "SELECT count(*) FROM poll_runs WHERE flow_name = 'f1'"
@@ -172,7 +173,7 @@ async def test_a_commit_that_put_rows_back_stores_no_digest(
 async def test_a_short_list_after_a_long_snapshot_is_diffed_in_sql(
     poll: Poll, store: Store, db_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine, "SNAPSHOT_BATCH", 3)
+    monkeypatch.setattr(snapshot_poll, "SNAPSHOT_BATCH", 3)
     store.items = {f"k{n}": {"id": f"k{n}"} for n in range(8)}
     await poll(ItemJoined)
     store.items = {"k1": {"id": "k1"}, "new": {"id": "new"}}
@@ -193,6 +194,7 @@ async def test_polls_waiting_for_their_lease_hold_no_pooled_connection(
     flows = [make_flow(ItemJoined).model_copy(update={"name": f"f{n}"}) for n in range(10)]
     pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
     try:
+        poller = Poller()
 
         async def poll(flow: Any) -> Any:
             return await poll_flow(
@@ -203,9 +205,11 @@ async def test_polls_waiting_for_their_lease_hold_no_pooled_connection(
                 worker="w1",
                 clock=clock,
                 trigger=ItemJoined,
+                poller=poller,
             )
 
-        lock = engine._lease_lock(("poll:main", "w1"))
+        # The poller's per-lease lock (private, taken only here): every poll queues on it.
+        lock = poller._lock(("poll:main", "w1"))
         await lock.acquire()
         polls = [asyncio.create_task(poll(flow)) for flow in flows]
         for _ in range(100):

@@ -14,6 +14,7 @@ import aiohttp
 import asyncpg
 from cryptography.fernet import Fernet
 
+from connector.catalog import CATALOG
 from connector.config import Config, parse
 from connector.daemon import Runtime, Worker
 from connector.sandbox.harness import Sandbox, start_sandbox
@@ -34,7 +35,7 @@ def config(sb: Sandbox, client_id: str, client_secret: str) -> Config:
         "      - {type: sendpulse.add_to_blacklist, email: '{{ event.email }}'}\n"
         "      - {type: log}\n"
     )
-    return parse(text, "flows.yaml", env={})
+    return parse(text, CATALOG, "flows.yaml", env={})
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:

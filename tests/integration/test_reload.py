@@ -14,6 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 from structlog.testing import capture_logs
 
+from connector.catalog import CATALOG
 from connector.config import load_file
 from connector.daemon import Runtime, Worker
 from connector.sandbox.harness import Sandbox, start_sandbox
@@ -90,7 +91,7 @@ async def rig(database: str, tmp_path: Path) -> AsyncIterator[Rig]:
             worker_id=f"reload-{socket.gethostname()}",
             token_pool=token_pool,
         )
-        worker = Worker(rt, load_file(str(path)), config_path=str(path), port=None)
+        worker = Worker(rt, load_file(str(path), CATALOG), config_path=str(path), port=None)
         await worker.providers.ensure_connections()
         worker._switch(worker.config, await worker._polled_before(worker.config))
         await worker.ownership.tick()

@@ -13,6 +13,7 @@ import asyncpg
 from cryptography.fernet import Fernet
 from structlog.testing import capture_logs
 
+from connector.catalog import CATALOG
 from connector.config import load_file
 from connector.daemon import Runtime, Worker
 
@@ -65,7 +66,7 @@ async def test_a_reload_reads_the_file_off_the_loop_which_keeps_running(
             home=tmp_path,
             worker_id=f"test-{socket.gethostname()}",
         )
-        worker = Worker(rt, load_file(path), config_path=str(path), port=None)
+        worker = Worker(rt, load_file(path, CATALOG), config_path=str(path), port=None)
         worker.scheduler.sync(worker.config.flows, {f.name for f in worker.config.flows})
         phases_before = {f.name: worker.scheduler.phase(f.name) for f in worker.config.flows}
         path.write_text(flow_file(FLOWS + 1))

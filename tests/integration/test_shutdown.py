@@ -15,6 +15,7 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 from structlog.testing import capture_logs
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.daemon import Runtime, Worker
 from connector.sandbox.harness import start_sandbox
@@ -76,7 +77,7 @@ async def test_drain_bounds_polls_and_deliveries_together(database: str, tmp_pat
             "    every: 10s\n"
             f"    actions: [{{type: webhook, url: '{hook}', secret: {SECRET}}}]\n"
         )
-        config = parse(text, "flows.yaml", env={})
+        config = parse(text, CATALOG, "flows.yaml", env={})
         async with pool.acquire() as conn:
             [did] = await insert_event(conn, "hooked", "e1", {"email": "a@example.com"})
         rt = Runtime(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import textwrap
 from pathlib import Path
@@ -303,8 +304,8 @@ async def test_api_key_connections_skip_the_token_call(
     from pydantic import SecretStr
 
     doc = doc.model_copy(update={"api_key": SecretStr(api_key)})
-    config = config.model_copy(
-        update={"document": config.document.model_copy(update={"connections": {"main": doc}})}
+    config = dataclasses.replace(
+        config, document=config.document.model_copy(update={"connections": {"main": doc}})
     )
     providers = ProviderClients(
         session=http, pool=db_pool, config=config, secret_key=Fernet.generate_key()

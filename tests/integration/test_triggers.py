@@ -60,6 +60,7 @@ class Harness:
         return await poll_flow(
             flow,
             params,
+            trigger=TRIGGERS[flow.trigger.type],
             client=self.client,
             pool=self.pool,
             worker="w1",

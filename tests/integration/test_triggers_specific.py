@@ -241,7 +241,14 @@ async def test_rows_deleted_during_paging_lose_nothing(
         for email in gone:
             h.state.add_subscriber(1, email)
         client = DeletesWhilePaging(h.client, h.state, {3: gone})
-        await poll_flow(flow, params, client=client, pool=db_pool, worker="w")  # type: ignore[arg-type]
+        await poll_flow(
+            flow,
+            params,
+            trigger=TRIGGERS[flow.trigger.type],
+            client=client,  # type: ignore[arg-type]
+            pool=db_pool,
+            worker="w",
+        )
     # Nothing was added; exactly the deleted rows were removed, seen by both flows alike.
     assert await h.payloads(added) == []
     assert sorted(p["email"] for p in await h.payloads(removed)) == sorted(gone)
@@ -258,7 +265,14 @@ async def test_losing_every_anchor_fails_the_poll_and_the_next_one_is_exact(
     # The last 20 rows read before the 3rd page (rows 179..198) all go: no anchor is left.
     gone = [f"s{n}@example.com" for n in range(179, 199)]
     client = DeletesWhilePaging(h.client, h.state, {3: gone})
-    failed = await poll_flow(flow, params, client=client, pool=db_pool, worker="w")  # type: ignore[arg-type]
+    failed = await poll_flow(
+        flow,
+        params,
+        trigger=TRIGGERS[flow.trigger.type],
+        client=client,  # type: ignore[arg-type]
+        pool=db_pool,
+        worker="w",
+    )
     assert failed.status == "failed"
     assert "ListShifted" in (failed.error or "")
     assert await h.payloads(flow) == []

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from cryptography.fernet import Fernet
 
+from connector.catalog import CATALOG
 from connector.config import load_file
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, GuardedResolver, guarded_session, refused_by_egress
@@ -221,7 +222,7 @@ async def test_a_reload_applies_a_new_allow_list_at_once(
             home=tmp_path,
             worker_id="reload-test",
         )
-        worker = Worker(rt, load_file(str(path)), config_path=str(path), port=None)
+        worker = Worker(rt, load_file(str(path), CATALOG), config_path=str(path), port=None)
         async with guarded_session(worker.egress) as http:
             dispatcher = Dispatcher(db_pool, worker.config, http=http, clock=FakeClock())
             async with db_pool.acquire() as conn:

@@ -9,9 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from connector.accounts import of_connection, of_install
+from connector.catalog import CATALOG
 from connector.config import Connection, parse
 from connector.daemon import Worker
-from connector.engine import new_label, same_account
+from connector.poll_policy import new_label, same_account
 
 SECRET = "client-secret-value-0123"
 API_KEY = "api-key-value-0123456789"
@@ -113,7 +114,7 @@ def test_a_worker_takes_a_file_connections_account_from_its_own_file() -> None:
             }
         ],
     }
-    config = parse(json.dumps(document), "flows.yaml", env={})
+    config = parse(json.dumps(document), CATALOG, "flows.yaml", env={})
     own = of_connection(config.connections["main"])
     # What another worker stored for the row does not count for a file connection ...
     assert Worker._account(config, "main", "install|elsewhere") == own

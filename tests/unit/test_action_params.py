@@ -1,5 +1,5 @@
-"""An action's params model is declared once, as its module's ``Params``; the class picks it
-up without repeating it, and the registry and the flow-file checks see it."""
+"""An action's params model is declared once, as the type argument of ``Action[Params]``; the
+class picks it up without repeating it, and the registry and the flow-file checks see it."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Params(PluginParams):
     size: int
 
 
-class Picked(Action):
+class Picked(Action[Params]):
     key: ClassVar[str] = "test.picked"
 
 
@@ -48,4 +48,4 @@ class Explicit(Action):
 def test_a_class_that_names_its_params_keeps_them() -> None:
     assert Picked.Params is Params
     assert Explicit.Params is NoParams
-    assert SendPulseAction.Params is NoParams  # its module declares none
+    assert SendPulseAction.Params is NoParams  # generic over its params: it names none

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from connector.config import json_schema, load_file, parse
+from connector.catalog import CATALOG
+from connector.config import Config, json_schema, load_file, parse
 from connector.errors import ConfigInvalid, ConfigProblem
+from connector.plan import FlowPlan
 
 ENV = {
     "CLIENT_ID": "abc",
@@ -43,12 +45,12 @@ flows:
 
 def problems_of(text: str, env: dict[str, str] | None = None) -> list[ConfigProblem]:
     with pytest.raises(ConfigInvalid) as caught:
-        parse(text, "flows.yaml", ENV if env is None else env)
+        parse(text, CATALOG, "flows.yaml", ENV if env is None else env)
     return caught.value.problems
 
 
 def test_valid_file_loads_with_defaults_and_interpolation() -> None:
-    config = parse(VALID, "flows.yaml", ENV)
+    config = parse(VALID, CATALOG, "flows.yaml", ENV)
     conn = config.connections["main"]
     assert conn.client_id == "abc"
     assert conn.client_secret is not None
@@ -59,18 +61,20 @@ def test_valid_file_loads_with_defaults_and_interpolation() -> None:
     assert flow.start == "now"
     assert flow.max_first_run_events == 1000
     assert [a.type for a in flow.actions] == ["webhook", "append_jsonl"]
-    assert str(config.action_params["welcome"][0].url) == "https://example.com/hooks/welcome"  # type: ignore[attr-defined]
-    assert config.trigger_params["welcome"].mailing_list_id == 123  # type: ignore[attr-defined]
+    assert (
+        str(_plan(config, "welcome").actions[0].params.url) == "https://example.com/hooks/welcome"
+    )  # type: ignore[attr-defined]
+    assert _plan(config, "welcome").params.mailing_list_id == 123  # type: ignore[attr-defined]
 
 
 def test_secrets_stay_out_of_repr() -> None:
-    config = parse(VALID, "flows.yaml", ENV)
+    config = parse(VALID, CATALOG, "flows.yaml", ENV)
     assert "s3cr3t-value" not in repr(config)
     assert "whsec_YS13ZWJob29rLXNlY3JldC0yNC1ieXRl" not in repr(config)
 
 
 def test_round_trip_through_model_dump() -> None:
-    config = parse(VALID, "flows.yaml", ENV)
+    config = parse(VALID, CATALOG, "flows.yaml", ENV)
     dumped = config.document.model_dump(mode="json")
     assert dumped["flows"][0]["every"] == "5m"
     assert dumped["connections"]["main"]["rate_limit"] == "3/s"
@@ -82,14 +86,14 @@ def test_default_and_escaped_variables() -> None:
     text = VALID.replace("${CLIENT_ID}", "${MISSING_ID:-fallback}").replace(
         "https://example.com/hooks/welcome", "https://example.com/$${literal}"
     )
-    config = parse(text, "flows.yaml", ENV)
+    config = parse(text, CATALOG, "flows.yaml", ENV)
     assert config.connections["main"].client_id == "fallback"
-    assert str(config.action_params["welcome"][0].url).endswith("/$%7Bliteral%7D")  # type: ignore[attr-defined]
+    assert str(_plan(config, "welcome").actions[0].params.url).endswith("/$%7Bliteral%7D")  # type: ignore[attr-defined]
 
 
 def test_only_connection_is_used_when_none_is_named() -> None:
     text = VALID.replace("      connection: main\n", "")
-    config = parse(text, "flows.yaml", ENV)
+    config = parse(text, CATALOG, "flows.yaml", ENV)
     assert config.flows[0].trigger.connection == "main"
 
 
@@ -104,13 +108,13 @@ def test_start_timestamp_needs_a_watermark_trigger() -> None:
 def test_load_file_reads_from_disk(tmp_path: Path) -> None:
     path = tmp_path / "flows.yaml"
     path.write_text(VALID)
-    config = load_file(path, ENV)
+    config = load_file(path, CATALOG, ENV)
     assert config.file == str(path)
 
 
 def test_load_file_missing() -> None:
     with pytest.raises(ConfigInvalid) as caught:
-        load_file("/nonexistent/flows.yaml", ENV)
+        load_file("/nonexistent/flows.yaml", CATALOG, ENV)
     assert "file not found" in str(caught.value)
 
 
@@ -408,9 +412,9 @@ def test_timeouts_at_the_bounds_are_accepted() -> None:
     text = VALID.replace("rate_limit: 3/s", "rate_limit: 3/s\n    timeout: 1s").replace(
         "secret: ${HOOK_SECRET}", "secret: ${HOOK_SECRET}\n        timeout: 5m"
     )
-    config = parse(text, "flows.yaml", ENV)
+    config = parse(text, CATALOG, "flows.yaml", ENV)
     assert config.connections["main"].timeout == timedelta(seconds=1)
-    assert config.action_params["welcome"][0].timeout == timedelta(minutes=5)  # type: ignore[attr-defined]
+    assert _plan(config, "welcome").actions[0].params.timeout == timedelta(minutes=5)  # type: ignore[attr-defined]
 
 
 def test_missing_variables_are_all_named() -> None:
@@ -421,7 +425,7 @@ def test_missing_variables_are_all_named() -> None:
 
 
 def test_empty_file_is_valid_and_empty() -> None:
-    config = parse("", "flows.yaml", ENV)
+    config = parse("", CATALOG, "flows.yaml", ENV)
     assert config.flows == []
     assert config.connections == {}
 
@@ -430,7 +434,7 @@ def test_json_schema_lists_every_trigger_and_action() -> None:
     from actions import ACTIONS
     from triggers import TRIGGERS
 
-    schema = json_schema()
+    schema = json_schema(CATALOG)
     flow = schema["$defs"]["Flow"]
     trigger_keys = {
         v["properties"]["type"]["const"] for v in flow["properties"]["trigger"]["oneOf"]
@@ -465,3 +469,9 @@ def test_an_enormous_duration_is_a_problem_not_a_crash() -> None:
     [problem] = problems_of(VALID.replace("every: 5m", "every: 99999999999999d"))
     assert problem.path == "flows[0].every"
     assert "too long a duration" in problem.message
+
+
+def _plan(config: Config, name: str) -> FlowPlan:
+    plan = config.plan(name)
+    assert plan is not None, f"no plan for {name!r}"
+    return plan

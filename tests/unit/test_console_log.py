@@ -10,6 +10,7 @@ import structlog
 
 from connector import logging as connector_logging
 from connector import progress
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.console_log import ScanRenderer
 
@@ -98,6 +99,7 @@ flows:
       - {{type: webhook, url: "{slack}", secret: {WHSEC}}}
       - {{type: webhook, url: "https://user:pa55word@example.org/hook", secret: {WHSEC}}}
 """,
+        CATALOG,
         "flows.yaml",
         {},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.daemon import owned_connections
 
@@ -26,7 +27,7 @@ flows:
 
 
 def test_action_connections_are_owned_too_and_disabled_flows_are_not() -> None:
-    config = parse(FLOWS, "flows.yaml", env={})
+    config = parse(FLOWS, CATALOG, "flows.yaml", env={})
     # An action-only connection needs one owner as much as a polled one: only the owner's
     # rate limiter may speak for that account.
     assert owned_connections(config) == ["acted", "polled"]

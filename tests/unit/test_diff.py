@@ -15,8 +15,8 @@ from connector.diff import (
     fingerprint,
     first_run_keys,
 )
-from connector.engine import state_key
 from connector.plugins import PluginParams
+from connector.poll_policy import state_key
 
 
 def test_fingerprint_ignores_unwatched_fields_and_key_order() -> None:

@@ -52,3 +52,40 @@ def test_the_check_sees_the_imports_that_do_exist() -> None:
     assert reaching(providers, "connector.auth.")
     assert reaching(providers, "connector.http_client.")
     assert reaching(imports_of("connector.auth"), "connector.http_client.")
+
+
+def plugin_imports_inside_functions(source: str) -> list[str]:
+    """The ``triggers``/``actions`` modules that ``source`` imports inside a function."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for inner in ast.walk(node):
+            names: list[str] = []
+            if isinstance(inner, ast.Import):
+                names = [alias.name for alias in inner.names]
+            elif isinstance(inner, ast.ImportFrom) and inner.module and inner.level == 0:
+                names = [inner.module]
+            found += [n for n in names if n.split(".")[0] in ("triggers", "actions")]
+    return found
+
+
+def test_the_catalogue_is_handed_in_never_looked_up_inside_a_function() -> None:
+    # The triggers and actions reach the worker as a catalogue (connector.catalog) and the
+    # plans made with it; a function-level import would be a service locator in disguise.
+    modules = list((ROOT / "connector").rglob("*.py"))
+    assert len(modules) > 50
+    found = {
+        path.relative_to(ROOT).as_posix(): plugin_imports_inside_functions(path.read_text())
+        for path in modules
+    }
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_plugin_import_check_reads_function_bodies() -> None:
+    source = (
+        "from actions import ACTIONS\n"
+        "def f():\n    from triggers import TRIGGERS\n"
+        "async def g():\n    import actions.webhook\n"
+    )
+    assert plugin_imports_inside_functions(source) == ["triggers", "actions.webhook"]

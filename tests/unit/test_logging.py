@@ -10,6 +10,7 @@ import pytest
 import structlog
 
 from connector import logging as connector_logging
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.errors import ConfigError
 
@@ -54,7 +55,7 @@ def test_configured_secret_values_never_appear(stream: io.StringIO) -> None:
 connections:
   main: {{client_id: abc, client_secret: "{SECRET}"}}
 """
-    parse(config_text, "flows.yaml", {})
+    parse(config_text, CATALOG, "flows.yaml", {})
     log = structlog.get_logger("t")
     log.info("request_failed", detail=f"server said: bad credentials {SECRET}")
     log.info("nested", data={"inner": [f"x{SECRET}y"]})

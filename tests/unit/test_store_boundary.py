@@ -17,6 +17,8 @@ PENDING = {
     "connector/dry_run.py",
     "connector/engine.py",
     "connector/intake.py",
+    "connector/poll_context.py",
+    "connector/snapshot_poll.py",
 }
 
 

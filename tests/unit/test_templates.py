@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from pydantic import BaseModel
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.errors import ConfigInvalid, FatalError
 from connector.templates import check_params, context_for, problems_in, render_params
@@ -38,8 +39,8 @@ WEBHOOK = f"""\
 
 
 def test_good_template_loads_and_renders() -> None:
-    config = parse(config_with(WEBHOOK), "flows.yaml", env={})
-    params = config.action_params["f"][0]
+    config = parse(config_with(WEBHOOK), CATALOG, "flows.yaml", env={})
+    params = config.plans[0].actions[0].params
     rendered = render_params(
         params,
         context_for({"email": "a b@x.io", "mailing_list_id": 7}, "f", "t"),
@@ -53,7 +54,7 @@ def test_good_template_loads_and_renders() -> None:
 def test_typo_fails_at_load_with_its_location() -> None:
     bad = WEBHOOK.replace("event.email", "event.emial")
     with pytest.raises(ConfigInvalid) as caught:
-        parse(config_with(bad), "flows.yaml", env={})
+        parse(config_with(bad), CATALOG, "flows.yaml", env={})
     [problem] = caught.value.problems
     assert problem.path == "flows[0].actions[0].url"
     assert "event has no field 'emial'" in problem.message
@@ -66,7 +67,7 @@ def test_syntax_error_and_unknown_names_fail_at_load() -> None:
         "{{ event.mailing_list_id }}", "{{ secrets.token }}"
     )
     with pytest.raises(ConfigInvalid) as caught:
-        parse(config_with(bad), "flows.yaml", env={})
+        parse(config_with(bad), CATALOG, "flows.yaml", env={})
     messages = {p.path: p.message for p in caught.value.problems}
     assert "does not compile" in messages["flows[0].actions[0].headers.x-flow"]
     assert "only 'event' and 'flow'" in messages["flows[0].actions[0].headers.x-list"]
@@ -148,8 +149,8 @@ HOSTILE_EMAIL = "a@b.c/../../admin?x=1#"
     ],
 )
 def test_event_data_cannot_change_a_webhook_urls_structure(source: str, rendered: str) -> None:
-    config = parse(config_with(WEBHOOK.replace(WEBHOOK_URL, source)), "flows.yaml", env={})
-    params = config.action_params["f"][0]
+    config = parse(config_with(WEBHOOK.replace(WEBHOOK_URL, source)), CATALOG, "flows.yaml", env={})
+    params = config.plans[0].actions[0].params
     payload = {"email": HOSTILE_EMAIL, "mailing_list_id": 7}
     out = render_params(params, context_for(payload, "f", "t"))
     assert out.url == rendered  # type: ignore[attr-defined]
@@ -170,7 +171,7 @@ def test_event_data_cannot_change_a_webhook_urls_structure(source: str, rendered
 )
 def test_templates_in_a_urls_scheme_or_host_are_refused_at_load(source: str) -> None:
     with pytest.raises(ConfigInvalid) as caught:
-        parse(config_with(WEBHOOK.replace(WEBHOOK_URL, source)), "flows.yaml", env={})
+        parse(config_with(WEBHOOK.replace(WEBHOOK_URL, source)), CATALOG, "flows.yaml", env={})
     [problem] = caught.value.problems
     assert problem.path == "flows[0].actions[0].url"
     assert "scheme and host written out" in problem.message
@@ -187,8 +188,8 @@ EMAIL_ACTION = """\
 
 
 def test_event_data_in_email_html_is_escaped_and_elsewhere_left_as_text() -> None:
-    config = parse(config_with(EMAIL_ACTION), "flows.yaml", env={})
-    params = config.action_params["f"][0]
+    config = parse(config_with(EMAIL_ACTION), CATALOG, "flows.yaml", env={})
+    params = config.plans[0].actions[0].params
     email = "<script>alert(1)</script>@x.io"
     out = render_params(params, context_for({"email": email}, "f", "t"))
     assert out.html == (  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connector.catalog import CATALOG
 from connector.config import parse
 from connector.errors import ConfigInvalid
 from connector.yamlsource import load
@@ -138,6 +139,6 @@ yamlish = st.lists(
 @given(yamlish)
 def test_any_flow_like_text_gives_a_config_or_config_invalid(lines: list[str]) -> None:
     try:
-        parse("\n".join(lines) + "\n", "flows.yaml", env={"ID": "abc"})
+        parse("\n".join(lines) + "\n", CATALOG, "flows.yaml", env={"ID": "abc"})
     except ConfigInvalid as exc:
         assert exc.problems
