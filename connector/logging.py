@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
@@ -154,6 +155,61 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
+class _LineWriter:
+    """What structlog logs through: its rendered lines, written by the root logger's handler.
+
+    The same line as through the stdlib (the same processors render it), without building
+    two ``LogRecord`` copies and walking the stack for a caller no renderer prints: that
+    was half the CPU of a log line, and a poll or a delivery writes one each. The stdlib
+    logger of the same name still decides, by its level, whether the line is written.
+    """
+
+    def __init__(self, logger: logging.Logger, handler: logging.StreamHandler[Any]) -> None:
+        self.name = logger.name
+        self._logger = logger
+        self._handler = handler
+
+    def _write(self, level: int, line: str) -> None:
+        logger = self._logger
+        if logger.disabled or not logger.isEnabledFor(level):
+            return
+        handler = self._handler
+        try:
+            handler.acquire()
+            try:
+                handler.stream.write(line + handler.terminator)
+                handler.stream.flush()
+            finally:
+                handler.release()
+        except Exception:
+            # As a logging.Handler does: a failed write must not fail the caller.
+            if logging.raiseExceptions:
+                traceback.print_exc(file=sys.__stderr__)
+
+    def debug(self, line: str) -> None:
+        self._write(logging.DEBUG, line)
+
+    def info(self, line: str) -> None:
+        self._write(logging.INFO, line)
+
+    msg = info
+
+    def warning(self, line: str) -> None:
+        self._write(logging.WARNING, line)
+
+    warn = warning
+
+    def error(self, line: str) -> None:
+        self._write(logging.ERROR, line)
+
+    exception = error
+
+    def critical(self, line: str) -> None:
+        self._write(logging.CRITICAL, line)
+
+    fatal = critical
+
+
 def quiet_embedded_database() -> None:
     """Keep the embedded Postgres' start and reuse lines out of a command's report (INFO)."""
     if logging.getLogger().level > logging.DEBUG:
@@ -216,12 +272,6 @@ def configure(
             _ScrubbedConsole(ScanRenderer(colors=stream.isatty())),
         ]
 
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        cache_logger_on_first_use=False,
-    )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
@@ -230,6 +280,19 @@ def configure(
     # over stderr (progress_bar.TerminalPolls) prints each line above itself.
     handler = logging.StreamHandler(_CurrentStderr() if stream is sys.stderr else stream)
     handler.setFormatter(formatter)
+    # structlog's own lines are rendered by structlog and written by _LineWriter; the
+    # formatter above renders only the stdlib loggers' records (aiohttp, asyncpg, ...).
+    stdlib_loggers = structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])
+
+    def line_writer(*args: Any) -> _LineWriter:
+        return _LineWriter(stdlib_loggers(*args), handler)
+
+    structlog.configure(
+        processors=[*shared, *final],
+        logger_factory=line_writer,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        cache_logger_on_first_use=False,
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
