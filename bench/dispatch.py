@@ -231,6 +231,23 @@ async def prepare(dsn: str) -> None:
         await conn.close()
 
 
+async def _statements(dsn: str, events: int | None) -> bool:
+    """Reset the statement counts (``events`` None), or print them per event."""
+    import asyncpg
+
+    from bench import _pgstat
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        if events is None:
+            return await _pgstat.enable(conn)
+        for line in await _pgstat.top(conn, events):
+            print("  " + line)
+        return True
+    finally:
+        await conn.close()
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -267,10 +284,14 @@ def run_phase(
     rate: float,
     concurrency: int,
     profile: str | None = None,
+    statements: bool = False,
 ) -> Phase:
     import urllib.request
 
     asyncio.run(prepare(dsn))
+    if statements and not asyncio.run(_statements(dsn, None)):
+        print("pg_stat_statements: not available on this server (see bench/README.md)")
+        statements = False
     committed_path = str(tmp / f"committed-{name}.json")
     producer = ctx.Process(
         target=producer_main,
@@ -287,6 +308,9 @@ def run_phase(
     else:
         result = asyncio.run(run_worker(dsn, url, events, concurrency))
     producer.join(60)
+    if statements:
+        print(f"-- statements of the {name} phase (worker and producer), per event:")
+        asyncio.run(_statements(dsn, events))
     with urllib.request.urlopen(url.replace("/hook", "/dump"), timeout=30):  # noqa: S310
         pass
     committed = json.loads(Path(committed_path).read_text())
@@ -332,6 +356,11 @@ def main() -> int:
     parser.add_argument("--paced-events", type=int, default=10_000)
     parser.add_argument("--paced-batch", type=int, default=50, help="events per commit (paced)")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the backlog's worker there")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="pg_stat_statements of the backlog (a DATABASE_URL server preloading it)",
+    )
     args = parser.parse_args()
 
     from connector import logging as connector_logging
@@ -366,6 +395,7 @@ def main() -> int:
             0,
             args.concurrency,
             args.profile,
+            args.statements,
         )
         paced = run_phase(
             ctx,
