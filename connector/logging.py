@@ -40,8 +40,10 @@ _SCRUBBED_TEXT_MAX = 256
 # Whether a key names a secret, per key: a line has a dozen keys, always the same few dozen.
 _secret_key: dict[str, bool] = {}
 _SECRET_KEY_MAX = 4096
-# The chosen format: the CLI draws progress bars only beside console logs.
+# The format configure() chose: the CLI draws progress bars only beside console logs.
 chosen_format: str | None = None
+# Where structlog's rendered lines go (see _LineWriter); set by configure().
+_line_handler: logging.StreamHandler[Any] | None = None
 
 
 def register_secret(value: str | None) -> None:
@@ -164,16 +166,15 @@ class _LineWriter:
     logger of the same name still decides, by its level, whether the line is written.
     """
 
-    def __init__(self, logger: logging.Logger, handler: logging.StreamHandler[Any]) -> None:
+    def __init__(self, logger: logging.Logger) -> None:
         self.name = logger.name
         self._logger = logger
-        self._handler = handler
 
     def _write(self, level: int, line: str) -> None:
         logger = self._logger
-        if logger.disabled or not logger.isEnabledFor(level):
+        handler = _line_handler
+        if handler is None or logger.disabled or not logger.isEnabledFor(level):
             return
-        handler = self._handler
         try:
             handler.acquire()
             try:
@@ -282,10 +283,14 @@ def configure(
     handler.setFormatter(formatter)
     # structlog's own lines are rendered by structlog and written by _LineWriter; the
     # formatter above renders only the stdlib loggers' records (aiohttp, asyncpg, ...).
+    # The handler of the latest configure(), as the stdlib's loggers would reach it through
+    # the root logger, also for a logger bound before.
+    global _line_handler
+    _line_handler = handler
     stdlib_loggers = structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])
 
     def line_writer(*args: Any) -> _LineWriter:
-        return _LineWriter(stdlib_loggers(*args), handler)
+        return _LineWriter(stdlib_loggers(*args))
 
     structlog.configure(
         processors=[*shared, *final],
