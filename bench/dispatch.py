@@ -136,17 +136,19 @@ def producer_main(
 
 
 async def run_worker(dsn: str, url: str, events: int, concurrency: int) -> dict[str, float]:
-    import asyncpg
-
     from connector.catalog import CATALOG
     from connector.config import parse
+    from connector.db.pool import pool as open_pool
     from connector.dispatch import Dispatcher
     from connector.egress import EgressPolicy, guarded_session
 
     config = parse(flows_yaml(url, concurrency), CATALOG, "bench.yaml", env={})
-    pool = await asyncpg.create_pool(dsn, min_size=4, max_size=12)
     stop = asyncio.Event()
-    async with guarded_session(EgressPolicy(["127.0.0.1/32"]), limit=concurrency) as http:
+    # The daemon's own pool (it releases connections without asyncpg's reset query).
+    async with (
+        open_pool(dsn, min_size=4, max_size=12) as pool,
+        guarded_session(EgressPolicy(["127.0.0.1/32"]), limit=concurrency) as http,
+    ):
         worker = Dispatcher(
             pool,
             config,
@@ -159,18 +161,21 @@ async def run_worker(dsn: str, url: str, events: int, concurrency: int) -> dict[
         cpu0, wall0 = time.process_time(), time.monotonic()
         task = asyncio.create_task(worker.run(stop))
         while True:
+            # Rarely, as it runs in the measured process; the phase's end is read from the
+            # rows afterwards, not from when this look saw it.
             done = await pool.fetchval("SELECT count(*) FROM deliveries WHERE state='delivered'")
             if done >= events:
                 break
             if task.done():
                 task.result()
-            await asyncio.sleep(0.05)
-        finished = time.time()
+            await asyncio.sleep(0.25)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         stop.set()
         await task
-    await pool.close()
-    return {"finished": finished, "cpu": cpu, "wall": wall}
+        finished = await pool.fetchval(
+            "SELECT extract(epoch FROM max(delivered_at)) FROM deliveries"
+        )
+    return {"finished": float(finished), "cpu": cpu, "wall": wall}
 
 
 async def bare_ceiling(url: str, events: int, concurrency: int) -> dict[str, float]:
@@ -228,6 +233,23 @@ async def prepare(dsn: str) -> None:
         await conn.close()
 
 
+async def _statements(dsn: str, events: int | None) -> bool:
+    """Reset the statement counts (``events`` None), or print them per event."""
+    import asyncpg
+
+    from bench import _pgstat
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        if events is None:
+            return await _pgstat.enable(conn)
+        for line in await _pgstat.top(conn, events):
+            print("  " + line)
+        return True
+    finally:
+        await conn.close()
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -264,10 +286,14 @@ def run_phase(
     rate: float,
     concurrency: int,
     profile: str | None = None,
+    statements: bool = False,
 ) -> Phase:
     import urllib.request
 
     asyncio.run(prepare(dsn))
+    if statements and not asyncio.run(_statements(dsn, None)):
+        print("pg_stat_statements: not available on this server (see bench/README.md)")
+        statements = False
     committed_path = str(tmp / f"committed-{name}.json")
     producer = ctx.Process(
         target=producer_main,
@@ -277,12 +303,16 @@ def run_phase(
     if profile:
         import cProfile
 
-        with cProfile.Profile() as prof:
+        # CPU time: a wall-clock profile on a shared machine charges descheduled time too.
+        with cProfile.Profile(time.process_time) as prof:
             result = asyncio.run(run_worker(dsn, url, events, concurrency))
         prof.dump_stats(profile)
     else:
         result = asyncio.run(run_worker(dsn, url, events, concurrency))
     producer.join(60)
+    if statements:
+        print(f"-- statements of the {name} phase (worker and producer), per event:")
+        asyncio.run(_statements(dsn, events))
     with urllib.request.urlopen(url.replace("/hook", "/dump"), timeout=30):  # noqa: S310
         pass
     committed = json.loads(Path(committed_path).read_text())
@@ -328,12 +358,19 @@ def main() -> int:
     parser.add_argument("--paced-events", type=int, default=10_000)
     parser.add_argument("--paced-batch", type=int, default=50, help="events per commit (paced)")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the backlog's worker there")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="pg_stat_statements of the backlog (a DATABASE_URL server preloading it)",
+    )
     args = parser.parse_args()
 
-    import structlog
+    from connector import logging as connector_logging
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     tmp = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
+    # The daemon's own logging (JSON, INFO: a line per delivery) so that its cost is counted.
+    log_stream = (tmp / "worker.log").open("w")
+    connector_logging.configure(level="INFO", fmt="json", stream=log_stream)
     embedded = None
     dsn = os.environ.get("DATABASE_URL")
     if not dsn:
@@ -360,6 +397,7 @@ def main() -> int:
             0,
             args.concurrency,
             args.profile,
+            args.statements,
         )
         paced = run_phase(
             ctx,
@@ -376,6 +414,7 @@ def main() -> int:
         rx.terminate()
         if embedded is not None:
             embedded.stop(mode="immediate")
+        log_stream.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(

@@ -168,13 +168,21 @@ CYCLES = [
     (QUIET, None, "all"),
     (ONE_NEW, "one-new", "subscribers"),
 ]
+PROFILED = {"warm-up": WARM_UP, "changed": CHANGED, "quiet": QUIET, "one-new": ONE_NEW}
 
 
 async def run_cycles(
-    pipe: Any, base_url: str, books: dict[int, int], env: dict[str, str], profile: str | None
+    pipe: Any,
+    base_url: str,
+    books: dict[int, int],
+    env: dict[str, str],
+    profile: str | None,
+    profile_cycle: str = "quiet",
+    statements: bool = False,
 ) -> list[Cycle]:
     import cProfile
 
+    from bench import _pgstat
     from connector.catalog import CATALOG
     from connector.config import parse
     from connector.daemon import Worker, runtime
@@ -194,15 +202,27 @@ async def run_cycles(
         stop_book = asyncio.Event()
         book = asyncio.create_task(worker.poll_runs.run(stop_book))
         seen = await asyncio.to_thread(ask, pipe, ("count", 0))
+        if statements and not await _pgstat.enable(rt.pool):
+            print("pg_stat_statements: not available on this server (see bench/README.md)")
+            statements = False
         for name, change, which in CYCLES:
             names = every if which == "all" else subscriber_flows
             if change is not None:
                 await asyncio.to_thread(ask, pipe, (change, 0))
             started = await rt.pool.fetchval("SELECT now()")
+            counted = statements and name == PROFILED[profile_cycle]
+            if counted:
+                await _pgstat.reset(rt.pool)
             box0 = await asyncio.to_thread(ask, pipe, ("cpu", 0))
             pg0 = postgres_cpu(pg_data)
             busy0, total0 = machine_busy()
-            profiler = cProfile.Profile() if profile and name == QUIET else None
+            # CPU time, not wall time: on a shared machine the process is often descheduled,
+            # and a wall-clock profile charges that to whatever call it was in (socket sends).
+            profiler = (
+                cProfile.Profile(time.process_time)
+                if profile and name == PROFILED[profile_cycle]
+                else None
+            )
             if profiler is not None:
                 profiler.enable()
             cpu0, wall0 = time.process_time(), time.monotonic()
@@ -225,6 +245,10 @@ async def run_cycles(
                 profiler.disable()
                 profiler.dump_stats(str(profile))
             busy1, total1 = machine_busy()
+            if counted:
+                print(f"-- statements of the {profile_cycle} cycle, per poll:")
+                for line in await _pgstat.top(rt.pool, len(names)):
+                    print("  " + line)
             pg1 = postgres_cpu(pg_data)
             box = await asyncio.to_thread(ask, pipe, ("cpu", 0)) - box0
             records = await asyncio.to_thread(ask, pipe, ("log", seen))
@@ -373,7 +397,15 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=500)
     parser.add_argument("--subscribers", type=int, default=50, help="per mailing list")
     parser.add_argument("--keep-log", metavar="FILE", help="copy the worker's log there")
-    parser.add_argument("--profile", metavar="FILE", help="cProfile the quiet cycle, stats there")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile a cycle in CPU time")
+    parser.add_argument(
+        "--profile-cycle", choices=sorted(PROFILED), default="quiet", help="the cycle profiled"
+    )
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="pg_stat_statements of the profiled cycle (a DATABASE_URL server preloading it)",
+    )
     args = parser.parse_args()
 
     from cryptography.fernet import Fernet
@@ -402,7 +434,17 @@ def main() -> int:
         with log_path.open("w") as log_stream:
             # The daemon's own logging (JSON, INFO) so that its cost is in the CPU figures.
             connector_logging.configure(level="INFO", fmt="json", stream=log_stream)
-            cycles = asyncio.run(run_cycles(pipe, base_url, books, env, args.profile))
+            cycles = asyncio.run(
+                run_cycles(
+                    pipe,
+                    base_url,
+                    books,
+                    env,
+                    args.profile,
+                    args.profile_cycle,
+                    args.statements,
+                )
+            )
         warnings = sum('"level": "warning"' in line for line in log_path.open())
         if args.keep_log:
             shutil.copy(log_path, args.keep_log)

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
@@ -27,15 +28,32 @@ _SECRET_KEY = re.compile(
 _SECRET_VALUE = re.compile(r"(Bearer\s+[A-Za-z0-9._~+/=-]+|whsec_[A-Za-z0-9+/=]+)")
 
 _secret_values: set[str] = set()
+# The registered secrets, longest first (a secret inside a longer one must not split it), and
+# what scrub() made of recent texts: log lines repeat the same flow, connection and worker
+# names, and a scan over every secret per value cost more than the rest of the line with a
+# few hundred connections. Both are replaced whole when a secret is added, so a scrub that
+# raced a registration can only fill a table no one reads any more.
+_by_length: tuple[str, ...] = ()
+_scrubbed: dict[str, str] = {}
+_SCRUBBED_MAX = 4096
+_SCRUBBED_TEXT_MAX = 256
+# Whether a key names a secret, per key: a line has a dozen keys, always the same few dozen.
+_secret_key: dict[str, bool] = {}
+_SECRET_KEY_MAX = 4096
 # The format configure() chose: the CLI draws progress bars only beside console logs.
 chosen_format: str | None = None
+# Where structlog's rendered lines go (see _LineWriter); set by configure().
+_line_handler: logging.StreamHandler[Any] | None = None
 
 
 def register_secret(value: str | None) -> None:
     """Remember a configured secret so that it is scrubbed from every log line."""
+    global _by_length, _scrubbed
     # Very short values would redact ordinary words; they are not worth protecting this way.
-    if value and len(value) >= 6:
+    if value and len(value) >= 6 and value not in _secret_values:
         _secret_values.add(value)
+        _by_length = tuple(sorted(_secret_values, key=len, reverse=True))
+        _scrubbed = {}
 
 
 def register_secrets(values: Iterable[str | None]) -> None:
@@ -45,15 +63,41 @@ def register_secrets(values: Iterable[str | None]) -> None:
 
 def scrub(text: str) -> str:
     """Remove every registered secret and secret-looking token from ``text``."""
-    for secret in sorted(_secret_values, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return _SECRET_VALUE.sub(REDACTED, text)
+    known = _scrubbed
+    done = known.get(text)
+    if done is not None:
+        return done
+    clean = text
+    for secret in _by_length:
+        if secret in clean:
+            clean = clean.replace(secret, REDACTED)
+    clean = _SECRET_VALUE.sub(REDACTED, clean)
+    if len(text) <= _SCRUBBED_TEXT_MAX:
+        if len(known) >= _SCRUBBED_MAX:
+            known.clear()
+        known[text] = clean
+    return clean
+
+
+def _is_secret_key(key: str) -> bool:
+    named = _secret_key.get(key)
+    if named is None:
+        named = _SECRET_KEY.search(key) is not None
+        if len(_secret_key) >= _SECRET_KEY_MAX:
+            _secret_key.clear()
+        _secret_key[key] = named
+    return named
+
+
+# Values with no text in them to scrub (bool is an int).
+_PLAIN = (int, float, type(None))
 
 
 def _redact_value(key: str | None, value: Any) -> Any:
-    if key is not None and _SECRET_KEY.search(key) and value not in (None, "", REDACTED):
+    if key is not None and _is_secret_key(key) and value not in (None, "", REDACTED):
         return REDACTED
+    if isinstance(value, _PLAIN):
+        return value
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):
@@ -69,11 +113,17 @@ def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor: secret-named keys and known secret values become ``[redacted]``."""
-    for key in list(event_dict):
+    # _redact_value, with its commonest cases (numbers, plain strings) written out: this runs
+    # for every key of every line.
+    for key, value in list(event_dict.items()):
         if key == "event":
-            event_dict[key] = scrub(str(event_dict[key]))
-            continue
-        event_dict[key] = _redact_value(key, event_dict[key])
+            event_dict[key] = scrub(str(value))
+        elif _is_secret_key(key) and value not in (None, "", REDACTED):
+            event_dict[key] = REDACTED
+        elif type(value) is str:
+            event_dict[key] = scrub(value)
+        elif not isinstance(value, _PLAIN):
+            event_dict[key] = _redact_value(None, value)
     return event_dict
 
 
@@ -105,6 +155,60 @@ class _CurrentStderr:
 
     def isatty(self) -> bool:
         return sys.stderr.isatty()
+
+
+class _LineWriter:
+    """What structlog logs through: its rendered lines, written by the root logger's handler.
+
+    The same line as through the stdlib (the same processors render it), without building
+    two ``LogRecord`` copies and walking the stack for a caller no renderer prints: that
+    was half the CPU of a log line, and a poll or a delivery writes one each. The stdlib
+    logger of the same name still decides, by its level, whether the line is written.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.name = logger.name
+        self._logger = logger
+
+    def _write(self, level: int, line: str) -> None:
+        logger = self._logger
+        handler = _line_handler
+        if handler is None or logger.disabled or not logger.isEnabledFor(level):
+            return
+        try:
+            handler.acquire()
+            try:
+                handler.stream.write(line + handler.terminator)
+                handler.stream.flush()
+            finally:
+                handler.release()
+        except Exception:
+            # As a logging.Handler does: a failed write must not fail the caller.
+            if logging.raiseExceptions:
+                traceback.print_exc(file=sys.__stderr__)
+
+    def debug(self, line: str) -> None:
+        self._write(logging.DEBUG, line)
+
+    def info(self, line: str) -> None:
+        self._write(logging.INFO, line)
+
+    msg = info
+
+    def warning(self, line: str) -> None:
+        self._write(logging.WARNING, line)
+
+    warn = warning
+
+    def error(self, line: str) -> None:
+        self._write(logging.ERROR, line)
+
+    exception = error
+
+    def critical(self, line: str) -> None:
+        self._write(logging.CRITICAL, line)
+
+    fatal = critical
 
 
 def quiet_embedded_database() -> None:
@@ -147,8 +251,10 @@ def configure(
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,
+        # After the redaction: a timestamp holds no secret, and as a text never seen twice it
+        # would only crowd out the names that scrub() keeps.
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any
     if chosen == "json":
@@ -167,12 +273,6 @@ def configure(
             _ScrubbedConsole(ScanRenderer(colors=stream.isatty())),
         ]
 
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        cache_logger_on_first_use=False,
-    )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
@@ -181,6 +281,23 @@ def configure(
     # over stderr (progress_bar.TerminalPolls) prints each line above itself.
     handler = logging.StreamHandler(_CurrentStderr() if stream is sys.stderr else stream)
     handler.setFormatter(formatter)
+    # structlog's own lines are rendered by structlog and written by _LineWriter; the
+    # formatter above renders only the stdlib loggers' records (aiohttp, asyncpg, ...).
+    # The handler of the latest configure(), as the stdlib's loggers would reach it through
+    # the root logger, also for a logger bound before.
+    global _line_handler
+    _line_handler = handler
+    stdlib_loggers = structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])
+
+    def line_writer(*args: Any) -> _LineWriter:
+        return _LineWriter(stdlib_loggers(*args))
+
+    structlog.configure(
+        processors=[*shared, *final],
+        logger_factory=line_writer,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        cache_logger_on_first_use=False,
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)

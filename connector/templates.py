@@ -15,6 +15,7 @@ out before the first template expression.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -193,7 +194,23 @@ def check_params(
 
 
 def has_templates(params: BaseModel) -> bool:
-    return any(is_template(text) for _, text, _ in _strings(params, ()))
+    """Whether any string in ``params`` is a template (remembered for frozen params)."""
+    known = _templated.get(id(params))
+    if known is not None and known[0]() is params:
+        return known[1]
+    found = any(is_template(text) for _, text, _ in _strings(params, ()))
+    if params.model_config.get("frozen"):
+        # The dispatcher asks for the same configured params at every delivery, and the walk
+        # over the model cost a few percent of a delivery. Keyed by identity (params holding
+        # a dict are unhashable), checked against a weak reference so a reused id is no hit.
+        if len(_templated) >= _TEMPLATED_MAX:
+            _templated.clear()
+        _templated[id(params)] = (weakref.ref(params), found)
+    return found
+
+
+_templated: dict[int, tuple[weakref.ref[BaseModel], bool]] = {}
+_TEMPLATED_MAX = 65536
 
 
 def _render(value: Any, context: Mapping[str, Any], path: Path, render_as: RenderAs) -> Any:

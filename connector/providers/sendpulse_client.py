@@ -75,6 +75,7 @@ class SendPulseClient:
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._counted: dict[int | str, Any] = {}
 
     # -- the core ---------------------------------------------------------------------------
 
@@ -154,10 +155,20 @@ class SendPulseClient:
                 },
             )
         except RetriableError:
-            metrics.API_REQUESTS.labels(connection=self.connection_id, status="error").inc()
+            self._requests_counted("error").inc()
             raise
-        metrics.API_REQUESTS.labels(connection=self.connection_id, status=str(reply.status)).inc()
+        self._requests_counted(reply.status).inc()
         return reply
+
+    def _requests_counted(self, status: int | str) -> Any:
+        # The counter's child per status, looked up once: labels() checks its arguments and
+        # takes a lock at every call, on every request of every poll.
+        child = self._counted.get(status)
+        if child is None:
+            child = self._counted[status] = metrics.API_REQUESTS.labels(
+                connection=self.connection_id, status=str(status)
+            )
+        return child
 
     def _result(self, reply: Reply) -> Any:
         if 200 <= reply.status < 300:

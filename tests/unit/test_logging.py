@@ -138,3 +138,22 @@ def test_asyncpg_reconnect_tracebacks_are_dropped_other_warnings_kept(
     assert "Pool.close() is taking over 60 seconds" in output
     connector_logging.configure(level="DEBUG", fmt="json", stream=io.StringIO())
     assert len(pool_logger.filters) == 1
+
+
+def test_a_secret_registered_later_is_scrubbed_from_a_text_seen_before() -> None:
+    # scrub() remembers what it made of texts it has seen; a new secret must not find a
+    # remembered answer from before it was known.
+    text = "note with late-secret-value inside"
+    assert connector_logging.scrub(text) == text
+    connector_logging.register_secret("late-secret-value")
+    assert connector_logging.scrub(text) == f"note with {connector_logging.REDACTED} inside"
+
+
+def test_a_logger_bound_before_a_reconfiguration_writes_where_the_latest_one_says() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    connector_logging.configure(level="INFO", fmt="json", stream=first)
+    bound = structlog.get_logger("t").bind(flow="welcome")
+    connector_logging.configure(level="INFO", fmt="json", stream=second)
+    bound.info("poll_finished")
+    assert first.getvalue() == ""
+    assert lines(second)[0]["event"] == "poll_finished"

@@ -6,7 +6,7 @@ import textwrap
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from connector.catalog import CATALOG
 from connector.config import parse
@@ -125,6 +125,28 @@ def test_nested_fields_and_loops_render() -> None:
 def test_plain_strings_are_left_alone() -> None:
     params = Params(text="no template here")
     assert render_params(params, {}) is params
+
+
+class FrozenParams(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    text: str
+    headers: dict[str, str] = {}
+
+
+def test_each_params_object_renders_as_its_own_text_says_when_asked_again() -> None:
+    # Whether frozen params hold a template is remembered per object: asking again about the
+    # same object, or about another one with other text, must give that object's answer.
+    context = context_for({"email": "a@b.c"}, "f", "t")
+    plain = FrozenParams(text="plain", headers={"x": "1"})
+    templated = FrozenParams(text="{{ event.email }}", headers={"x": "1"})
+    for _ in range(2):
+        assert render_params(plain, context) is plain
+        assert render_params(templated, context).text == "a@b.c"
+    for n in range(50):
+        # Objects come and go; one that takes a dead object's id is looked at afresh.
+        fresh = FrozenParams(text="{{ event.email }}" if n % 2 else f"plain {n}")
+        rendered = render_params(fresh, context)
+        assert rendered.text == ("a@b.c" if n % 2 else f"plain {n}")
 
 
 HOSTILE_EMAIL = "a@b.c/../../admin?x=1#"
