@@ -25,13 +25,13 @@ import structlog
 from connector import leases, progress
 from connector import poll_policy as policy
 from connector.config import Flow
-from connector.db.queries import q
 from connector.errors import FatalError, RetriableError
 from connector.plugins import ApiClient, PluginParams, Trigger
 from connector.poll_context import Clock, PollContext, PollResult, insert_poll_run
 from connector.poll_runs import PollRunBook
 from connector.request_count import RequestCount, counting
 from connector.snapshot_poll import poll_snapshot
+from connector.store import flow_states
 from connector.wall_clock import utc_now
 from connector.watermark_poll import poll_watermark
 
@@ -142,7 +142,7 @@ class Poller:
                 bound.info("poll_skipped", reason="lease_held", holder=held[0] if held else None)
                 return PollResult(status="skipped")
             try:
-                state = await conn.fetchrow(q("flow_state_get"), flow.name)
+                state = await flow_states.get(conn, flow_name=flow.name)
             except BaseException:
                 if self._holds[hold] == 0:
                     # Taken just now and by no sibling: without a database it lapses alone.
@@ -277,13 +277,13 @@ async def _record_failure(
         # A poll that lost its lease writes no state: the flow is another poll's now, or
         # its install was removed under it (and must stay removed).
         if not isinstance(exc, leases.LeaseLost):
-            await run.conn.execute(
-                q("flow_state_set_error"),
-                flow.name,
-                flow.trigger.connection,
-                run.trigger.key,
-                run.state_key,
-                message,
+            await flow_states.set_error(
+                run.conn,
+                flow_name=flow.name,
+                connection_id=flow.trigger.connection,
+                trigger_type=run.trigger.key,
+                state_key=run.state_key,
+                error=message,
             )
         await insert_poll_run(run, requests, 0, 0, message)
     if message != run.last_error:
