@@ -31,7 +31,7 @@ Clock = Callable[[], datetime]
 class PollResult:
     """What one poll did (the figures of its ``poll_finished`` line)."""
 
-    status: Literal["ok", "skipped", "failed"]
+    status: Literal["ok", "skipped", "paused", "failed"]
     requests: int = 0
     items_seen: int = 0
     events_created: int = 0
@@ -89,6 +89,10 @@ class PollContext:
             raise RuntimeError("the poll holds no database connection; await connect() first")
         conn: asyncpg.Connection = self._conn
         return conn
+
+    @property
+    def holds_connection(self) -> bool:
+        return self._conn is not None
 
     async def connect(self) -> asyncpg.Connection:
         if self._conn is None:

@@ -20,25 +20,24 @@ import structlog
 from connector import accounts, metrics
 from connector.config import Config
 from connector.db.health import DB_ERRORS, DatabaseHealth
-from connector.engine import DEFAULT_LEASE_TTL, Poller
+from connector.engine import DEFAULT_LEASE_TTL, STORED_ACCOUNT, Poller, StoredAccount
 from connector.errors import ConnectorError
 from connector.ownership import Ownership
 from connector.poll_runs import PollRunBook
 from connector.providers.provider_clients import ProviderClients
-from connector.store import connections
 
 log = structlog.get_logger(__name__)
 
 
-def account_of(config: Config, connection: str, stored: str | None) -> str | None:
+def account_of(config: Config, connection: str) -> str | StoredAccount:
     """The fingerprint of the account this worker's settings reach for ``connection``.
 
     A flow-file connection's comes from this worker's own file, never from the row: a worker
     still on the old file must not take the new account's state for its own. An app install
-    has no settings in the file; its row (``stored``) is its settings.
+    has no settings in the file; its row is its settings (:data:`STORED_ACCOUNT`).
     """
     settings = config.connections.get(connection)
-    return stored if settings is None else accounts.of_connection(settings)
+    return STORED_ACCOUNT if settings is None else accounts.of_connection(settings)
 
 
 class PollJob:
@@ -66,8 +65,8 @@ class PollJob:
         self.runs = runs
         self.health = health
         self.lease_ttl = lease_ttl or DEFAULT_LEASE_TTL
-        # Connections held for re-authorisation, so that a hold is logged once, not per poll.
-        self._paused: dict[str, str] = {}
+        # Connections on hold for re-authorisation, so that a hold is logged once, not per poll.
+        self._paused: set[str] = set()
 
     async def run(self, flow_name: str) -> None:
         """Poll ``flow_name`` once, if it is in the current config and this worker owns it."""
@@ -81,20 +80,14 @@ class PollJob:
         if connection is None or not self.ownership.owns(connection):
             return
         try:
-            async with self.pool.acquire() as conn:
-                row = await connections.status(conn, connection_id=connection)
-            if self._needs_reauth(connection, None if row is None else row["status"]):
-                metrics.POLLS.labels(flow=flow.name, outcome="paused").inc()
-                return
-            account = account_of(
-                config, connection, None if row is None else row["account_fingerprint"]
-            )
             client = self.providers.sendpulse(connection)
             # A poll holds a pooled database connection until it commits, and a token refresh
             # needs one of its own: with the pool full of polls waiting for tokens, none could
             # ever start. Take the token first, holding nothing; the poll records any failure.
-            with suppress(ConnectorError):
-                await self.providers.auth[connection].bearer()
+            # A connection on hold has none to give (the poll finds it still held, or not).
+            if connection not in self._paused:
+                with suppress(ConnectorError):
+                    await self.providers.auth[connection].bearer()
             with metrics.POLL_SECONDS.labels(flow=flow.name).time():
                 result = await self.poller.poll(
                     plan.flow,
@@ -103,11 +96,15 @@ class PollJob:
                     client=client,
                     pool=self.pool,
                     worker=self.worker_id,
-                    account=account,
+                    account=account_of(config, connection),
                     runs=self.runs,
                     lease_ttl=self.lease_ttl,
                 )
             metrics.POLLS.labels(flow=flow.name, outcome=result.status).inc()
+            if result.status == "paused":
+                self._hold(connection)
+            elif result.status != "skipped":
+                self._resume(connection)
             if result.events_created:
                 # The deliveries' insert trigger wakes every dispatcher through NOTIFY.
                 metrics.EVENTS_CREATED.labels(flow=flow.name, source="poll").inc(
@@ -118,17 +115,16 @@ class PollJob:
             metrics.POLLS.labels(flow=flow.name, outcome="error").inc()
             self.health.lost(exc, worker=self.worker_id)
 
-    def _needs_reauth(self, connection: str, status: str | None) -> bool:
-        if status == "needs_reauth":
-            if self._paused.get(connection) != status:
-                self._paused[connection] = status
-                log.warning(
-                    "connection_paused",
-                    connection=connection,
-                    reason="credentials refused; fix them in the flow file and reload",
-                )
-            return True
+    def _hold(self, connection: str) -> None:
+        if connection not in self._paused:
+            self._paused.add(connection)
+            log.warning(
+                "connection_paused",
+                connection=connection,
+                reason="credentials refused; fix them in the flow file and reload",
+            )
+
+    def _resume(self, connection: str) -> None:
         if connection in self._paused:
-            del self._paused[connection]
+            self._paused.discard(connection)
             log.info("connection_resumed", connection=connection)
-        return False
