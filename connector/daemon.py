@@ -11,37 +11,31 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Collection
+from contextlib import AsyncExitStack, suppress
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import structlog
 
-from connector import accounts, metrics
 from connector.admin import AdminAccess, build_admin_app
-from connector.auth.crypto import load_secret_key
 from connector.config import Config, load_file
-from connector.db import migrate as migrations
 from connector.db.health import DB_ERRORS, DatabaseHealth
-from connector.db.pool import ensure_database, home, locate, pool
 from connector.dispatch import Dispatcher
 from connector.egress import EgressPolicy, guarded_session
 from connector.engine import Poller
-from connector.errors import ConfigError, ConfigInvalid, ConnectorError
-from connector.http_client.transport import provider_connector, send_trace
+from connector.errors import ConfigError, ConfigInvalid
 from connector.instances import apps_used, expand
-from connector.leases import default_worker_id
 from connector.ownership import DEFAULT_TTL, Ownership
+from connector.poll_job import PollJob
 from connector.poll_runs import PollRunBook
 from connector.providers.provider_clients import ProviderClients
+from connector.runtime import Runtime as Runtime
+from connector.runtime import runtime as runtime
 from connector.scheduler import FlowScheduler
 from connector.status_page import StatusSource, status_routes
-from connector.store import connections, flow_states
+from connector.store import flow_states
 from connector.web import WebState, build_app, serve
 
 log = structlog.get_logger(__name__)
@@ -62,53 +56,6 @@ def env_lease(name: str) -> timedelta | None:
     if not 0 < seconds < 86400:
         raise ConfigError(f"{name} must be a number of seconds between 0 and 86400, not {raw!r}")
     return timedelta(seconds=seconds)
-
-
-@dataclass
-class Runtime:
-    """What every part of a running worker shares; built by :func:`runtime`."""
-
-    pool: asyncpg.Pool
-    session: aiohttp.ClientSession
-    secret_key: bytes
-    home: Path
-    worker_id: str
-    # Tokens and connection rows get their own few connections: a token refresh must never
-    # wait for a pooled connection that only a poll waiting for that token could give back.
-    token_pool: asyncpg.Pool | None = None
-
-
-@asynccontextmanager
-async def runtime(env: Mapping[str, str] | None = None) -> AsyncIterator[Runtime]:
-    """Open the database (starting the embedded one if needed), migrate, open HTTP."""
-    env = os.environ if env is None else env
-    async with AsyncExitStack() as stack:
-        state_home = home(env)
-        secret_key = load_secret_key(env, state_home)
-        location = await asyncio.to_thread(locate, env)
-        if location.embedded is not None and location.embedded.started_here:
-            stack.callback(location.embedded.stop)
-        await ensure_database(location.dsn)
-        db = await stack.enter_async_context(pool(location.dsn, min_size=2, max_size=20))
-        token_db = await stack.enter_async_context(pool(location.dsn, min_size=1, max_size=4))
-        async with db.acquire() as conn:
-            applied = await migrations.migrate(conn)
-        log.info("database_ready", migrations_applied=len(applied))
-        session = await stack.enter_async_context(
-            aiohttp.ClientSession(
-                headers={"User-Agent": "sendpulse-connector"},
-                connector=provider_connector(),
-                trace_configs=[send_trace()],
-            )
-        )
-        yield Runtime(
-            pool=db,
-            session=session,
-            secret_key=secret_key,
-            home=state_home,
-            worker_id=env.get("CONNECTOR_WORKER_ID") or default_worker_id(),
-            token_pool=token_db,
-        )
 
 
 def owned_connections(config: Config) -> list[str]:
@@ -159,14 +106,10 @@ class Worker:
         self._signals = 0
         self._reload_lock = asyncio.Lock()
         self.health = DatabaseHealth()
-        self._paused: dict[str, str] = {}
         # Shorter leases (CONNECTOR_LEASE_TTL for connections and their polls,
         # CONNECTOR_DELIVERY_LEASE for deliveries) let a dead worker's work move on sooner.
         connection_lease = env_lease("CONNECTOR_LEASE_TTL")
         delivery_lease = env_lease("CONNECTOR_DELIVERY_LEASE")
-        self._poll_options: dict[str, Any] = (
-            {} if connection_lease is None else {"lease_ttl": connection_lease}
-        )
         self._dispatch_options: dict[str, Any] = (
             {}
             if delivery_lease is None
@@ -182,13 +125,24 @@ class Worker:
             ttl=connection_lease or DEFAULT_TTL,
             health=self.health,
         )
-        self.scheduler = FlowScheduler(self._poll)
         # This worker's polls in progress and the connection leases they share.
         self.poller = Poller()
         # Quiet polls' poll_runs rows, written once a second for all of them.
         self.poll_runs = PollRunBook(rt.pool, rt.worker_id)
         self._poll_runs_stop = asyncio.Event()
         self.providers = self._providers(config)
+        self.polls = PollJob(
+            config=lambda: self.config,
+            pool=rt.pool,
+            worker_id=rt.worker_id,
+            ownership=self.ownership,
+            providers=self.providers,
+            poller=self.poller,
+            runs=self.poll_runs,
+            health=self.health,
+            lease_ttl=connection_lease,
+        )
+        self.scheduler = FlowScheduler(self._poll)
         # One policy object for the life of the worker: a reload changes it in place.
         self.egress = EgressPolicy(config.document.egress.allow_networks)
         self.http: aiohttp.ClientSession | None = None
@@ -205,81 +159,9 @@ class Worker:
             worker_id=self.rt.worker_id,
         )
 
-    # -- polling ----------------------------------------------------------------------------
-
     async def _poll(self, flow_name: str) -> None:
-        config = self.config
-        plan = config.plan(flow_name)
-        if plan is None or not plan.flow.enabled:
-            return
-        flow = plan.flow
-        connection = flow.trigger.connection
-        # Every trigger polls through a connection; only its owner polls it.
-        if connection is None or not self.ownership.owns(connection):
-            return
-        try:
-            async with self.rt.pool.acquire() as conn:
-                row = await connections.status(conn, connection_id=connection)
-            if self._needs_reauth(connection, None if row is None else row["status"]):
-                metrics.POLLS.labels(flow=flow.name, outcome="paused").inc()
-                return
-            account = self._account(
-                config, connection, None if row is None else row["account_fingerprint"]
-            )
-            client = self.providers.sendpulse(connection)
-            # A poll holds a pooled database connection until it commits, and a token refresh
-            # needs one of its own: with the pool full of polls waiting for tokens, none could
-            # ever start. Take the token first, holding nothing; poll_flow records any failure.
-            with suppress(ConnectorError):
-                await self.providers.auth[connection].bearer()
-            with metrics.POLL_SECONDS.labels(flow=flow.name).time():
-                result = await self.poller.poll(
-                    plan.flow,
-                    plan.params,
-                    trigger=plan.trigger,
-                    client=client,
-                    pool=self.rt.pool,
-                    worker=self.rt.worker_id,
-                    account=account,
-                    runs=self.poll_runs,
-                    **self._poll_options,
-                )
-            metrics.POLLS.labels(flow=flow.name, outcome=result.status).inc()
-            if result.events_created:
-                # The deliveries' insert trigger wakes every dispatcher through NOTIFY.
-                metrics.EVENTS_CREATED.labels(flow=flow.name, source="poll").inc(
-                    result.events_created
-                )
-            self._database_back()
-        except DB_ERRORS as exc:
-            metrics.POLLS.labels(flow=flow.name, outcome="error").inc()
-            self._database_lost(exc)
-
-    @staticmethod
-    def _account(config: Config, connection: str, stored: str | None) -> str | None:
-        """The fingerprint of the account this worker's settings reach for ``connection``.
-
-        A flow-file connection's comes from this worker's own file, never from the row: a
-        worker still on the old file must not take the new account's state for its own. An
-        app install has no settings in the file; its row is its settings.
-        """
-        settings = config.connections.get(connection)
-        return stored if settings is None else accounts.of_connection(settings)
-
-    def _needs_reauth(self, connection: str, status: str | None) -> bool:
-        if status == "needs_reauth":
-            if self._paused.get(connection) != status:
-                self._paused[connection] = status
-                log.warning(
-                    "connection_paused",
-                    connection=connection,
-                    reason="credentials refused; fix them in the flow file and reload",
-                )
-            return True
-        if connection in self._paused:
-            del self._paused[connection]
-            log.info("connection_resumed", connection=connection)
-        return False
+        """The scheduler's job: one poll of ``flow_name`` (see :class:`PollJob`)."""
+        await self.polls.run(flow_name)
 
     def _database_lost(self, exc: BaseException) -> None:
         self.health.lost(exc, worker=self.rt.worker_id)

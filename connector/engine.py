@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 from collections import Counter
 from datetime import timedelta
@@ -25,19 +26,26 @@ import structlog
 from connector import leases, progress
 from connector import poll_policy as policy
 from connector.config import Flow
-from connector.db.queries import q
 from connector.errors import FatalError, RetriableError
 from connector.plugins import ApiClient, PluginParams, Trigger
 from connector.poll_context import Clock, PollContext, PollResult, insert_poll_run
 from connector.poll_runs import PollRunBook
 from connector.request_count import RequestCount, counting
 from connector.snapshot_poll import poll_snapshot
+from connector.store import flow_states, poll_start
 from connector.wall_clock import utc_now
 from connector.watermark_poll import poll_watermark
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["DEFAULT_LEASE_TTL", "PollResult", "Poller", "poll_flow"]
+__all__ = [
+    "DEFAULT_LEASE_TTL",
+    "STORED_ACCOUNT",
+    "PollResult",
+    "Poller",
+    "StoredAccount",
+    "poll_flow",
+]
 
 DEFAULT_LEASE_TTL = timedelta(minutes=5)
 
@@ -45,6 +53,16 @@ DEFAULT_LEASE_TTL = timedelta(minutes=5)
 def _json(value: Any) -> Any:
     # asyncpg hands jsonb over as text unless a codec is set on the pool, which we do not own.
     return json.loads(value) if isinstance(value, str) else value
+
+
+class StoredAccount(enum.Enum):
+    """``account=STORED_ACCOUNT``: the account is the one the connection's row records (an app
+    install, which no flow file describes)."""
+
+    ROW = "row"
+
+
+STORED_ACCOUNT = StoredAccount.ROW
 
 
 class Poller:
@@ -63,6 +81,9 @@ class Poller:
         # that ends while another is still taking the lease would otherwise see no holder
         # and delete the lease just taken. One lock per lease.
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Leases being given up on a poll's own connection, outside their lock (_let_go):
+        # a sibling starting meanwhile waits for the release before it takes the lease.
+        self._releasing: dict[tuple[str, str], asyncio.Event] = {}
 
     def holders(self, resource: str, worker: str) -> int:
         """How many polls of ``worker`` hold the lease on ``resource`` now."""
@@ -79,17 +100,20 @@ class Poller:
         worker: str,
         clock: Clock = utc_now,
         lease_ttl: timedelta = DEFAULT_LEASE_TTL,
-        account: str | None = None,
+        account: str | StoredAccount | None = None,
         runs: PollRunBook | None = None,
     ) -> PollResult:
         """Poll one flow once and commit what changed; safe to call from any worker at any time.
 
         ``account`` is the fingerprint of the account ``client`` reaches
-        (:mod:`connector.accounts`): state taken under another one is no continuation of
-        this one, and the flow starts a new baseline as a new flow would.
+        (:mod:`connector.accounts`), or :data:`STORED_ACCOUNT` for the one the connection's
+        row records: state taken under another one is no continuation of this one, and the
+        flow starts a new baseline as a new flow would.
 
-        A poll that finds nothing moves no state and commits nothing; its ``poll_runs`` row
-        goes to ``runs`` (written with others later) or, without a book, straight in.
+        A connection whose credentials were refused (``needs_reauth``) is not polled: the
+        result is ``paused``. A poll that finds nothing moves no state and commits nothing;
+        its ``poll_runs`` row goes to ``runs`` (written with others later) or, without a
+        book, straight in.
         """
         bound = log.bind(flow=flow.name, trigger=trigger.key, worker=worker)
         if (worker, flow.name) in self._polling:
@@ -120,7 +144,7 @@ class Poller:
         worker: str,
         clock: Clock,
         lease_ttl: timedelta,
-        account: str | None,
+        account: str | StoredAccount | None,
         runs: PollRunBook | None,
     ) -> PollResult:
         connection = flow.trigger.connection
@@ -131,25 +155,31 @@ class Poller:
         # The lease's lock first, then a pooled connection, never the other way round: a poll
         # waiting for its siblings must not sit on a connection that the sibling holding the
         # lock needs to give the lease up (with ten flows a connection, that stalled a worker).
-        async with self._lock(hold), pool.acquire() as conn:
+        async with self._lock(hold):
+            while (releasing := self._releasing.get(hold)) is not None:
+                await releasing.wait()
             # A sibling flow's poll in this process holds it already (and renews it, and every
             # commit checks it): taking it again would only write the row once more.
-            taken = self._holds[hold] > 0 or await leases.acquire(
-                conn, resource, worker, started, lease_ttl
-            )
-            if not taken:
-                held = await leases.holder(conn, resource)
-                bound.info("poll_skipped", reason="lease_held", holder=held[0] if held else None)
-                return PollResult(status="skipped")
-            try:
-                state = await conn.fetchrow(q("flow_state_get"), flow.name)
-            except BaseException:
-                if self._holds[hold] == 0:
-                    # Taken just now and by no sibling: without a database it lapses alone.
-                    with contextlib.suppress(Exception):
-                        await leases.release(conn, *hold)
-                raise
+            shared = self._holds[hold] > 0
+            async with pool.acquire() as conn:
+                start = await poll_start.begin(
+                    conn,
+                    resource=resource,
+                    owner=worker,
+                    now=started,
+                    expires_at=started + lease_ttl,
+                    flow_name=flow.name,
+                    connection_id=connection,
+                    take=not shared,
+                )
+            paused = start.connection_status == "needs_reauth"
+            if paused or not (shared or start.taken):
+                # Nothing was taken: the statement takes no lease for a connection on hold.
+                return PollResult(status="paused") if paused else self._skipped(bound, start.holder)
             self._holds[hold] += 1
+        if isinstance(account, StoredAccount):
+            account = start.connection_account
+        state = start.state
         key = policy.state_key(trigger.key, params)
         fresh = policy.is_fresh(state, key, connection, account)
         run = PollContext(
@@ -172,22 +202,48 @@ class Poller:
         try:
             return await _poll(run, bound)
         finally:
-            try:
-                # Given back before the lease's lock is awaited (see above).
-                await run.disconnect()
-            finally:
-                await self._let_go(hold, pool)
+            await self._let_go(hold, run)
 
-    async def _let_go(self, hold: tuple[str, str], pool: asyncpg.Pool) -> None:
-        """One poll less under the shared lease; the last one gives the lease up."""
+    @staticmethod
+    def _skipped(bound: Any, holder: str | None) -> PollResult:
+        bound.info("poll_skipped", reason="lease_held", holder=holder)
+        return PollResult(status="skipped")
+
+    def _count_out(self, hold: tuple[str, str]) -> bool:
+        """One poll less under the shared lease; True for the last one, which gives it up."""
+        self._holds[hold] -= 1
+        if self._holds[hold] > 0:
+            return False
+        del self._holds[hold]
+        return True
+
+    async def _let_go(self, hold: tuple[str, str], run: PollContext) -> None:
+        """Count the poll out of its lease and give its connection back; the last poll out
+        gives the lease up, on the poll's own connection when it holds one (a commit's).
+
+        Counted out first: without a database to release it on, the lease lapses alone.
+        """
+        if run.holds_connection and not self._lock(hold).locked():
+            # No sibling is starting (that happens under the lock), so no wait: the release
+            # runs on this poll's connection, and a sibling that starts meanwhile waits for it
+            # before taking the lease, holding no pooled connection while it waits.
+            try:
+                if self._count_out(hold):
+                    released = self._releasing[hold] = asyncio.Event()
+                    try:
+                        await leases.release(run.conn, *hold)
+                    finally:
+                        del self._releasing[hold]
+                        released.set()
+            finally:
+                await run.disconnect()
+            return
+        # Given back before the lease's lock is awaited (see _poll_leased).
+        await run.disconnect()
         async with self._lock(hold):
-            self._holds[hold] -= 1
-            if self._holds[hold] > 0:
-                return
-            del self._holds[hold]
-            # Counted out first: without a database to release it on, the lease lapses alone.
-            async with pool.acquire() as conn:
-                await leases.release(conn, *hold)
+            if self._count_out(hold):
+                async with run.pool.acquire() as conn:
+                    await leases.release(conn, *hold)
 
 
 async def poll_flow(
@@ -200,7 +256,7 @@ async def poll_flow(
     worker: str,
     clock: Clock = utc_now,
     lease_ttl: timedelta = DEFAULT_LEASE_TTL,
-    account: str | None = None,
+    account: str | StoredAccount | None = None,
     runs: PollRunBook | None = None,
     poller: Poller | None = None,
 ) -> PollResult:
@@ -277,13 +333,13 @@ async def _record_failure(
         # A poll that lost its lease writes no state: the flow is another poll's now, or
         # its install was removed under it (and must stay removed).
         if not isinstance(exc, leases.LeaseLost):
-            await run.conn.execute(
-                q("flow_state_set_error"),
-                flow.name,
-                flow.trigger.connection,
-                run.trigger.key,
-                run.state_key,
-                message,
+            await flow_states.set_error(
+                run.conn,
+                flow_name=flow.name,
+                connection_id=flow.trigger.connection,
+                trigger_type=run.trigger.key,
+                state_key=run.state_key,
+                error=message,
             )
         await insert_poll_run(run, requests, 0, 0, message)
     if message != run.last_error:

@@ -18,11 +18,11 @@ import asyncpg
 
 from connector import leases
 from connector.config import Flow
-from connector.db.queries import q
 from connector.diff import canonical_json
 from connector.plugins import ApiClient, Trigger
 from connector.poll_runs import PollRunBook, QuietRun, write_quiet_runs
 from connector.progress import PollProgress
+from connector.store import flow_states, poll_runs_table
 
 Clock = Callable[[], datetime]
 
@@ -31,7 +31,7 @@ Clock = Callable[[], datetime]
 class PollResult:
     """What one poll did (the figures of its ``poll_finished`` line)."""
 
-    status: Literal["ok", "skipped", "failed"]
+    status: Literal["ok", "skipped", "paused", "failed"]
     requests: int = 0
     items_seen: int = 0
     events_created: int = 0
@@ -90,6 +90,10 @@ class PollContext:
         conn: asyncpg.Connection = self._conn
         return conn
 
+    @property
+    def holds_connection(self) -> bool:
+        return self._conn is not None
+
     async def connect(self) -> asyncpg.Connection:
         if self._conn is None:
             self._conn = await self.pool.acquire()
@@ -118,17 +122,17 @@ class PollContext:
 async def insert_poll_run(
     run: PollContext, requests: int, items: int, created: int, error: str | None
 ) -> None:
-    await run.conn.execute(
-        q("poll_run_insert"),
-        run.flow.name,
-        run.flow.trigger.connection,
-        run.worker,
-        run.started,
-        run.clock(),
-        requests,
-        items,
-        created,
-        error,
+    await poll_runs_table.insert(
+        run.conn,
+        flow_name=run.flow.name,
+        connection_id=run.flow.trigger.connection,
+        worker=run.worker,
+        started_at=run.started,
+        finished_at=run.clock(),
+        requests=requests,
+        items_seen=items,
+        events_created=created,
+        error=error,
     )
 
 
@@ -152,14 +156,14 @@ async def record_quiet(run: PollContext, requests: int, items: int) -> None:
 
 
 async def save_state(run: PollContext, cursor: Any) -> None:
-    await run.conn.execute(
-        q("flow_state_save"),
-        run.flow.name,
-        run.flow.trigger.connection,
-        run.trigger.key,
-        run.state_key,
-        canonical_json(cursor),
-        True,
-        None,
-        run.account,
+    await flow_states.save(
+        run.conn,
+        flow_name=run.flow.name,
+        connection_id=run.flow.trigger.connection,
+        trigger_type=run.trigger.key,
+        state_key=run.state_key,
+        cursor_json=canonical_json(cursor),
+        baseline_done=True,
+        last_error=None,
+        account_fingerprint=run.account,
     )

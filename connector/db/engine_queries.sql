@@ -181,3 +181,36 @@ ON CONFLICT (flow_name, item_key) DO UPDATE SET fingerprint = EXCLUDED.fingerpri
 
 -- name: snapshot_delete_item
 DELETE FROM snapshot_items WHERE flow_name = $1 AND item_key = $2;
+
+-- name: poll_start
+-- The start of a poll in one round trip. Takes the poll lease $1 for $2 (now $3, until $4)
+-- as lease_acquire does, unless a sibling poll of the same worker holds it already ($7
+-- false) or the connection $6 waits for re-authorisation; and reads the flow $5's state and
+-- the connection's status and account. The reads see the database as the statement began:
+-- the lease's holder is the one this poll could not displace (or, if it took the lease, the
+-- one it displaced).
+WITH connection AS (
+    SELECT status, account_fingerprint FROM connections WHERE id = $6::text
+), taken AS (
+    INSERT INTO leases AS l (resource, owner, acquired_at, expires_at)
+    SELECT $1::text, $2::text, $3::timestamptz, $4::timestamptz
+     WHERE $7::boolean
+       AND NOT EXISTS (SELECT 1 FROM connection WHERE status = 'needs_reauth')
+    ON CONFLICT (resource) DO UPDATE
+       SET owner = EXCLUDED.owner,
+           acquired_at = CASE WHEN l.owner = EXCLUDED.owner THEN l.acquired_at
+                              ELSE EXCLUDED.acquired_at END,
+           expires_at = EXCLUDED.expires_at
+     WHERE l.owner = EXCLUDED.owner OR l.expires_at <= EXCLUDED.acquired_at
+    RETURNING owner
+)
+SELECT EXISTS (SELECT 1 FROM taken) AS taken,
+       (SELECT owner FROM leases WHERE resource = $1::text) AS holder,
+       c.status AS connection_status,
+       c.account_fingerprint AS connection_account,
+       f.flow_name IS NOT NULL AS has_state,
+       f.connection_id, f.trigger_type, f.state_key, f.cursor, f.baseline_done, f.last_error,
+       f.account_fingerprint
+  FROM (SELECT 1) AS one
+  LEFT JOIN connection c ON true
+  LEFT JOIN flow_states f ON f.flow_name = $5::text;

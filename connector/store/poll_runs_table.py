@@ -32,3 +32,31 @@ async def insert_quiet(
         list(requests),
         list(items_seen),
     )
+
+
+async def insert(
+    conn: asyncpg.Connection,
+    *,
+    flow_name: str,
+    connection_id: str | None,
+    worker: str,
+    started_at: datetime,
+    finished_at: datetime,
+    requests: int,
+    items_seen: int,
+    events_created: int,
+    error: str | None,
+) -> None:
+    """One poll's row, written in the poll's own transaction (a commit, or a failure)."""
+    await conn.execute(
+        q("poll_run_insert"),
+        flow_name,
+        connection_id,
+        worker,
+        started_at,
+        finished_at,
+        requests,
+        items_seen,
+        events_created,
+        error,
+    )

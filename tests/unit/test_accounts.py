@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from connector.accounts import of_connection, of_install
 from connector.catalog import CATALOG
 from connector.config import Connection, parse
-from connector.daemon import Worker
+from connector.engine import STORED_ACCOUNT
+from connector.poll_job import account_of
 from connector.poll_policy import new_label, same_account
 
 SECRET = "client-secret-value-0123"
@@ -117,10 +118,7 @@ def test_a_worker_takes_a_file_connections_account_from_its_own_file() -> None:
     config = parse(json.dumps(document), CATALOG, "flows.yaml", env={})
     own = of_connection(config.connections["main"])
     # What another worker stored for the row does not count for a file connection ...
-    assert Worker._account(config, "main", "install|elsewhere") == own
-    assert Worker._account(config, "main", None) == own
-    # ... while an app install, which the file does not describe, is what its row says.
-    assert (
-        Worker._account(config, "store-7", "install|sendpulse:app:1") == "install|sendpulse:app:1"
-    )
-    assert Worker._account(config, "store-7", None) is None
+    assert account_of(config, "main") == own
+    # ... while an app install, which the file does not describe, is what its row says (the
+    # poll reads it with its lease: tests/integration/test_poll_start.py).
+    assert account_of(config, "store-7") is STORED_ACCOUNT

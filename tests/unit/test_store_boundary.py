@@ -15,9 +15,7 @@ CONNECTOR = ROOT / "connector"
 PENDING = {
     "connector/dispatch.py",
     "connector/dry_run.py",
-    "connector/engine.py",
     "connector/intake.py",
-    "connector/poll_context.py",
     "connector/snapshot_poll.py",
 }
 
