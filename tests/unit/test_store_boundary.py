@@ -16,9 +16,7 @@ PENDING = {
     "connector/dispatch.py",
     "connector/dry_run.py",
     "connector/engine.py",
-    "connector/intake.py",
     "connector/poll_context.py",
-    "connector/snapshot_poll.py",
 }
 
 
