@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,10 +54,10 @@ async def snapshot_event_id(
     kind: str,
     fingerprint: str | None = None,
 ) -> str:
-    """The id a poll would give this snapshot change now (for the webhook intake).
+    """The id a poll would give this snapshot change now.
 
-    A webhook that records such an event must also put the item into the flow's snapshot
-    (``snapshot_upsert_item``/``snapshot_delete_item``), so the next poll does not see it again.
+    Whoever records such an event outside a poll must also move the item in the flow's
+    snapshot, so that the next poll does not see it again (see connector.record_changes).
     """
     counts = await events_table.counts_for_keys(conn, flow_name=flow, item_keys=[item_key])
     occurrence = counts.get(item_key, 0)
@@ -238,17 +238,24 @@ def as_stored(payload: Any) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) else {"value": loaded}
 
 
-def diff_rows(incoming: Mapping[str, tuple[str, Any]], stored: Mapping[str, str]) -> list[Delta]:
+def diff_rows(
+    incoming: Mapping[str, tuple[str, Any]],
+    stored: Mapping[str, str],
+    payload_of: Callable[[Any], Any] | None = None,
+) -> list[Delta]:
     """The deltas between a list held in memory and the stored snapshot, in key order.
 
-    ``incoming`` maps each key to its fingerprint and payload, ``stored`` each key to its
-    stored fingerprint. Only the deltas' payloads are serialised (as the SQL diff's are).
+    ``incoming`` maps each key to its fingerprint and payload (or, with ``payload_of``, to
+    the item its payload is made of), ``stored`` each key to its stored fingerprint. Only
+    the deltas' payloads are made and serialised (as the SQL diff's are).
     """
     deltas: list[Delta] = []
     for key, (fp, payload) in incoming.items():
         previous = stored.get(key)
         if previous != fp:
             kind: Literal["added", "changed"] = "added" if previous is None else "changed"
+            if payload_of is not None:
+                payload = payload_of(payload)
             deltas.append(Delta(kind, key, fp, previous, as_stored(payload)))
     deltas += [Delta("removed", k, None, fp, None) for k, fp in stored.items() if k not in incoming]
     deltas.sort(key=lambda d: d.item_key)

@@ -1,22 +1,25 @@
 """SendPulse webhook intake: ``POST /hooks/sendpulse/<connection>/<token>``.
 
 SendPulse POSTs email-service events as a JSON array, batched each minute or at 100 events,
-unsigned. `new_emails`, `delete` and `unsubscribe` go to every subscriber flow on the same
-``book_id``: each flow's snapshot takes the change as its own poll would, and records the
-event, with the same id and payload, that the poll would make (`subscriber_added` for a
-join, `subscriber_removed` for a delete, `subscriber_unsubscribed` and
-`subscriber_status_changed` for an unsubscribe), so the next poll adds nothing.
-`task_status_update` makes the `sendpulse.campaign_status_changed` flows poll now.
+unsigned. The triggers say which of them they take (``Trigger.webhook_actions``: for the
+subscriber triggers `new_emails`, `delete` and `unsubscribe`, about one member of one
+``book_id``) and what each makes of the item their flow watches (``Trigger.webhook_item``).
+Every flow that takes a change moves its snapshot as its own poll would, and records the event,
+with the same id and payload, that the poll would make, through the same
+:func:`connector.record_changes.record_changes`, so the next poll adds nothing. Actions a
+trigger lists in ``webhook_polls`` (`task_status_update` for the campaign status flows) make
+those flows poll now.
 
 Other actions (`open`, `redirect`, ...) are accepted and ignored. The whole batch is checked
 before anything is written: one malformed element gets a 400 and changes nothing.
 
 A webhook carries only the email, the list and the variables, while a polled subscriber has a
 status, its explanation and a phone too. Receivers cannot tell which path made an event, so
-each subscriber a batch adds or unsubscribes is read back with
-``GET /addressbooks/{id}/emails/{email}`` (before any database connection is taken) and the
-event is built from that answer, as the poll builds it from the list. A subscriber the API no
-longer has is left to the next poll; a batch whose lookups fail is deferred to the polls (202).
+each change whose trigger names a ``webhook_lookup`` is read back (a subscriber added or
+unsubscribed, with ``GET /addressbooks/{id}/emails/{email}``) before any database connection
+is taken, and the event is built from that answer, as the poll builds it from the list. A
+subscriber the API no longer has is left to the next poll; a batch whose lookups fail is
+deferred to the polls (202).
 
 A webhook and a poll of the same connection never write at once: the intake takes the
 connection's poll lease for its transaction. If a long poll holds it, the batch is left to
@@ -30,11 +33,10 @@ import hmac
 import json
 import math
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import asyncpg
 import structlog
@@ -42,14 +44,11 @@ from aiohttp import web
 
 from connector import accounts, leases, metrics
 from connector.config import Config
-from connector.db.queries import q
-from connector.diff import snapshot_event_id
 from connector.errors import ConnectorError
-from connector.events import NewEvent, record_events
 from connector.http_client.api_errors import NotFound
 from connector.plan import FlowPlan
-from connector.plugins import ApiClient, SnapshotChange, Trigger
-from connector.poll_policy import is_fresh, state_key
+from connector.plugins import ApiClient, Gone, Item, Trigger, WebhookChange
+from connector.record_changes import has_baseline, record_changes, seen_deltas
 from connector.wall_clock import utc_now
 
 log = structlog.get_logger(__name__)
@@ -58,37 +57,22 @@ MAX_BODY = 1024 * 1024
 LEASE_WAIT = 5.0
 LEASE_TTL = timedelta(seconds=30)
 
-DIRECT = frozenset({"new_emails", "delete", "unsubscribe"})
-# Every flow over a list's subscribers keeps a snapshot of it, so each takes every change, as
-# its own poll would: a delete drops the email from the snapshot of `subscriber_added` too,
-# so that joining again is a new event.
-SUBSCRIBER_TRIGGERS = (
-    "sendpulse.subscriber_added",
-    "sendpulse.subscriber_removed",
-    "sendpulse.subscriber_unsubscribed",
-    "sendpulse.subscriber_status_changed",
-    "sendpulse.subscriber_variables_changed",
-)
-ACTIVE = 1
-POLLED = {"task_status_update": ("sendpulse.campaign_status_changed",)}
-
 
 class MalformedWebhook(ValueError):
     """The body is not a batch of SendPulse webhook events."""
 
 
-@dataclass(frozen=True)
-class Change:
-    """One subscriber webhook event, checked."""
+def change_actions(triggers: Iterable[type[Trigger]]) -> frozenset[str]:
+    """The webhook actions that some trigger takes as a change of its list."""
+    return frozenset(action for trigger in triggers for action in trigger.webhook_actions)
 
-    action: str
-    email: str
-    book_id: int
-    variables: dict[str, Any]
-    from_all: bool
-    # The subscriber as the API has it now (email, status, status_explain, phone,
-    # variables); None for a delete, which carries nothing else.
-    details: dict[str, Any] | None = None
+
+@dataclass(frozen=True)
+class Taken:
+    """One change, and what each flow that takes it sees after it."""
+
+    change: WebhookChange
+    flows: list[tuple[FlowPlan, Trigger, Item | Gone]]
 
 
 def _finite(text: str) -> float:
@@ -102,8 +86,9 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_batch(body: bytes) -> tuple[list[Change], list[str]]:
-    """The subscriber changes in a body, and the names of the other actions in it.
+def parse_batch(body: bytes, actions: Collection[str]) -> tuple[list[WebhookChange], list[str]]:
+    """The changes in a body (its elements whose action is one of ``actions``, each about a
+    member of a list), and the names of the other actions in it.
 
     Raises only :class:`MalformedWebhook`, whatever the body holds.
     """
@@ -119,13 +104,13 @@ def parse_batch(body: bytes) -> tuple[list[Change], list[str]]:
         data = [data]
     if not isinstance(data, list):
         raise MalformedWebhook("the body must be a JSON array of events")
-    changes: list[Change] = []
+    changes: list[WebhookChange] = []
     others: list[str] = []
     for index, element in enumerate(data):
         if not isinstance(element, dict) or not isinstance(element.get("event"), str):
             raise MalformedWebhook(f"element {index} is not an object with an 'event' name")
         action = element["event"]
-        if action not in DIRECT:
+        if action not in actions:
             others.append(action)
             continue
         email = element.get("email")
@@ -147,7 +132,7 @@ def parse_batch(body: bytes) -> tuple[list[Change], list[str]]:
                 "(a NUL character or a lone surrogate)"
             )
         changes.append(
-            Change(
+            WebhookChange(
                 action=action,
                 email=email.strip().lower(),
                 book_id=book_id,
@@ -224,15 +209,17 @@ class WebhookIntake:
         if len(body) > MAX_BODY:
             return self._refuse(name, 413, too_large)
         try:
-            changes, others = parse_batch(body)
+            changes, others = parse_batch(body, change_actions(config.catalog.triggers))
         except MalformedWebhook as exc:
             return self._refuse(name, 400, str(exc))
 
+        plans = _plans(config, name)
         for action in set(others):
-            for plan in _plans(config, name, POLLED.get(action, ())):
-                self.poll_now(plan.name)
+            for plan in plans:
+                if action in plan.trigger.webhook_polls:
+                    self.poll_now(plan.name)
         try:
-            changes = await self._enrich(config, name, changes)
+            taken = await self._look_up(name, plans, changes)
         except ConnectorError as exc:
             metrics.WEBHOOKS_RECEIVED.labels(connection=name, outcome="deferred").inc()
             log.warning(
@@ -240,51 +227,55 @@ class WebhookIntake:
             )
             return web.json_response({"deferred": len(changes)}, status=202)
         try:
-            created = await self._apply(config, name, changes) if changes else 0
+            created = await self._apply(config, name, taken) if taken else 0
         except LeaseBusy:
             metrics.WEBHOOKS_RECEIVED.labels(connection=name, outcome="deferred").inc()
-            log.info("webhook_deferred_to_poll", connection=name, changes=len(changes))
-            return web.json_response({"deferred": len(changes)}, status=202)
+            log.info("webhook_deferred_to_poll", connection=name, changes=len(taken))
+            return web.json_response({"deferred": len(taken)}, status=202)
         metrics.WEBHOOKS_RECEIVED.labels(connection=name, outcome="accepted").inc()
         log.info(
             "webhook_received",
             connection=name,
-            changes=len(changes),
+            changes=len(taken),
             ignored=len(others),
             events_created=created,
         )
-        return web.json_response(
-            {"received": len(changes) + len(others), "events_created": created}
-        )
+        return web.json_response({"received": len(taken) + len(others), "events_created": created})
 
-    async def _enrich(self, config: Config, name: str, changes: list[Change]) -> list[Change]:
-        """The changes that feed a flow, each with the subscriber as the API has it now."""
+    async def _look_up(
+        self, name: str, plans: list[FlowPlan], changes: list[WebhookChange]
+    ) -> list[Taken]:
+        """The changes that some flow takes, each with what those flows see after it.
+
+        Reads each item its triggers ask for back from the API (once a path per batch),
+        before any database connection is taken.
+        """
         client: ApiClient | None = None
-        looked_up: dict[tuple[int, str], dict[str, Any] | None] = {}
-        enriched: list[Change] = []
+        answers: dict[str, Any] = {}
+        triggers = [(plan, plan.trigger(plan.params)) for plan in plans]
+        taken: list[Taken] = []
         for change in changes:
-            if not _feeds(config, name, change):
-                continue
-            if change.action == "delete":
-                enriched.append(change)
-                continue
-            where = (change.book_id, change.email)
-            if where not in looked_up:
-                client = client or self.client(name)
-                looked_up[where] = await _subscriber(client, *where)
-            details = looked_up[where]
-            if details is None:
-                # Gone again already: the next poll sees the list as it is.
-                continue
-            enriched.append(replace(change, details=details))
-        return enriched
+            flows: list[tuple[FlowPlan, Trigger, Item | Gone]] = []
+            for plan, trigger in triggers:
+                if not trigger.webhook_takes(change):
+                    continue
+                path = trigger.webhook_lookup(change)
+                if path is not None and path not in answers:
+                    client = client or self.client(name)
+                    answers[path] = await _read(client, path)
+                seen = trigger.webhook_item(change, None if path is None else answers[path])
+                if seen is not None:
+                    flows.append((plan, trigger, seen))
+            if flows:
+                taken.append(Taken(change, flows))
+        return taken
 
     def _refuse(self, name: str, status: int, reason: str) -> web.Response:
         metrics.WEBHOOKS_RECEIVED.labels(connection=name, outcome="rejected").inc()
         log.warning("webhook_rejected", connection=name, status=status, reason=reason)
         return web.json_response({"error": reason}, status=status)
 
-    async def _apply(self, config: Config, name: str, changes: list[Change]) -> int:
+    async def _apply(self, config: Config, name: str, taken: list[Taken]) -> int:
         # The account this worker's settings reach: a flow whose state belongs to another
         # one waits for its new baseline, as after any other change of what it watches.
         account = accounts.of_connection(config.connections[name])
@@ -295,11 +286,9 @@ class WebhookIntake:
             try:
                 created = 0
                 async with conn.transaction():
-                    for change in changes:
-                        for plan in _plans(config, name, SUBSCRIBER_TRIGGERS):
-                            if getattr(plan.params, "mailing_list_id", None) != change.book_id:
-                                continue
-                            made = await _apply_change(conn, plan, change, account)
+                    for entry in taken:
+                        for plan, trigger, seen in entry.flows:
+                            made = await _record_seen(conn, plan, trigger, seen, account)
                             if made:
                                 metrics.EVENTS_CREATED.labels(flow=plan.name, source="webhook").inc(
                                     made
@@ -322,101 +311,25 @@ class LeaseBusy(Exception):
     """A poll holds the connection for longer than a webhook should wait."""
 
 
-def _plans(config: Config, connection: str, triggers: tuple[str, ...]) -> list[FlowPlan]:
-    return [
-        plan
-        for plan in config.plans
-        if plan.flow.enabled and plan.connection == connection and plan.trigger.key in triggers
-    ]
+def _plans(config: Config, connection: str) -> list[FlowPlan]:
+    return [plan for plan in config.plans if plan.flow.enabled and plan.connection == connection]
 
 
-def _feeds(config: Config, connection: str, change: Change) -> bool:
-    return any(
-        getattr(plan.params, "mailing_list_id", None) == change.book_id
-        for plan in _plans(config, connection, SUBSCRIBER_TRIGGERS)
-    )
-
-
-async def _subscriber(client: ApiClient, book_id: int, email: str) -> dict[str, Any] | None:
-    """The subscriber in the shape the list call gives it, or None if not in the list."""
-    path = f"/addressbooks/{book_id}/emails/{quote(email, safe='@')}"
+async def _read(client: ApiClient, path: str) -> Any:
+    """The API's answer to ``GET path``; None for a 404 (the item is not there)."""
     try:
-        data = await client.request("GET", path)
+        return await client.request("GET", path)
     except NotFound:
         return None
-    if isinstance(data, list):  # SendPulse wraps some single objects in a list
-        data = data[0] if data else None
-    if not isinstance(data, dict):
-        return None
-    raw = data.get("variables") or {}
-    # The single-subscriber call lists variables as {name, type, value}; the list call,
-    # which the poll reads, as a plain object.
-    variables = (
-        {str(v.get("name")): v.get("value") for v in raw if isinstance(v, dict)}
-        if isinstance(raw, list)
-        else dict(raw)
-        if isinstance(raw, dict)
-        else {}
-    )
-    return {
-        "email": str(data.get("email") or email),
-        "status": data.get("status"),
-        "status_explain": data.get("status_explain"),
-        "phone": data.get("phone"),
-        "variables": variables,
-    }
 
 
-def _item(change: Change) -> dict[str, Any]:
-    if change.details is not None:
-        return change.details
-    return {"email": change.email, "variables": change.variables}
-
-
-async def _apply_change(
-    conn: asyncpg.Connection, plan: FlowPlan, change: Change, account: str
+async def _record_seen(
+    conn: asyncpg.Connection, plan: FlowPlan, trigger: Trigger, seen: Item | Gone, account: str
 ) -> int:
     """Move the flow's snapshot as the poll would and record the event it would make."""
-    flow, params = plan.flow, plan.params
-    baseline = await conn.fetchrow(q("flow_baseline"), flow.name)
-    if is_fresh(baseline, state_key(plan.trigger.key, params), plan.connection, account):
-        # Before its first poll a flow has no view of the list to compare with (nor after
-        # its connection moved to another account); its baseline poll takes this change in
-        # like every other.
+    if not await has_baseline(conn, plan, account=account):
+        # The flow's baseline poll takes this change in like every other.
         return 0
-    trigger: Trigger = plan.trigger(params)
-    item = _item(change)
-    key = trigger.key_of(item)
-    previous = await conn.fetchval(q("snapshot_fingerprint"), flow.name, key)
-    kind: SnapshotChange
-    # A flow that pages only the inactive subscribers (not_active=1) stops seeing one who
-    # is active: for its snapshot that is a removal.
-    leaves_view = trigger.inactive_only and item.get("status") == ACTIVE
-    if change.action == "delete" or leaves_view:
-        if previous is None:
-            return 0
-        kind, fingerprint = "removed", None
-        await conn.execute(q("snapshot_delete_item"), flow.name, key)
-        payload = trigger.removed_payload(key)
-    else:
-        fingerprint = trigger.fingerprint_of(item)
-        if previous is None:
-            kind = "added"
-        elif previous != fingerprint:
-            kind = "changed"
-        else:
-            return 0
-        await conn.execute(q("snapshot_upsert_item"), flow.name, key, fingerprint)
-        payload = trigger.payload_of(item)
-        if kind == "changed":
-            payload = trigger.changed_payload(payload, previous)
-    # The snapshot now differs from the list its stored digest was taken of.
-    await conn.execute(q("flow_state_forget_digest"), flow.name)
-    if kind not in trigger.emits or not trigger.wants(kind, payload):
-        return 0
-    event = NewEvent(
-        id=await snapshot_event_id(conn, flow.name, trigger.key, key, kind, fingerprint),
-        item_key=key,
-        payload=payload,
-    )
-    return await record_events(conn, flow, [event], source="webhook")
+    deltas = await seen_deltas(conn, flow_name=plan.name, trigger=trigger, seen=seen)
+    recorded = await record_changes(conn, plan.flow, trigger, deltas, source="webhook")
+    return recorded.created

@@ -43,6 +43,28 @@ class ApiClient(Protocol):
     ) -> AsyncIterator[Item]: ...
 
 
+@dataclass(frozen=True)
+class WebhookChange:
+    """One provider webhook event about one member of a list, as the intake checked it.
+
+    The fields are the webhook's own: the member's email, the list (``book_id``), the
+    variables it carries and whether it left every list (``from_all``).
+    """
+
+    action: str
+    email: str
+    book_id: int
+    variables: dict[str, Any]
+    from_all: bool
+
+
+@dataclass(frozen=True)
+class Gone:
+    """What a webhook change makes of an item a flow watched: it left the flow's view."""
+
+    key: str
+
+
 class PluginParams(BaseModel):
     """Base for every trigger's and action's params: unknown keys are errors."""
 
@@ -94,6 +116,14 @@ class Trigger:
         """Yield the items to consider; watermark triggers may stop below ``since``."""
         raise NotImplementedError
 
+    async def keyed(
+        self, client: ApiClient, since: float | None
+    ) -> AsyncIterator[tuple[str, Item]]:
+        """``poll``'s items, each with its ``key_of`` (a trigger that has the keys at hand
+        while it pages yields them, so that no key is computed twice)."""
+        async for item in self.poll(client, since):
+            yield self.key_of(item), item
+
     def key_of(self, item: Item) -> str:
         return str(item[self.item_key])
 
@@ -135,6 +165,30 @@ class Trigger:
         None drops the event: a further look showed it was no change after all.
         """
         return payload
+
+    # Webhook intake (connector.intake): the provider's webhook actions that change this
+    # trigger's list, each a WebhookChange that ``webhook_item`` turns into what the flow
+    # sees; and the actions that only make the flow poll now.
+    webhook_actions: ClassVar[frozenset[str]] = frozenset()
+    webhook_polls: ClassVar[frozenset[str]] = frozenset()
+
+    def webhook_takes(self, change: WebhookChange) -> bool:
+        """Whether a webhook change is about what this flow watches (its list)."""
+        return False
+
+    def webhook_lookup(self, change: WebhookChange) -> str | None:
+        """The API path (GET) that reads the changed item back; None: the change says all.
+
+        The intake reads it before it takes a database connection, once per path a batch
+        needs; ``webhook_item`` gets the answer (None for a 404).
+        """
+        return None
+
+    def webhook_item(self, change: WebhookChange, found: Any) -> Item | Gone | None:
+        """What the flow sees after a webhook change: the item as its poll would read it,
+        :class:`Gone` when the item left the flow's view, or None to leave the change to
+        the next poll (``found`` is the answer to ``webhook_lookup``)."""
+        return None
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,15 @@ from typing import Any
 import atheris
 
 with atheris.instrument_imports(include=["connector"]):
-    from connector.intake import MalformedWebhook, parse_batch
+    from connector.catalog import CATALOG
+    from connector.intake import MalformedWebhook, change_actions, parse_batch
+
+ACTIONS = change_actions(CATALOG.triggers)
 
 
 def test_one_input(data: bytes) -> None:
     try:
-        changes, _others = parse_batch(data)
+        changes, _others = parse_batch(data, ACTIONS)
     except MalformedWebhook:
         return
     for change in changes:

@@ -71,3 +71,33 @@ async def apply_delta(conn: asyncpg.Connection, *, flow_name: str) -> None:
 async def delta_page(conn: asyncpg.Connection, *, after: str, limit: int) -> list[asyncpg.Record]:
     """The next ``limit`` delta rows with a key after ``after``, in key order."""
     return list(await conn.fetch(q("snapshot_delta_page"), after, limit))
+
+
+async def fingerprint(conn: asyncpg.Connection, *, flow_name: str, item_key: str) -> str | None:
+    """The stored fingerprint of one item of the flow's snapshot (None: not in it)."""
+    found: str | None = await conn.fetchval(q("snapshot_fingerprint"), flow_name, item_key)
+    return found
+
+
+async def fingerprints(conn: asyncpg.Connection, *, flow_name: str, limit: int) -> dict[str, str]:
+    """Key -> fingerprint of up to ``limit`` items of the flow's snapshot."""
+    rows = await conn.fetch(q("snapshot_fingerprints"), flow_name, limit)
+    return {row["item_key"]: row["fingerprint"] for row in rows}
+
+
+async def remove_keys(
+    conn: asyncpg.Connection, *, flow_name: str, item_keys: Sequence[str]
+) -> None:
+    """Drop these items from the flow's snapshot."""
+    await conn.execute(q("snapshot_remove_keys"), flow_name, list(item_keys))
+
+
+async def upsert_keys(
+    conn: asyncpg.Connection,
+    *,
+    flow_name: str,
+    item_keys: Sequence[str],
+    fingerprints: Sequence[str],
+) -> None:
+    """Set these items' fingerprints in the flow's snapshot, adding the ones it lacks."""
+    await conn.execute(q("snapshot_upsert_keys"), flow_name, list(item_keys), list(fingerprints))

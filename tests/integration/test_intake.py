@@ -314,6 +314,7 @@ async def webhook_then_poll(rig: Rig, change: Callable[[], object]) -> list[tupl
     made = await rig.h.pool.fetch(
         "SELECT id, flow_name, item_key, payload, source FROM events ORDER BY id"
     )
+    made_state = await recorded_state(rig)
     await rig.h.pool.execute("DELETE FROM deliveries; DELETE FROM events;")
     await rig.h.pool.execute("DELETE FROM snapshot_items")
     await rig.h.pool.copy_records_to_table("snapshot_items", records=[tuple(r) for r in before])
@@ -327,7 +328,60 @@ async def webhook_then_poll(rig: Rig, change: Callable[[], object]) -> list[tupl
     webhook_side = [(r["id"], r["flow_name"], r["item_key"], r["payload"]) for r in made]
     poll_side = [(r["id"], r["flow_name"], r["item_key"], r["payload"]) for r in polled]
     assert webhook_side == poll_side
+    # The same deliveries, and the snapshots moved alike (both paths record through
+    # connector.record_changes).
+    assert await recorded_state(rig) == made_state
     return webhook_side
+
+
+async def recorded_state(rig: Rig) -> tuple[list[Any], list[Any]]:
+    deliveries = await rig.h.pool.fetch(
+        "SELECT id, event_id, action_index, state FROM deliveries ORDER BY id"
+    )
+    snapshot = await rig.h.pool.fetch(
+        "SELECT flow_name, item_key, fingerprint FROM snapshot_items ORDER BY flow_name, item_key"
+    )
+    return [tuple(r) for r in deliveries], [tuple(r) for r in snapshot]
+
+
+async def test_a_delete_by_webhook_equals_the_polled_removal(rig: Rig) -> None:
+    events = await webhook_then_poll(
+        rig, lambda: rig.h.sb.state.remove_subscriber(1, "old@example.com")
+    )
+    [(_id, flow, key, payload)] = events
+    assert (flow, key) == ("removed", "old@example.com")
+    assert json.loads(payload) == {"email": "old@example.com", "mailing_list_id": 1}
+
+
+async def test_a_resubscribe_by_webhook_leaves_the_unsubscribed_view_as_the_poll_does(
+    rig: Rig,
+) -> None:
+    rig.h.sb.state.unsubscribe(1, "old@example.com")
+    await rig.h.sb.flush_webhooks()
+    await rig.poll_all()
+    await rig.h.pool.execute("DELETE FROM deliveries; DELETE FROM events;")
+    before = await rig.h.pool.fetch("SELECT flow_name, item_key, fingerprint FROM snapshot_items")
+    # Active again: out of the inactive-only flow's list (a removal it emits nothing for),
+    # a status change for the status flow.
+    rig.h.sb.state.set_status(1, "old@example.com", 1)
+    body = '[{"event": "new_emails", "email": "old@example.com", "book_id": 1}]'
+    assert (await post(rig.url, body))[0] == 200
+    made = await rig.events()
+    made_state = await recorded_state(rig)
+    await rig.h.pool.execute("DELETE FROM deliveries; DELETE FROM events;")
+    await rig.h.pool.execute("DELETE FROM snapshot_items")
+    await rig.h.pool.copy_records_to_table("snapshot_items", records=[tuple(r) for r in before])
+    await rig.poll_all()
+    polled = await rig.events()
+    assert [(e["flow_name"], e["item_key"], e["source"]) for e in made] == [
+        ("status", "old@example.com", "webhook")
+    ]
+    assert [e["payload"] for e in made] == [e["payload"] for e in polled]
+    assert await recorded_state(rig) == made_state
+    unsubscribed = await rig.h.pool.fetch(
+        "SELECT item_key FROM snapshot_items WHERE flow_name = 'unsubscribed'"
+    )
+    assert unsubscribed == []
 
 
 async def test_a_joined_subscriber_by_webhook_equals_the_polled_one_field_for_field(

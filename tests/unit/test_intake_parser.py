@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.intake import DIRECT, MalformedWebhook, parse_batch
+from connector.catalog import CATALOG
+from connector.intake import MalformedWebhook, change_actions, parse_batch
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 json_values = st.recursive(
@@ -24,12 +25,14 @@ storable_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
 )
 storable_scalars = st.none() | st.booleans() | st.integers() | st.floats() | storable_text
-actions = st.sampled_from([*DIRECT, "open", "redirect", "task_status_update"])
+# The actions the shipped triggers take as changes of a list: new_emails, delete, unsubscribe.
+DIRECT = change_actions(CATALOG.triggers)
+actions = st.sampled_from([*sorted(DIRECT), "open", "redirect", "task_status_update"])
 
 
 def parsed_or_refused(body: bytes) -> tuple[list[Any], list[str]] | None:
     try:
-        return parse_batch(body)
+        return parse_batch(body, DIRECT)
     except MalformedWebhook:
         return None
 

@@ -15,8 +15,6 @@ CONNECTOR = ROOT / "connector"
 PENDING = {
     "connector/dispatch.py",
     "connector/dry_run.py",
-    "connector/intake.py",
-    "connector/snapshot_poll.py",
 }
 
 

@@ -53,9 +53,8 @@ def rows_of(rows: Any, where: str) -> list[Item]:
     return rows
 
 
-def _after_anchor(rows: list[Item], tail: list[str], key: Callable[[Item], str]) -> int | None:
-    """Index just past the most recent anchor found in ``rows``; None if none is there."""
-    keys = [key(row) for row in rows]
+def _after_anchor(keys: list[str], tail: list[str]) -> int | None:
+    """Index just past the most recent anchor found in ``keys``; None if none is there."""
     for anchor in reversed(tail):
         if anchor in keys:
             return len(keys) - keys[::-1].index(anchor)
@@ -67,16 +66,18 @@ async def anchored_pages(
     path: str,
     key: Callable[[Item], str],
     params: Mapping[str, Any] | None = None,
-) -> AsyncIterator[Item]:
-    """Every row of a limit/offset list once at least, even if rows are deleted meanwhile."""
+) -> AsyncIterator[tuple[str, Item]]:
+    """Every row of a limit/offset list once at least, even if rows are deleted meanwhile,
+    each with its key (computed once a row)."""
     tail: list[str] = []
     offset = 0
     while True:
         start = offset - 1 if tail else 0
         rows = await _page(client, path, params, start)
+        keys = [key(row) for row in rows]
         cut = 0
         if tail:
-            found = _after_anchor(rows, tail, key)
+            found = _after_anchor(keys, tail)
             steps = 0
             while found is None:
                 if start == 0 or steps >= MAX_STEPS_BACK:
@@ -84,12 +85,13 @@ async def anchored_pages(
                 # The anchors moved up: rows before them were deleted. Look a page earlier.
                 start = max(0, start - (PAGE - 1))
                 rows = await _page(client, path, params, start)
-                found = _after_anchor(rows, tail, key)
+                keys = [key(row) for row in rows]
+                found = _after_anchor(keys, tail)
                 steps += 1
             cut = found
-        for row in rows[cut:]:
-            yield row
-        tail = (tail + [key(row) for row in rows[cut:]])[-ANCHORS:] if rows[cut:] else tail
+        for pair in zip(keys[cut:], rows[cut:], strict=True):
+            yield pair
+        tail = (tail + keys[cut:])[-ANCHORS:] if rows[cut:] else tail
         if len(rows) < PAGE:
             return
         offset = start + len(rows)

@@ -43,6 +43,9 @@ class CampaignStatusChanged(Trigger):
     # "added" and its status change would be lost (or, already in ``to``, announced twice);
     # kept, it comes back as "changed" from the status it had. Campaign ids are never reused.
     keeps_removed: ClassVar[bool] = True
+    # SendPulse's webhook that a campaign's status moved says too little to make the event
+    # from: it makes the flow poll now instead.
+    webhook_polls: ClassVar[frozenset[str]] = frozenset({"task_status_update"})
     # Campaign ids grow: start: all takes the newest campaigns.
     first_run_order: ClassVar[str | None] = "id"
     payload_fields = CAMPAIGN_FIELDS | {"previous_status", "send_date", "statistics"}
