@@ -32,12 +32,12 @@ from connector import delivery_outcomes as outcomes
 from connector import metrics
 from connector.config import Config
 from connector.db.health import DB_ERRORS
-from connector.db.queries import q
 from connector.delivery_outcomes import Attempt, Outcome
 from connector.errors import FatalError
 from connector.leases import default_worker_id
 from connector.plan import FlowPlan
 from connector.plugins import Action, ActionContext, ActionResult, StoredEvent
+from connector.store import deliveries
 from connector.templates import context_for, render_params
 from connector.wall_clock import utc_now
 
@@ -131,24 +131,24 @@ class Finisher:
                     future.set_result(finish.id in applied)
 
     async def _write(self, batch: list[Finish]) -> set[uuid.UUID]:
-        outcomes = [f.outcome for f in batch]
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                q("dispatch_finish"),
-                [f.id for f in batch],
-                [f.attempt for f in batch],
-                [o.state for o in outcomes],
-                [o.next_attempt_at for o in outcomes],
-                [o.summary for o in outcomes],
-                [o.error for o in outcomes],
-                [f.started_at for f in batch],
-                [f.duration_ms for f in batch],
-                [_OUTCOME_NAMES[o.state] for o in outcomes],
-                [o.status_code for o in outcomes],
-                [o.detail for o in outcomes],
-                self.clock(),
+        finished = [
+            deliveries.Finished(
+                id=f.id,
+                attempt=f.attempt,
+                state=f.outcome.state,
+                next_attempt_at=f.outcome.next_attempt_at,
+                summary=f.outcome.summary,
+                error=f.outcome.error,
+                started_at=f.started_at,
+                duration_ms=f.duration_ms,
+                outcome=_OUTCOME_NAMES[f.outcome.state],
+                status_code=f.outcome.status_code,
+                detail=f.outcome.detail,
             )
-        return {row["id"] for row in rows}
+            for f in batch
+        ]
+        async with self.pool.acquire() as conn:
+            return await deliveries.finish(conn, finished=finished, now=self.clock())
 
 
 class Dispatcher:
@@ -308,16 +308,15 @@ class Dispatcher:
         now = self.clock()
         flows = [plan.flow for plan in self._plans.values()]
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(q("dispatch_claim_lock"))
-            rows = await conn.fetch(
-                q("dispatch_claim"),
-                self.worker_id,
-                now,
-                now + self.lease,
-                limit,
-                [f.name for f in flows],
-                [1 if f.ordered else f.concurrency for f in flows],
-                [f.ordered for f in flows],
+            rows = await deliveries.claim(
+                conn,
+                owner=self.worker_id,
+                now=now,
+                lease_expires_at=now + self.lease,
+                limit=limit,
+                flow_names=[f.name for f in flows],
+                max_running=[1 if f.ordered else f.concurrency for f in flows],
+                ordered=[f.ordered for f in flows],
             )
         return [
             Claimed(
@@ -343,8 +342,8 @@ class Dispatcher:
     async def rescue(self) -> int:
         """Return deliveries whose lease expired to ``pending``; returns how many."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(q("dispatch_rescue_expired"), self.clock())
-            metrics.DEAD_DELIVERIES.set(await conn.fetchval(q("dispatch_count_dead")))
+            rows = await deliveries.rescue_expired(conn, now=self.clock())
+            metrics.DEAD_DELIVERIES.set(await deliveries.count_dead(conn))
         for row in rows:
             log.warning(
                 "delivery_lease_expired",

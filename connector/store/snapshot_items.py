@@ -71,3 +71,9 @@ async def apply_delta(conn: asyncpg.Connection, *, flow_name: str) -> None:
 async def delta_page(conn: asyncpg.Connection, *, after: str, limit: int) -> list[asyncpg.Record]:
     """The next ``limit`` delta rows with a key after ``after``, in key order."""
     return list(await conn.fetch(q("snapshot_delta_page"), after, limit))
+
+
+async def fingerprints(conn: asyncpg.Connection, *, flow_name: str, limit: int) -> dict[str, str]:
+    """Up to ``limit`` rows of the flow's stored snapshot, as key -> fingerprint."""
+    rows = await conn.fetch(q("snapshot_fingerprints"), flow_name, limit)
+    return {row["item_key"]: row["fingerprint"] for row in rows}
