@@ -190,6 +190,9 @@ class Dispatcher:
         self._finisher = Finisher(pool, clock)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Prometheus children, kept: flows and actions come from the flow file, so few.
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
 
     def use_config(self, config: Config) -> None:
         """Deliver for ``config``'s flows from the next claim on (per-install flows change)."""
@@ -379,14 +382,9 @@ class Dispatcher:
             "duration_ms": duration_ms,
         }
         if recorded:
-            outcome_label = {"delivered": "delivered", "pending": "retry"}.get(
-                outcome.state, "dead"
-            )
-            metrics.DELIVERIES.labels(
-                flow=item.event.flow, action=item.action_type, outcome=outcome_label
-            ).inc()
+            self._counted(item, outcome.state).inc()
             if outcome.state == "delivered":
-                metrics.DELIVERY_LATENCY.labels(flow=item.event.flow).observe(
+                self._latency(item.event.flow).observe(
                     max(0.0, (self.clock() - item.event.created_at).total_seconds())
                 )
         if not recorded:
@@ -414,6 +412,23 @@ class Dispatcher:
                 status_code=outcome.status_code,
                 **fields,
             )
+
+    def _counted(self, item: Claimed, state: str) -> Any:
+        # The counter's child per flow, action and outcome, looked up once: labels() checks
+        # its arguments and takes a lock at every call.
+        key = (item.event.flow, item.action_type, state)
+        child = self._counters.get(key)
+        if child is None:
+            child = self._counters[key] = metrics.DELIVERIES.labels(
+                flow=item.event.flow, action=item.action_type, outcome=_OUTCOME_NAMES[state]
+            )
+        return child
+
+    def _latency(self, flow: str) -> Any:
+        child = self._latencies.get(flow)
+        if child is None:
+            child = self._latencies[flow] = metrics.DELIVERY_LATENCY.labels(flow=flow)
+        return child
 
     async def _attempt(self, item: Claimed) -> Outcome:
         try:
