@@ -2,11 +2,12 @@
 
 A claim is one short transaction: due ``pending`` rows are locked with ``FOR UPDATE SKIP
 LOCKED`` and become ``running`` with a lease (owner, expiry) and the next attempt number.
-The action then runs outside any transaction, bounded by a budget shorter than the lease,
-and the outcome is written with ``WHERE id = $1 AND attempt = $2 AND state = 'running'``:
-a worker that lost its lease (it hung, and the rescuer gave the row to someone else) finishes
-nothing. Every attempt is written down; failures follow the flow's retry schedule, then the
-delivery is ``dead`` until replayed.
+The actions then run outside any transaction: the claim's deliveries side by side (a task
+each) under one deadline, the budget, shorter than the lease. As each ends, its outcome goes
+to the ``finisher``, which writes many at once, each only where the row is still that
+attempt's and ``running``: a worker that lost its lease (it hung, and the rescuer gave the
+row to someone else) finishes nothing. Every attempt is written down; failures follow the
+flow's retry schedule, then the delivery is ``dead`` until replayed.
 
 Per flow: ``ordered`` runs one delivery at a time in the order they were recorded (a
 failing one holds back the rest), and ``concurrency`` caps how many run at once.
@@ -20,7 +21,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from connector.config import Config
 from connector.db.health import DB_ERRORS
 from connector.delivery_outcomes import Attempt, Outcome
 from connector.errors import FatalError
+from connector.finisher import Finisher
 from connector.leases import default_worker_id
 from connector.plan import FlowPlan
 from connector.plugins import Action, ActionContext, ActionResult, StoredEvent
@@ -80,75 +82,41 @@ def _payload(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {"value": value}
 
 
-@dataclass(frozen=True)
-class Finish:
-    """One attempt's result, waiting to be written."""
-
-    id: uuid.UUID
-    attempt: int
-    outcome: Outcome
-    started_at: datetime
-    duration_ms: int
-
-
 _OUTCOME_NAMES = {"delivered": "delivered", "pending": "retry", "dead": "dead"}
 
 
-class Finisher:
-    """Writes finished attempts in batches: while one write is on its way, the next gathers.
+class _Batch:
+    """The deliveries of one claim, run side by side under one deadline.
 
-    Each caller waits until its own result is committed, so a ``trigger_delivered`` line is
-    only ever logged for a delivery that is durably marked delivered.
+    They all start when the batch is claimed, so one timer at claim time + budget cuts off
+    each attempt exactly where a timeout per attempt would, without a timer per attempt.
     """
 
-    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime], limit: int = 500):
-        self.pool = pool
-        self.clock = clock
-        self.limit = limit
-        self._waiting: list[tuple[Finish, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
+    __slots__ = ("expired", "left", "reported", "tasks", "timer", "unreported")
 
-    async def submit(self, finish: Finish) -> bool:
-        """Write ``finish``; True if it applied, False if the lease had been lost."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((finish, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all())
-        return await future
+    def __init__(self, size: int) -> None:
+        self.expired = False
+        self.left = size  # attempts still running
+        self.unreported = size  # attempts whose finish is not written (or given up) yet
+        self.tasks: list[asyncio.Task[None]] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.reported: asyncio.Future[None] | None = None
 
-    async def _write_all(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[: self.limit], self._waiting[self.limit :]
-            try:
-                applied = await self._write([f for f, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for finish, future in batch:
-                if not future.done():
-                    future.set_result(finish.id in applied)
+    def expire(self) -> None:
+        self.expired = True
+        for task in self.tasks:
+            if not task.done():
+                task.cancel()
 
-    async def _write(self, batch: list[Finish]) -> set[uuid.UUID]:
-        finished = [
-            deliveries.Finished(
-                id=f.id,
-                attempt=f.attempt,
-                state=f.outcome.state,
-                next_attempt_at=f.outcome.next_attempt_at,
-                summary=f.outcome.summary,
-                error=f.outcome.error,
-                started_at=f.started_at,
-                duration_ms=f.duration_ms,
-                outcome=_OUTCOME_NAMES[f.outcome.state],
-                status_code=f.outcome.status_code,
-                detail=f.outcome.detail,
-            )
-            for f in batch
-        ]
-        async with self.pool.acquire() as conn:
-            return await deliveries.finish(conn, finished=finished, now=self.clock())
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """An attempt that ended, kept for its report once its finish is written."""
+
+    item: Claimed
+    outcome: Outcome
+    duration_ms: int
+    batch: _Batch
 
 
 class Dispatcher:
@@ -187,9 +155,16 @@ class Dispatcher:
         # One instance of each action class, made when first needed.
         self._actions: dict[type[Action[Any]], Action[Any]] = {}
         self._plans = _enabled(config)
-        self._finisher = Finisher(pool, clock)
+        self._finisher: Finisher[_Done] = Finisher(
+            pool, clock, written=self._written, failed=self._not_written
+        )
         self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        # Claimed deliveries whose finish is not written (or given up) yet, and the batches
+        # with attempts still running (their tasks are only weakly held by the loop).
+        self._in_flight = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._batches: set[_Batch] = set()
         # Prometheus children, kept: flows and actions come from the flow file, so few.
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
@@ -209,7 +184,7 @@ class Dispatcher:
         try:
             backoff = 0.0
             while not stop.is_set():
-                want = min(self.batch_size, self.max_in_flight - len(self._in_flight))
+                want = min(self.batch_size, self.max_in_flight - self._in_flight)
                 got = 0
                 try:
                     if self.clock() >= next_rescue:
@@ -218,8 +193,8 @@ class Dispatcher:
                     if want > 0:
                         claimed = await self.claim(want)
                         got = len(claimed)
-                        for item in claimed:
-                            self._spawn(item)
+                        if claimed:
+                            self._start(claimed)
                     backoff = 0.0
                     if listener is None or not _alive(listener):
                         # The database came back (or never let us listen): wake-ups again.
@@ -235,8 +210,14 @@ class Dispatcher:
                 if want > 0 and got == want:
                     continue
                 await self._wait(stop)
-            if self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await self._settled.wait()
+        except asyncio.CancelledError:
+            # Cancelled past the drain: the attempts in flight stop too; their rows stay
+            # running and the rescuer hands them on once their lease expires.
+            for batch in list(self._batches):
+                for task in batch.tasks:
+                    task.cancel()
+            raise
         finally:
             if listener is not None:
                 await self._unlisten(listener)
@@ -246,17 +227,37 @@ class Dispatcher:
         """Rescue expired leases, claim one batch and deliver it; returns how many ran."""
         await self.rescue()
         claimed = await self.claim(self.batch_size)
-        await asyncio.gather(*(self.deliver(item) for item in claimed))
+        await self.deliver_all(claimed)
         return len(claimed)
 
-    def _spawn(self, item: Claimed) -> None:
-        task = asyncio.create_task(self.deliver(item), name=f"delivery-{item.id}")
-        self._in_flight.add(task)
-        task.add_done_callback(self._finished)
+    async def deliver(self, item: Claimed) -> None:
+        """Run one claimed delivery and record how it went."""
+        await self.deliver_all([item])
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._wake.set()
+    async def deliver_all(self, items: list[Claimed]) -> None:
+        """Run claimed deliveries side by side; return once each is recorded and reported."""
+        if not items:
+            return
+        batch = self._start(items)
+        batch.reported = asyncio.get_running_loop().create_future()
+        try:
+            await batch.reported
+        except asyncio.CancelledError:
+            for task in batch.tasks:
+                task.cancel()
+            raise
+
+    def _start(self, items: list[Claimed]) -> _Batch:
+        """One task per delivery (for their requests to run side by side) and one timer."""
+        loop = asyncio.get_running_loop()
+        batch = _Batch(len(items))
+        batch.tasks = [loop.create_task(self._attempt(item, batch)) for item in items]
+        # Scheduled after the tasks, whose first steps run first: none is cut off unstarted.
+        batch.timer = loop.call_later(self.budget, batch.expire)
+        self._batches.add(batch)
+        self._in_flight += len(items)
+        self._settled.clear()
+        return batch
 
     async def _wait(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -356,20 +357,90 @@ class Dispatcher:
             )
         return len(rows)
 
-    async def deliver(self, item: Claimed) -> None:
-        """Run one claimed delivery and record how it went."""
+    async def _attempt(self, item: Claimed, batch: _Batch) -> None:
+        """Run one delivery's action and hand its outcome to the finisher."""
         started_at = self.clock()
         started = time.monotonic()
-        outcome = await self._attempt(item)
-        duration_ms = int((time.monotonic() - started) * 1000)
         try:
-            recorded = await self._finisher.submit(
-                Finish(item.id, item.attempt, outcome, started_at, duration_ms)
-            )
-        except DB_ERRORS as exc:
+            try:
+                outcome = outcomes.delivered(await self._run_action(item))
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                # The batch's deadline, not a shutdown: the attempt took too long.
+                if not batch.expired or task is None or task.uncancel() > 0:
+                    raise
+                outcome = self._failed(item, TimeoutError())
+            except Exception as exc:
+                if not isinstance(exc, outcomes.EXPECTED):
+                    # A bug in an action must not lose the event: log it loudly, try again.
+                    log.exception(
+                        "action_crashed", action=item.action_type, delivery_id=str(item.id)
+                    )
+                outcome = self._failed(item, exc)
+        except BaseException:
+            self._settle(batch, 1)
+            raise
+        finally:
+            batch.left -= 1
+            if batch.left == 0:
+                if batch.timer is not None:
+                    batch.timer.cancel()
+                self._batches.discard(batch)
+        duration_ms = int((time.monotonic() - started) * 1000)
+        self._finisher.add(
+            deliveries.Finished(
+                id=item.id,
+                attempt=item.attempt,
+                state=outcome.state,
+                next_attempt_at=outcome.next_attempt_at,
+                summary=outcome.summary,
+                error=outcome.error,
+                started_at=started_at,
+                duration_ms=duration_ms,
+                outcome=_OUTCOME_NAMES[outcome.state],
+                status_code=outcome.status_code,
+                detail=outcome.detail,
+            ),
+            _Done(item, outcome, duration_ms, batch),
+        )
+
+    def _failed(self, item: Claimed, exc: BaseException) -> Outcome:
+        plan = self._plans.get(item.event.flow)
+        attempt = Attempt(
+            number=item.attempt,
+            schedule_offset=item.schedule_offset,
+            schedule=plan.flow.retry_schedule if plan is not None else [],
+            budget=self.budget,
+        )
+        return outcomes.failed(attempt, exc, self.clock(), self.rng)
+
+    def _settle(self, batch: _Batch, count: int) -> None:
+        """``count`` of ``batch``'s deliveries are recorded, or left to the rescuer."""
+        self._in_flight -= count
+        if self._in_flight <= 0:
+            self._settled.set()
+        batch.unreported -= count
+        if batch.unreported <= 0 and batch.reported is not None and not batch.reported.done():
+            batch.reported.set_result(None)
+
+    def _written(self, results: Sequence[tuple[_Done, bool]]) -> None:
+        for done, recorded in results:
+            try:
+                self._report(done, recorded)
+            finally:
+                self._settle(done.batch, 1)
+        self._wake.set()
+
+    def _not_written(self, failed: Sequence[_Done], exc: Exception) -> None:
+        for done in failed:
             # The row stays running; the rescuer hands it on once its lease expires.
-            log.error("delivery_finish_failed", delivery_id=str(item.id), error=str(exc))
-            return
+            log.error("delivery_finish_failed", delivery_id=str(done.item.id), error=str(exc))
+            self._settle(done.batch, 1)
+        self._wake.set()
+
+    def _report(self, done: _Done, recorded: bool) -> None:
+        """The metrics and the log line of an attempt whose finish was written (or refused)."""
+        item, outcome, duration_ms = done.item, done.outcome, done.duration_ms
         fields = {
             "flow": item.event.flow,
             "trigger": item.event.trigger,
@@ -429,24 +500,6 @@ class Dispatcher:
         if child is None:
             child = self._latencies[flow] = metrics.DELIVERY_LATENCY.labels(flow=flow)
         return child
-
-    async def _attempt(self, item: Claimed) -> Outcome:
-        try:
-            async with asyncio.timeout(self.budget):
-                result = await self._run_action(item)
-        except Exception as exc:
-            if not isinstance(exc, outcomes.EXPECTED):
-                # A bug in an action must not lose the event: log it loudly, try again later.
-                log.exception("action_crashed", action=item.action_type, delivery_id=str(item.id))
-            plan = self._plans.get(item.event.flow)
-            attempt = Attempt(
-                number=item.attempt,
-                schedule_offset=item.schedule_offset,
-                schedule=plan.flow.retry_schedule if plan is not None else [],
-                budget=self.budget,
-            )
-            return outcomes.failed(attempt, exc, self.clock(), self.rng)
-        return outcomes.delivered(result)
 
     async def _run_action(self, item: Claimed) -> ActionResult:
         plan = self._plans.get(item.event.flow)
