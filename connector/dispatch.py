@@ -34,6 +34,7 @@ from connector import metrics
 from connector.config import Config
 from connector.db.health import DB_ERRORS
 from connector.delivery_outcomes import Attempt, Outcome
+from connector.delivery_report import OUTCOME_NAMES, DeliveryReport
 from connector.errors import FatalError
 from connector.finisher import Finisher
 from connector.leases import default_worker_id
@@ -80,9 +81,6 @@ def _payload(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         value = json.loads(value)
     return dict(value) if isinstance(value, dict) else {"value": value}
-
-
-_OUTCOME_NAMES = {"delivered": "delivered", "pending": "retry", "dead": "dead"}
 
 
 class _Batch:
@@ -165,9 +163,7 @@ class Dispatcher:
         self._settled = asyncio.Event()
         self._settled.set()
         self._batches: set[_Batch] = set()
-        # Prometheus children, kept: flows and actions come from the flow file, so few.
-        self._counters: dict[tuple[str, str, str], Any] = {}
-        self._latencies: dict[str, Any] = {}
+        self._report = DeliveryReport(clock)
 
     def use_config(self, config: Config) -> None:
         """Deliver for ``config``'s flows from the next claim on (per-install flows change)."""
@@ -397,7 +393,7 @@ class Dispatcher:
                 error=outcome.error,
                 started_at=started_at,
                 duration_ms=duration_ms,
-                outcome=_OUTCOME_NAMES[outcome.state],
+                outcome=OUTCOME_NAMES[outcome.state],
                 status_code=outcome.status_code,
                 detail=outcome.detail,
             ),
@@ -426,7 +422,7 @@ class Dispatcher:
     def _written(self, results: Sequence[tuple[_Done, bool]]) -> None:
         for done, recorded in results:
             try:
-                self._report(done, recorded)
+                self._report(done.item, done.outcome, done.duration_ms, recorded=recorded)
             finally:
                 self._settle(done.batch, 1)
         self._wake.set()
@@ -437,69 +433,6 @@ class Dispatcher:
             log.error("delivery_finish_failed", delivery_id=str(done.item.id), error=str(exc))
             self._settle(done.batch, 1)
         self._wake.set()
-
-    def _report(self, done: _Done, recorded: bool) -> None:
-        """The metrics and the log line of an attempt whose finish was written (or refused)."""
-        item, outcome, duration_ms = done.item, done.outcome, done.duration_ms
-        fields = {
-            "flow": item.event.flow,
-            "trigger": item.event.trigger,
-            "event_id": item.event.id,
-            "item_key": item.event.item_key,
-            "action": item.action_type,
-            "action_index": item.action_index,
-            "delivery_id": str(item.id),
-            "attempt": item.attempt,
-            "duration_ms": duration_ms,
-        }
-        if recorded:
-            self._counted(item, outcome.state).inc()
-            if outcome.state == "delivered":
-                self._latency(item.event.flow).observe(
-                    max(0.0, (self.clock() - item.event.created_at).total_seconds())
-                )
-        if not recorded:
-            # The lease ran out and the rescuer handed the row on: this result is not ours.
-            log.warning("delivery_lease_lost", outcome=outcome.state, **fields)
-        elif outcome.state == "delivered":
-            log.info(
-                "trigger_delivered",
-                summary=outcome.summary,
-                status_code=outcome.status_code,
-                **fields,
-            )
-        elif outcome.state == "pending" and outcome.next_attempt_at is not None:
-            log.warning(
-                "delivery_failed",
-                error=outcome.error,
-                status_code=outcome.status_code,
-                next_attempt_at=outcome.next_attempt_at.isoformat(timespec="seconds"),
-                **fields,
-            )
-        else:
-            log.error(
-                "delivery_dead",
-                error=outcome.error,
-                status_code=outcome.status_code,
-                **fields,
-            )
-
-    def _counted(self, item: Claimed, state: str) -> Any:
-        # The counter's child per flow, action and outcome, looked up once: labels() checks
-        # its arguments and takes a lock at every call.
-        key = (item.event.flow, item.action_type, state)
-        child = self._counters.get(key)
-        if child is None:
-            child = self._counters[key] = metrics.DELIVERIES.labels(
-                flow=item.event.flow, action=item.action_type, outcome=_OUTCOME_NAMES[state]
-            )
-        return child
-
-    def _latency(self, flow: str) -> Any:
-        child = self._latencies.get(flow)
-        if child is None:
-            child = self._latencies[flow] = metrics.DELIVERY_LATENCY.labels(flow=flow)
-        return child
 
     async def _run_action(self, item: Claimed) -> ActionResult:
         plan = self._plans.get(item.event.flow)
