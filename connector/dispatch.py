@@ -2,11 +2,12 @@
 
 A claim is one short transaction: due ``pending`` rows are locked with ``FOR UPDATE SKIP
 LOCKED`` and become ``running`` with a lease (owner, expiry) and the next attempt number.
-The action then runs outside any transaction, bounded by a budget shorter than the lease,
-and the outcome is written with ``WHERE id = $1 AND attempt = $2 AND state = 'running'``:
-a worker that lost its lease (it hung, and the rescuer gave the row to someone else) finishes
-nothing. Every attempt is written down; failures follow the flow's retry schedule, then the
-delivery is ``dead`` until replayed.
+The actions then run outside any transaction: the claim's deliveries side by side (a task
+each) under one deadline, the budget, shorter than the lease. As each ends, its outcome goes
+to the ``finisher``, which writes many at once, each only where the row is still that
+attempt's and ``running``: a worker that lost its lease (it hung, and the rescuer gave the
+row to someone else) finishes nothing. Every attempt is written down; failures follow the
+flow's retry schedule, then the delivery is ``dead`` until replayed.
 
 Per flow: ``ordered`` runs one delivery at a time in the order they were recorded (a
 failing one holds back the rest), and ``concurrency`` caps how many run at once.
@@ -20,7 +21,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,12 +33,14 @@ from connector import delivery_outcomes as outcomes
 from connector import metrics
 from connector.config import Config
 from connector.db.health import DB_ERRORS
-from connector.db.queries import q
 from connector.delivery_outcomes import Attempt, Outcome
+from connector.delivery_report import OUTCOME_NAMES, DeliveryReport
 from connector.errors import FatalError
+from connector.finisher import Finisher
 from connector.leases import default_worker_id
 from connector.plan import FlowPlan
 from connector.plugins import Action, ActionContext, ActionResult, StoredEvent
+from connector.store import deliveries
 from connector.templates import context_for, render_params
 from connector.wall_clock import utc_now
 
@@ -80,75 +83,38 @@ def _payload(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {"value": value}
 
 
-@dataclass(frozen=True)
-class Finish:
-    """One attempt's result, waiting to be written."""
+class _Batch:
+    """The deliveries of one claim, run side by side under one deadline.
 
-    id: uuid.UUID
-    attempt: int
-    outcome: Outcome
-    started_at: datetime
-    duration_ms: int
-
-
-_OUTCOME_NAMES = {"delivered": "delivered", "pending": "retry", "dead": "dead"}
-
-
-class Finisher:
-    """Writes finished attempts in batches: while one write is on its way, the next gathers.
-
-    Each caller waits until its own result is committed, so a ``trigger_delivered`` line is
-    only ever logged for a delivery that is durably marked delivered.
+    They all start when the batch is claimed, so one timer at claim time + budget cuts off
+    each attempt exactly where a timeout per attempt would, without a timer per attempt.
     """
 
-    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime], limit: int = 500):
-        self.pool = pool
-        self.clock = clock
-        self.limit = limit
-        self._waiting: list[tuple[Finish, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
+    __slots__ = ("expired", "left", "reported", "tasks", "timer", "unreported")
 
-    async def submit(self, finish: Finish) -> bool:
-        """Write ``finish``; True if it applied, False if the lease had been lost."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((finish, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all())
-        return await future
+    def __init__(self, size: int) -> None:
+        self.expired = False
+        self.left = size  # attempts still running
+        self.unreported = size  # attempts whose finish is not written (or given up) yet
+        self.tasks: list[asyncio.Task[None]] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.reported: asyncio.Future[None] | None = None
 
-    async def _write_all(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[: self.limit], self._waiting[self.limit :]
-            try:
-                applied = await self._write([f for f, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for finish, future in batch:
-                if not future.done():
-                    future.set_result(finish.id in applied)
+    def expire(self) -> None:
+        self.expired = True
+        for task in self.tasks:
+            if not task.done():
+                task.cancel()
 
-    async def _write(self, batch: list[Finish]) -> set[uuid.UUID]:
-        outcomes = [f.outcome for f in batch]
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                q("dispatch_finish"),
-                [f.id for f in batch],
-                [f.attempt for f in batch],
-                [o.state for o in outcomes],
-                [o.next_attempt_at for o in outcomes],
-                [o.summary for o in outcomes],
-                [o.error for o in outcomes],
-                [f.started_at for f in batch],
-                [f.duration_ms for f in batch],
-                [_OUTCOME_NAMES[o.state] for o in outcomes],
-                [o.status_code for o in outcomes],
-                [o.detail for o in outcomes],
-                self.clock(),
-            )
-        return {row["id"] for row in rows}
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """An attempt that ended, kept for its report once its finish is written."""
+
+    item: Claimed
+    outcome: Outcome
+    duration_ms: int
+    batch: _Batch
 
 
 class Dispatcher:
@@ -187,9 +153,17 @@ class Dispatcher:
         # One instance of each action class, made when first needed.
         self._actions: dict[type[Action[Any]], Action[Any]] = {}
         self._plans = _enabled(config)
-        self._finisher = Finisher(pool, clock)
+        self._finisher: Finisher[_Done] = Finisher(
+            pool, clock, written=self._written, failed=self._not_written
+        )
         self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        # Claimed deliveries whose finish is not written (or given up) yet, and the batches
+        # with attempts still running (their tasks are only weakly held by the loop).
+        self._in_flight = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._batches: set[_Batch] = set()
+        self._report = DeliveryReport(clock)
 
     def use_config(self, config: Config) -> None:
         """Deliver for ``config``'s flows from the next claim on (per-install flows change)."""
@@ -206,7 +180,7 @@ class Dispatcher:
         try:
             backoff = 0.0
             while not stop.is_set():
-                want = min(self.batch_size, self.max_in_flight - len(self._in_flight))
+                want = min(self.batch_size, self.max_in_flight - self._in_flight)
                 got = 0
                 try:
                     if self.clock() >= next_rescue:
@@ -215,8 +189,8 @@ class Dispatcher:
                     if want > 0:
                         claimed = await self.claim(want)
                         got = len(claimed)
-                        for item in claimed:
-                            self._spawn(item)
+                        if claimed:
+                            self._start(claimed)
                     backoff = 0.0
                     if listener is None or not _alive(listener):
                         # The database came back (or never let us listen): wake-ups again.
@@ -232,8 +206,14 @@ class Dispatcher:
                 if want > 0 and got == want:
                     continue
                 await self._wait(stop)
-            if self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await self._settled.wait()
+        except asyncio.CancelledError:
+            # Cancelled past the drain: the attempts in flight stop too; their rows stay
+            # running and the rescuer hands them on once their lease expires.
+            for batch in list(self._batches):
+                for task in batch.tasks:
+                    task.cancel()
+            raise
         finally:
             if listener is not None:
                 await self._unlisten(listener)
@@ -243,17 +223,37 @@ class Dispatcher:
         """Rescue expired leases, claim one batch and deliver it; returns how many ran."""
         await self.rescue()
         claimed = await self.claim(self.batch_size)
-        await asyncio.gather(*(self.deliver(item) for item in claimed))
+        await self.deliver_all(claimed)
         return len(claimed)
 
-    def _spawn(self, item: Claimed) -> None:
-        task = asyncio.create_task(self.deliver(item), name=f"delivery-{item.id}")
-        self._in_flight.add(task)
-        task.add_done_callback(self._finished)
+    async def deliver(self, item: Claimed) -> None:
+        """Run one claimed delivery and record how it went."""
+        await self.deliver_all([item])
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._wake.set()
+    async def deliver_all(self, items: list[Claimed]) -> None:
+        """Run claimed deliveries side by side; return once each is recorded and reported."""
+        if not items:
+            return
+        batch = self._start(items)
+        batch.reported = asyncio.get_running_loop().create_future()
+        try:
+            await batch.reported
+        except asyncio.CancelledError:
+            for task in batch.tasks:
+                task.cancel()
+            raise
+
+    def _start(self, items: list[Claimed]) -> _Batch:
+        """One task per delivery (for their requests to run side by side) and one timer."""
+        loop = asyncio.get_running_loop()
+        batch = _Batch(len(items))
+        batch.tasks = [loop.create_task(self._attempt(item, batch)) for item in items]
+        # Scheduled after the tasks, whose first steps run first: none is cut off unstarted.
+        batch.timer = loop.call_later(self.budget, batch.expire)
+        self._batches.add(batch)
+        self._in_flight += len(items)
+        self._settled.clear()
+        return batch
 
     async def _wait(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -308,16 +308,15 @@ class Dispatcher:
         now = self.clock()
         flows = [plan.flow for plan in self._plans.values()]
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(q("dispatch_claim_lock"))
-            rows = await conn.fetch(
-                q("dispatch_claim"),
-                self.worker_id,
-                now,
-                now + self.lease,
-                limit,
-                [f.name for f in flows],
-                [1 if f.ordered else f.concurrency for f in flows],
-                [f.ordered for f in flows],
+            rows = await deliveries.claim(
+                conn,
+                owner=self.worker_id,
+                now=now,
+                lease_expires_at=now + self.lease,
+                limit=limit,
+                flow_names=[f.name for f in flows],
+                max_running=[1 if f.ordered else f.concurrency for f in flows],
+                ordered=[f.ordered for f in flows],
             )
         return [
             Claimed(
@@ -343,8 +342,8 @@ class Dispatcher:
     async def rescue(self) -> int:
         """Return deliveries whose lease expired to ``pending``; returns how many."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(q("dispatch_rescue_expired"), self.clock())
-            metrics.DEAD_DELIVERIES.set(await conn.fetchval(q("dispatch_count_dead")))
+            rows = await deliveries.rescue_expired(conn, now=self.clock())
+            metrics.DEAD_DELIVERIES.set(await deliveries.count_dead(conn))
         for row in rows:
             log.warning(
                 "delivery_lease_expired",
@@ -354,85 +353,86 @@ class Dispatcher:
             )
         return len(rows)
 
-    async def deliver(self, item: Claimed) -> None:
-        """Run one claimed delivery and record how it went."""
+    async def _attempt(self, item: Claimed, batch: _Batch) -> None:
+        """Run one delivery's action and hand its outcome to the finisher."""
         started_at = self.clock()
         started = time.monotonic()
-        outcome = await self._attempt(item)
+        try:
+            try:
+                outcome = outcomes.delivered(await self._run_action(item))
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                # The batch's deadline, not a shutdown: the attempt took too long.
+                if not batch.expired or task is None or task.uncancel() > 0:
+                    raise
+                outcome = self._failed(item, TimeoutError())
+            except Exception as exc:
+                if not isinstance(exc, outcomes.EXPECTED):
+                    # A bug in an action must not lose the event: log it loudly, try again.
+                    log.exception(
+                        "action_crashed", action=item.action_type, delivery_id=str(item.id)
+                    )
+                outcome = self._failed(item, exc)
+        except BaseException:
+            self._settle(batch, 1)
+            raise
+        finally:
+            batch.left -= 1
+            if batch.left == 0:
+                if batch.timer is not None:
+                    batch.timer.cancel()
+                self._batches.discard(batch)
         duration_ms = int((time.monotonic() - started) * 1000)
-        try:
-            recorded = await self._finisher.submit(
-                Finish(item.id, item.attempt, outcome, started_at, duration_ms)
-            )
-        except DB_ERRORS as exc:
-            # The row stays running; the rescuer hands it on once its lease expires.
-            log.error("delivery_finish_failed", delivery_id=str(item.id), error=str(exc))
-            return
-        fields = {
-            "flow": item.event.flow,
-            "trigger": item.event.trigger,
-            "event_id": item.event.id,
-            "item_key": item.event.item_key,
-            "action": item.action_type,
-            "action_index": item.action_index,
-            "delivery_id": str(item.id),
-            "attempt": item.attempt,
-            "duration_ms": duration_ms,
-        }
-        if recorded:
-            outcome_label = {"delivered": "delivered", "pending": "retry"}.get(
-                outcome.state, "dead"
-            )
-            metrics.DELIVERIES.labels(
-                flow=item.event.flow, action=item.action_type, outcome=outcome_label
-            ).inc()
-            if outcome.state == "delivered":
-                metrics.DELIVERY_LATENCY.labels(flow=item.event.flow).observe(
-                    max(0.0, (self.clock() - item.event.created_at).total_seconds())
-                )
-        if not recorded:
-            # The lease ran out and the rescuer handed the row on: this result is not ours.
-            log.warning("delivery_lease_lost", outcome=outcome.state, **fields)
-        elif outcome.state == "delivered":
-            log.info(
-                "trigger_delivered",
+        self._finisher.add(
+            deliveries.Finished(
+                id=item.id,
+                attempt=item.attempt,
+                state=outcome.state,
+                next_attempt_at=outcome.next_attempt_at,
                 summary=outcome.summary,
-                status_code=outcome.status_code,
-                **fields,
-            )
-        elif outcome.state == "pending" and outcome.next_attempt_at is not None:
-            log.warning(
-                "delivery_failed",
                 error=outcome.error,
+                started_at=started_at,
+                duration_ms=duration_ms,
+                outcome=OUTCOME_NAMES[outcome.state],
                 status_code=outcome.status_code,
-                next_attempt_at=outcome.next_attempt_at.isoformat(timespec="seconds"),
-                **fields,
-            )
-        else:
-            log.error(
-                "delivery_dead",
-                error=outcome.error,
-                status_code=outcome.status_code,
-                **fields,
-            )
+                detail=outcome.detail,
+            ),
+            _Done(item, outcome, duration_ms, batch),
+        )
 
-    async def _attempt(self, item: Claimed) -> Outcome:
-        try:
-            async with asyncio.timeout(self.budget):
-                result = await self._run_action(item)
-        except Exception as exc:
-            if not isinstance(exc, outcomes.EXPECTED):
-                # A bug in an action must not lose the event: log it loudly, try again later.
-                log.exception("action_crashed", action=item.action_type, delivery_id=str(item.id))
-            plan = self._plans.get(item.event.flow)
-            attempt = Attempt(
-                number=item.attempt,
-                schedule_offset=item.schedule_offset,
-                schedule=plan.flow.retry_schedule if plan is not None else [],
-                budget=self.budget,
-            )
-            return outcomes.failed(attempt, exc, self.clock(), self.rng)
-        return outcomes.delivered(result)
+    def _failed(self, item: Claimed, exc: BaseException) -> Outcome:
+        plan = self._plans.get(item.event.flow)
+        attempt = Attempt(
+            number=item.attempt,
+            schedule_offset=item.schedule_offset,
+            schedule=plan.flow.retry_schedule if plan is not None else [],
+            budget=self.budget,
+        )
+        return outcomes.failed(attempt, exc, self.clock(), self.rng)
+
+    def _settle(self, batch: _Batch, count: int) -> None:
+        """``count`` of ``batch``'s deliveries are recorded, or left to the rescuer."""
+        self._in_flight -= count
+        if self._in_flight <= 0:
+            self._settled.set()
+        batch.unreported -= count
+        if batch.unreported <= 0 and batch.reported is not None and not batch.reported.done():
+            batch.reported.set_result(None)
+
+    def _written(self, results: Sequence[tuple[_Done, bool]]) -> None:
+        for done, recorded in results:
+            try:
+                self._report(done.item, done.outcome, done.duration_ms, recorded=recorded)
+            finally:
+                self._settle(done.batch, 1)
+        self._wake.set()
+
+    def _not_written(self, failed: Sequence[_Done], exc: Exception) -> None:
+        for done in failed:
+            # The row stays running; the rescuer hands it on once its lease expires.
+            log.error("delivery_finish_failed", delivery_id=str(done.item.id), error=str(exc))
+            self._settle(done.batch, 1)
+        self._wake.set()
 
     async def _run_action(self, item: Claimed) -> ActionResult:
         plan = self._plans.get(item.event.flow)

@@ -21,12 +21,12 @@ from typing import Any
 
 from actions.webhook import body_for
 from connector.config import Config, Flow
-from connector.db.queries import q
 from connector.diff import Watermark, WatermarkTracker, event_id
 from connector.errors import ConfigError, ConnectorError
 from connector.plan import FlowPlan
 from connector.plugins import ActionContext, StoredEvent, Trigger
 from connector.poll_policy import state_key
+from connector.store import flow_states, snapshot_items
 
 SAMPLES = 3
 SNAPSHOT_LIMIT = 1_000_000
@@ -101,7 +101,7 @@ async def trial(
     params = plan.params
     started = datetime.now(UTC)
     trigger = plan.trigger(params, started)
-    state = await conn.fetchrow(q("flow_state_get"), flow.name)
+    state = await flow_states.get(conn, flow_name=flow.name)
     known = (
         state is not None
         and state["baseline_done"]
@@ -113,7 +113,7 @@ async def trial(
     seen = 0
     with counting() as sent:
         if trigger.strategy == "watermark":
-            raw = state["cursor"] if known else None
+            raw = state["cursor"] if known and state is not None else None
             cursor = Watermark.from_json(json.loads(raw) if isinstance(raw, str) else raw)
             cap = started.timestamp() if trigger.time_ordered else None
             tracker = WatermarkTracker(cursor, trigger.overlap, cap)
@@ -127,10 +127,11 @@ async def trial(
                     new.append(Found(_event(flow, trigger, item, "new"), sample=False))
                 _keep(recent, (position, seen, item), samples)
         else:
-            stored = {}
+            stored: dict[str, str] = {}
             if known:
-                rows = await conn.fetch(q("snapshot_fingerprints"), flow.name, SNAPSHOT_LIMIT)
-                stored = {r["item_key"]: r["fingerprint"] for r in rows}
+                stored = await snapshot_items.fingerprints(
+                    conn, flow_name=flow.name, limit=SNAPSHOT_LIMIT
+                )
             async for item in trigger.poll(client, None):
                 seen += 1
                 if on_page is not None:

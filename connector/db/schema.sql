@@ -142,7 +142,7 @@ CREATE INDEX deliveries_flow_due ON deliveries (flow_name, next_attempt_at)
     WHERE state = 'pending';
 CREATE INDEX deliveries_flow_seq ON deliveries (flow_name, seq)
     WHERE state IN ('pending', 'running');
-CREATE INDEX deliveries_event ON deliveries (event_id);
+-- (deliveries_event, an index on event_id alone, is gone: see 0007.)
 
 CREATE FUNCTION deliveries_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

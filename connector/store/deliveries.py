@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -92,3 +93,94 @@ async def replay_progress(
     """Of these deliveries: how many were delivered, died again, are still waiting."""
     row = await conn.fetchrow(q("replay_progress"), list(ids))
     return int(row["delivered"]), int(row["dead"]), int(row["waiting"])
+
+
+async def claim(
+    conn: asyncpg.Connection,
+    *,
+    owner: str,
+    now: datetime,
+    lease_expires_at: datetime,
+    limit: int,
+    flow_names: Sequence[str],
+    max_running: Sequence[int],
+    ordered: Sequence[bool],
+) -> list[asyncpg.Record]:
+    """Lease up to ``limit`` due deliveries to ``owner``, with their events; in a transaction.
+
+    Two statements, in this order: the advisory lock that serialises claims (so that each
+    flow's limit of running deliveries and its order hold across workers; it is held until
+    the caller's transaction ends), then the claim. ``max_running`` and ``ordered`` go with
+    ``flow_names``, one per flow.
+    """
+    await conn.execute(q("dispatch_claim_lock"))
+    return list(
+        await conn.fetch(
+            q("dispatch_claim"),
+            owner,
+            now,
+            lease_expires_at,
+            limit,
+            list(flow_names),
+            list(max_running),
+            list(ordered),
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One attempt's end, as written: the delivery's new state and its attempt row."""
+
+    id: uuid.UUID
+    attempt: int
+    # The delivery's new state: ``delivered``, ``pending`` (due at ``next_attempt_at``), ``dead``.
+    state: str
+    next_attempt_at: datetime | None
+    summary: str | None
+    error: str | None
+    started_at: datetime
+    duration_ms: int
+    # The attempt row's outcome: ``delivered``, ``retry`` or ``dead``.
+    outcome: str
+    status_code: int | None
+    detail: str | None
+
+
+async def finish(
+    conn: asyncpg.Connection, *, finished: Sequence[Finished], now: datetime
+) -> set[uuid.UUID]:
+    """Finish many attempts in one statement; returns the ids that were still running them.
+
+    A delivery is finished, and its attempt written down, only where its row still holds
+    that attempt in ``running``: a worker that lost its lease finishes nothing.
+    """
+    rows = await conn.fetch(
+        q("dispatch_finish"),
+        [f.id for f in finished],
+        [f.attempt for f in finished],
+        [f.state for f in finished],
+        [f.next_attempt_at for f in finished],
+        [f.summary for f in finished],
+        [f.error for f in finished],
+        [f.started_at for f in finished],
+        [f.duration_ms for f in finished],
+        [f.outcome for f in finished],
+        [f.status_code for f in finished],
+        [f.detail for f in finished],
+        now,
+    )
+    return {row["id"] for row in rows}
+
+
+async def rescue_expired(conn: asyncpg.Connection, *, now: datetime) -> list[asyncpg.Record]:
+    """Running deliveries whose lease ran out back to pending, each lost attempt written down.
+
+    Returns id, attempt and flow_name of each.
+    """
+    return list(await conn.fetch(q("dispatch_rescue_expired"), now))
+
+
+async def count_dead(conn: asyncpg.Connection) -> int:
+    """How many deliveries are dead, of every flow."""
+    return int(await conn.fetchval(q("dispatch_count_dead")))

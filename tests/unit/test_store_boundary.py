@@ -10,13 +10,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTOR = ROOT / "connector"
 
-# Modules whose queries have not moved into the store yet. This list must shrink to empty:
-# take a module off it in the change that moves its queries.
-PENDING = {
-    "connector/dispatch.py",
-    "connector/dry_run.py",
-}
-
 
 def _calls_q(tree: ast.AST) -> bool:
     """Whether the module imports ``q`` from the queries module (under any name) and calls it,
@@ -51,11 +44,7 @@ def test_only_the_store_calls_q() -> None:
     callers = callers_of_q()
     assert any(c.startswith("connector/store/") for c in callers)  # the scan sees calls
     outside = {c for c in callers if not c.startswith("connector/store/")}
-    assert sorted(outside - PENDING) == []
-
-
-def test_the_pending_list_names_only_modules_that_still_call_q() -> None:
-    assert sorted(PENDING - callers_of_q()) == [], "take converted modules off PENDING"
+    assert sorted(outside) == []
 
 
 def test_the_store_imports_only_the_named_queries() -> None:
