@@ -41,7 +41,7 @@ from connector.auth.tokens import StaticKey
 from connector.config import ActionSpec, Flow, TriggerSpec
 from connector.db import migrate
 from connector.db.embedded import EmbeddedPostgres
-from connector.db.pool import ensure_database
+from connector.db.pool import ensure_database, json_codecs
 from connector.diff import SnapshotLoader, snapshot_baseline, snapshot_diff
 from connector.engine import poll_flow
 from connector.providers.sendpulse_client import SendPulseClient
@@ -115,7 +115,7 @@ async def worker(args: argparse.Namespace) -> None:
     assert trigger is not None
     flow = make_flow("sendpulse.subscriber_added", {"mailing_list_id": args.list_id})
     params = trigger.Params.model_validate({"mailing_list_id": args.list_id})
-    pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=2, init=json_codecs)
     try:
         async with aiohttp.ClientSession() as http:
             client = SendPulseClient(
@@ -244,7 +244,7 @@ async def bench_quiet_requests(dsn: str) -> list[dict[str, Any]]:
     """Requests per poll on an unchanged account (the demo seed), for every trigger."""
     url = await fresh_db(dsn, "bench_quiet")
     rows = []
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, init=json_codecs)
     try:
         async with start_sandbox(rate_limit=None) as sb, aiohttp.ClientSession() as http:
             seed_demo(sb.state)

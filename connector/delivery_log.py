@@ -7,7 +7,6 @@ that already succeeded is never run again by a replay.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -101,8 +100,6 @@ async def show_event(conn: asyncpg.Connection, event_id: str) -> dict[str, Any] 
     if event is None:
         return None
     shown = _row(event)
-    payload = shown["payload"]
-    shown["payload"] = json.loads(payload) if isinstance(payload, str) else payload
     attempts: dict[str, list[dict[str, Any]]] = {}
     for attempt in await deliveries.attempts_of_event(conn, event_id=event_id):
         row = _row(attempt)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 import uuid
@@ -78,8 +77,7 @@ async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
 
 
 def _payload(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        value = json.loads(value)
+    # The pool's codec has decoded the jsonb; a payload that is not an object goes out wrapped.
     return dict(value) if isinstance(value, dict) else {"value": value}
 
 

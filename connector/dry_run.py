@@ -114,7 +114,7 @@ async def trial(
     with counting() as sent:
         if trigger.strategy == "watermark":
             raw = state["cursor"] if known and state is not None else None
-            cursor = Watermark.from_json(json.loads(raw) if isinstance(raw, str) else raw)
+            cursor = Watermark.from_json(raw)
             cap = started.timestamp() if trigger.time_ordered else None
             tracker = WatermarkTracker(cursor, trigger.overlap, cap)
             async for item in trigger.poll(client, tracker.since if known else None):

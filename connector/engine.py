@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -48,11 +47,6 @@ __all__ = [
 ]
 
 DEFAULT_LEASE_TTL = timedelta(minutes=5)
-
-
-def _json(value: Any) -> Any:
-    # asyncpg hands jsonb over as text unless a codec is set on the pool, which we do not own.
-    return json.loads(value) if isinstance(value, str) else value
 
 
 class StoredAccount(enum.Enum):
@@ -195,7 +189,7 @@ class Poller:
             state_key=key,
             account=account,
             fresh=fresh,
-            previous_cursor=None if state is None or fresh else _json(state["cursor"]),
+            previous_cursor=None if state is None or fresh else state["cursor"],
             last_error=None if state is None else state["last_error"],
             runs=runs,
         )

@@ -18,7 +18,6 @@ import asyncpg
 
 from connector import leases
 from connector.config import Flow
-from connector.diff import canonical_json
 from connector.plugins import ApiClient, Trigger
 from connector.poll_runs import PollRunBook, QuietRun, write_quiet_runs
 from connector.progress import PollProgress
@@ -162,7 +161,7 @@ async def save_state(run: PollContext, cursor: Any) -> None:
         connection_id=run.flow.trigger.connection,
         trigger_type=run.trigger.key,
         state_key=run.state_key,
-        cursor_json=canonical_json(cursor),
+        cursor=cursor,
         baseline_done=True,
         last_error=None,
         account_fingerprint=run.account,

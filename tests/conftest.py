@@ -26,7 +26,7 @@ from hypothesis import settings
 
 from connector.db import migrate as migrations
 from connector.db.embedded import EmbeddedPostgres
-from connector.db.pool import ensure_database
+from connector.db.pool import ensure_database, json_codecs
 from connector.sandbox.exchanges import RECORD_ENV
 from connector.sandbox.harness import Sandbox, start_sandbox
 
@@ -154,7 +154,7 @@ async def empty_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def db_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database, min_size=1, max_size=10)
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=10, init=json_codecs)
     try:
         yield pool
     finally:

@@ -7,11 +7,13 @@ that points at the same folder.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -72,11 +74,36 @@ async def ensure_database(dsn: str) -> None:
         await conn.close()
 
 
+def _encode_json(value: Any) -> str:
+    # default=str: a datetime inside a cursor or payload is stored as its ISO text, as the
+    # canonical JSON of events and digests has it.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+async def json_codecs(conn: asyncpg.Connection) -> None:
+    """json and jsonb travel as Python values both ways, on every connection we open.
+
+    Callers hand the store dicts and lists, and get dicts and lists back: nobody decodes a
+    ``cursor`` or a ``payload`` by hand, nor can pass text that is then stored as a JSON
+    string.
+    """
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=_encode_json, decoder=json.loads, schema="pg_catalog", format="text"
+        )
+
+
 async def connect(dsn: str) -> asyncpg.Connection:
     try:
-        return await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(dsn)
     except (OSError, asyncpg.PostgresError) as exc:
         raise ConfigError(f"cannot connect to the database: {exc}") from exc
+    try:
+        await json_codecs(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
@@ -95,7 +122,7 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 async def pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncIterator[asyncpg.Pool]:
     try:
         created = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, reset=_keep_session
+            dsn, min_size=min_size, max_size=max_size, reset=_keep_session, init=json_codecs
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise ConfigError(f"cannot connect to the database: {exc}") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -10,8 +11,8 @@ from connector.db.queries import q
 
 
 async def get(conn: asyncpg.Connection, *, flow_name: str) -> asyncpg.Record | None:
-    """flow_name, connection_id, trigger_type, state_key, cursor (jsonb as the driver returns
-    it), baseline_done, last_error and account_fingerprint; None for a flow never polled."""
+    """flow_name, connection_id, trigger_type, state_key, cursor (decoded by the pool's
+    codec), baseline_done, last_error and account_fingerprint; None for a flow never polled."""
     return await conn.fetchrow(q("flow_state_get"), flow_name)
 
 
@@ -22,19 +23,19 @@ async def save(
     connection_id: str | None,
     trigger_type: str,
     state_key: str,
-    cursor_json: str,
+    cursor: Any,
     baseline_done: bool,
     last_error: str | None,
     account_fingerprint: str | None,
 ) -> None:
-    """Write the flow's whole state (``cursor_json`` as JSON text)."""
+    """Write the flow's whole state (``cursor`` as the JSON value it is)."""
     await conn.execute(
         q("flow_state_save"),
         flow_name,
         connection_id,
         trigger_type,
         state_key,
-        cursor_json,
+        cursor,
         baseline_done,
         last_error,
         account_fingerprint,

@@ -92,7 +92,7 @@ async def insert_event(
         event_id,
         flow,
         item_key or payload.get("email", event_id),
-        json.dumps(payload),
+        payload,
         at,
     )
     ids = []

@@ -6,7 +6,6 @@ as the worker stores them, app installs, and the webhook intake.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -67,7 +66,7 @@ class Accounts:
 
     async def events(self) -> list[tuple[str, str]]:
         rows = await self.pool.fetch("SELECT item_key, payload FROM events ORDER BY created_at, id")
-        return [(r["item_key"], json.loads(r["payload"])) for r in rows]
+        return [(r["item_key"], r["payload"]) for r in rows]
 
 
 @pytest.fixture

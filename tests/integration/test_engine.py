@@ -319,7 +319,7 @@ async def test_snapshot_added_removed_and_added_again_are_three_events(
     rows = await events(db_pool)
     assert [r["item_key"] for r in rows] == ["b", "b", "b"]
     assert len({r["id"] for r in rows}) == 3
-    assert [r["payload"] for r in rows][1] == '{"id": "b"}'
+    assert [r["payload"] for r in rows][1] == {"id": "b"}
     snapshot = await db_pool.fetch("SELECT item_key FROM snapshot_items ORDER BY item_key")
     assert [r["item_key"] for r in snapshot] == ["a", "b"]
 
@@ -335,7 +335,7 @@ async def test_fingerprint_change_with_to_filter_and_previous_value(
     store.items["a"]["status"] = "sent"
     assert (await poll(StatusChanged, params=params)).events_created == 1
     rows = await events(db_pool)
-    assert rows[0]["payload"] == '{"id": "a", "status": "sent", "previous_status": "queued"}'
+    assert rows[0]["payload"] == {"id": "a", "status": "sent", "previous_status": "queued"}
 
 
 async def test_changed_params_start_a_new_baseline(

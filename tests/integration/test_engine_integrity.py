@@ -114,8 +114,8 @@ async def test_a_campaign_missed_for_one_poll_keeps_its_status_change(
     assert (await _poll(db_pool, account, CampaignStatusChanged, params)).events_created == 1
     rows = await db_pool.fetch("SELECT item_key, payload FROM events")
     assert [r["item_key"] for r in rows] == ["2"]
-    assert '"previous_status": 0' in rows[0]["payload"]
-    assert '"status": 2' in rows[0]["payload"]
+    assert rows[0]["payload"]["previous_status"] == 0
+    assert rows[0]["payload"]["status"] == 2
 
 
 async def test_a_sent_campaign_missed_for_one_poll_is_not_announced_again(

@@ -13,6 +13,7 @@ from connector import metrics
 from connector.catalog import CATALOG
 from connector.config import parse
 from connector.daemon import Runtime, Worker
+from connector.db.pool import json_codecs
 from connector.dispatch import Dispatcher
 from connector.sandbox.harness import start_sandbox
 
@@ -52,7 +53,7 @@ async def test_a_poll_a_429_a_token_and_deliveries_move_their_series(
     async with (
         start_sandbox(rate_limit=None) as sb,
         aiohttp.ClientSession() as http,
-        asyncpg.create_pool(database, min_size=1, max_size=6) as pool,
+        asyncpg.create_pool(database, min_size=1, max_size=6, init=json_codecs) as pool,
     ):
         sb.state.add_book("Newsletter")
         for n in range(3):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +15,7 @@ from cryptography.fernet import Fernet
 from connector.catalog import CATALOG
 from connector.config import parse
 from connector.daemon import Runtime, Worker
+from connector.db.pool import json_codecs
 from connector.engine import PollResult, poll_flow
 from connector.plugins import ApiClient, SnapshotChange, Trigger
 from connector.sandbox.harness import start_sandbox
@@ -50,7 +50,7 @@ async def test_polls_filling_the_pool_still_get_their_tokens(database: str, tmp_
     async with (
         start_sandbox(rate_limit=None) as sb,
         aiohttp.ClientSession() as http,
-        asyncpg.create_pool(database, min_size=1, max_size=2) as pool,
+        asyncpg.create_pool(database, min_size=1, max_size=2, init=json_codecs) as pool,
     ):
         for n in range(CONNECTIONS):
             sb.add_client(f"client-{n}", f"secret-{n}")
@@ -85,7 +85,7 @@ async def test_a_poll_waiting_for_the_api_holds_no_database_connection(
     database: str, trigger: type[Trigger]
 ) -> None:
     # A pool of one: while the poll waits for its answer, anyone else can still have it.
-    async with asyncpg.create_pool(database, min_size=1, max_size=1) as pool:
+    async with asyncpg.create_pool(database, min_size=1, max_size=1, init=json_codecs) as pool:
         store = Store()
         store.items["a"] = {"id": "a", "at": 1.0}
         store.gate = asyncio.Event()
@@ -112,7 +112,7 @@ async def test_a_poll_waiting_for_the_api_holds_no_database_connection(
 async def test_a_list_longer_than_one_batch_streams_and_diffs_like_a_short_one(
     database: str,
 ) -> None:
-    async with asyncpg.create_pool(database, min_size=1, max_size=1) as pool:
+    async with asyncpg.create_pool(database, min_size=1, max_size=1, init=json_codecs) as pool:
         store = Store()
         for n in range(SNAPSHOT_BATCH + 2):
             store.items[f"k{n}"] = {"id": f"k{n}", "at": 1.0}
@@ -167,7 +167,7 @@ class ItemLeft(ItemJoined):
 
 
 async def test_an_enrichment_call_waits_with_no_database_connection(database: str) -> None:
-    async with asyncpg.create_pool(database, min_size=1, max_size=1) as pool:
+    async with asyncpg.create_pool(database, min_size=1, max_size=1, init=json_codecs) as pool:
         store = ProofStore()
         store.items = {k: {"id": k, "at": 1.0} for k in ("a", "b")}
         flow = make_flow(ItemLeft)
@@ -189,4 +189,4 @@ async def test_an_enrichment_call_waits_with_no_database_connection(database: st
         result = await polling
         assert (result.status, result.events_created) == ("ok", 1), result.error
         payload = await pool.fetchval("SELECT payload FROM events WHERE item_key = 'b'")
-        assert json.loads(payload) == {"id": "b", "proven": True}
+        assert payload == {"id": "b", "proven": True}

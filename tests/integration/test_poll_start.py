@@ -88,7 +88,7 @@ async def test_the_state_row_comes_back_as_stored(db_pool: asyncpg.Pool) -> None
         "connection_id": "main",
         "trigger_type": "t",
         "state_key": "k",
-        "cursor": '{"position": 1}',
+        "cursor": {"position": 1},
         "baseline_done": True,
         "last_error": "boom",
         "account_fingerprint": "acct",

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from connector import snapshot_poll
+from connector.db.pool import json_codecs
 from connector.engine import Poller, poll_flow
 from connector.plugins import ApiClient, SnapshotChange
 from connector.poll_runs import PollRunBook
@@ -120,7 +121,7 @@ async def test_a_book_writes_quiet_rows_at_its_flush_and_keeps_them_if_it_fails(
             runs=book,
         )
 
-    closed = await asyncpg.create_pool(database, min_size=1, max_size=1)
+    closed = await asyncpg.create_pool(database, min_size=1, max_size=1, init=json_codecs)
     await closed.close()
     book = PollRunBook(closed, "w1")
     await poll_with(book)  # the baseline commits: its row is written at once
@@ -192,7 +193,7 @@ async def test_polls_waiting_for_their_lease_hold_no_pooled_connection(
     # must leave the pool free for the one that holds the lease's lock and needs a
     # connection to give the lease up.
     flows = [make_flow(ItemJoined).model_copy(update={"name": f"f{n}"}) for n in range(10)]
-    pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=2, init=json_codecs)
     try:
         poller = Poller()
 

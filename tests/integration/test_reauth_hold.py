@@ -4,7 +4,6 @@ and a restart deliver them."""
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,7 @@ from cryptography.fernet import Fernet
 from connector.catalog import CATALOG
 from connector.config import Config, parse
 from connector.daemon import Runtime, Worker
+from connector.db.pool import json_codecs
 from connector.sandbox.harness import Sandbox, start_sandbox
 
 FLOW = "blacklist-new"
@@ -54,7 +54,7 @@ async def record_event(pool: asyncpg.Pool) -> tuple[uuid.UUID, uuid.UUID]:
             "INSERT INTO events (id, flow_name, connection_id, trigger_type, item_key, payload)"
             " VALUES ('e1', $1, 'main', 'sendpulse.subscriber_added', 'spam@example.com', $2)",
             FLOW,
-            json.dumps({"email": "spam@example.com", "mailing_list_id": 1}),
+            {"email": "spam@example.com", "mailing_list_id": 1},
         )
         await conn.executemany(
             "INSERT INTO deliveries (id, event_id, flow_name, action_index, action_type,"
@@ -73,7 +73,7 @@ async def test_refused_credentials_hold_deliveries_until_new_ones_and_a_restart(
     async with (
         start_sandbox(rate_limit=None) as sb,
         aiohttp.ClientSession() as http,
-        asyncpg.create_pool(database, min_size=1, max_size=8) as pool,
+        asyncpg.create_pool(database, min_size=1, max_size=8, init=json_codecs) as pool,
     ):
         sb.state.add_book("Newsletter")
         rt = Runtime(

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from connector.catalog import CATALOG
 from connector.config import load_file
 from connector.daemon import Runtime, Worker
+from connector.db.pool import json_codecs
 from connector.sandbox.harness import Sandbox, start_sandbox
 
 
@@ -74,8 +75,8 @@ async def rig(database: str, tmp_path: Path) -> AsyncIterator[Rig]:
     async with (
         start_sandbox(rate_limit=None) as sb,
         aiohttp.ClientSession() as http,
-        asyncpg.create_pool(database, min_size=1, max_size=6) as pool,
-        asyncpg.create_pool(database, min_size=1, max_size=2) as token_pool,
+        asyncpg.create_pool(database, min_size=1, max_size=6, init=json_codecs) as pool,
+        asyncpg.create_pool(database, min_size=1, max_size=2, init=json_codecs) as token_pool,
     ):
         sb.state.add_book("One")
         sb.state.add_book("Two")

@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from connector.catalog import CATALOG
 from connector.config import parse
 from connector.daemon import Runtime, Worker
+from connector.db.pool import json_codecs
 from connector.sandbox.harness import start_sandbox
 from tests.integration.dispatch_support import SECRET, insert_event
 
@@ -60,7 +61,7 @@ async def test_drain_bounds_polls_and_deliveries_together(database: str, tmp_pat
         start_sandbox(rate_limit=None) as sb,
         hanging_receiver(delivery_arrived) as hook,
         aiohttp.ClientSession() as http,
-        asyncpg.create_pool(database, min_size=1, max_size=6) as pool,
+        asyncpg.create_pool(database, min_size=1, max_size=6, init=json_codecs) as pool,
     ):
         sb.state.add_book("Newsletter")
         # Every poll of the list hangs for longer than the drain; so does the receiver.

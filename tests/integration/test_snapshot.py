@@ -75,7 +75,7 @@ async def test_diff_of_100k_subscribers_finds_exactly_the_changes(
         rows = await db_pool.fetch("SELECT item_key, payload FROM events")
     found: dict[str, set[str]] = {"added": set(), "removed": set(), "changed": set()}
     for row in rows:
-        payload = json.loads(row["payload"])
+        payload = row["payload"]
         kind = "removed" if "status" not in payload else "added"
         if kind == "added" and not row["item_key"].startswith("new"):
             kind = "changed"

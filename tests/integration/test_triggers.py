@@ -8,7 +8,6 @@ capped by ``max_first_run_events``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -71,7 +70,7 @@ class Harness:
         rows = await self.pool.fetch(
             "SELECT payload FROM events WHERE flow_name = $1 ORDER BY created_at, id", flow.name
         )
-        return [json.loads(r["payload"]) for r in rows]
+        return [r["payload"] for r in rows]
 
     def api_paths(self) -> list[str]:
         return [r.path for r in self.sb.requests() if not r.path.startswith("/oauth")]

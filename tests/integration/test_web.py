@@ -11,6 +11,7 @@ import pytest
 
 from connector import metrics
 from connector.db import migrate as migrations
+from connector.db.pool import json_codecs
 from connector.web import WebState, build_app, serve
 
 
@@ -43,7 +44,7 @@ async def test_healthz_and_readyz(server: tuple[str, dict[str, bool]]) -> None:
 
 
 async def test_readyz_flips_when_the_database_goes_away(database: str) -> None:
-    pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=2, init=json_codecs)
     app = build_app(WebState(pool=pool, scheduler_running=lambda: True))
     runner = await serve(app, "127.0.0.1", 0)
     port = runner.addresses[0][1]
@@ -83,7 +84,7 @@ async def test_metrics_are_exposed_and_move(server: tuple[str, dict[str, bool]])
 async def test_readyz_is_503_while_migrations_are_pending(
     empty_database: str, applied: str
 ) -> None:
-    pool = await asyncpg.create_pool(empty_database, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(empty_database, min_size=1, max_size=2, init=json_codecs)
     if applied != "none":
         # What a worker of the old version sees while a newer one's migration is pending.
         async with pool.acquire() as conn:
