@@ -3,6 +3,11 @@
 With ``TEST_DATABASE_URL`` set, tests use that server; otherwise a private cluster is started
 in a temporary folder from the machine's PostgreSQL binaries and stopped at the end. Each test
 that asks for ``database`` gets a fresh database cloned from a migrated template.
+
+Under pytest-xdist (``make test`` runs ``-n``) each worker is a session of its own: it starts
+its own cluster (or, on ``TEST_DATABASE_URL``, keeps a template named after itself), so no
+worker sees another's databases, backends or restarts. The exchange log is the one thing all
+workers share (see ``pytest_configure``).
 """
 
 from __future__ import annotations
@@ -30,29 +35,68 @@ from connector.db.pool import ensure_database, json_codecs
 from connector.sandbox.exchanges import RECORD_ENV
 from connector.sandbox.harness import Sandbox, start_sandbox
 
-TEMPLATE = "connector_template"
+# The xdist worker's name ("gw0", ...), empty in a run without workers.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TEMPLATE = f"connector_template_{WORKER}" if WORKER else "connector_template"
 # The folder of this session's exchange log, when this session made it.
 _RECORD_DIR: list[Path] = []
+HOME_ENV = "CONNECTOR_HOME"
+# This process's state folder, and the CONNECTOR_HOME it replaced.
+_HOME: list[tuple[Path, str | None]] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Every sandbox of the session (in this process or a child) logs its exchanges to one
-    file, which the contract tests check at the end (tests/contract)."""
+    file, which the contract tests check at the end (tests/contract).
+
+    xdist's workers start after the controller's ``pytest_configure`` and inherit its
+    environment, so they all append to the controller's file (one ``write`` per line on an
+    ``O_APPEND`` file: lines never interleave); the controller removes it at the end.
+    """
     if not os.environ.get(RECORD_ENV):
         folder = Path(tempfile.mkdtemp(prefix="connector-exchanges-"))
         _RECORD_DIR.append(folder)
         os.environ[RECORD_ENV] = str(folder / "exchanges.jsonl")
+    # Each process of the run (each xdist worker too) gets a state folder of its own: what a
+    # test leaves under the default CONNECTOR_HOME is neither shared between workers nor put
+    # in the checkout's own (make run's).
+    _HOME.append((Path(tempfile.mkdtemp(prefix="connector-home-")), os.environ.get(HOME_ENV)))
+    os.environ[HOME_ENV] = str(_HOME[-1][0])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     for folder in _RECORD_DIR:
         shutil.rmtree(folder, ignore_errors=True)
         os.environ.pop(RECORD_ENV, None)
+    for folder, before in _HOME:
+        shutil.rmtree(folder, ignore_errors=True)
+        if before is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = before
+
+
+def exchange_log_is_this_sessions() -> bool:
+    """Did this session make the exchange log (rather than find it in the environment)?"""
+    return bool(_RECORD_DIR)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The check of the whole session's exchanges runs last, when they have all been made."""
-    items.sort(key=lambda item: item.get_closest_marker("after_all_exchanges") is not None)
+    """The check of the whole session's exchanges runs last, when they have all been made.
+
+    An xdist worker cannot know when the others are done, so in a run of other tests too the
+    check is skipped there: ``make test`` runs it alone once every worker has finished, on the
+    log they shared (and its parts side by side on workers of their own).
+    """
+    last = [item for item in items if item.get_closest_marker("after_all_exchanges")]
+    items.sort(key=lambda item: item in last)
+    if WORKER and len(last) < len(items):
+        skip = pytest.mark.skip(
+            reason="checks the whole run's exchanges: run it alone after the xdist run"
+            " (make test does)"
+        )
+        for item in last:
+            item.add_marker(skip)
 
 
 # Property tests never race a clock: a loaded CI machine must not turn a slow example into

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from tests.contract.spec import GENERAL_STATUSES, Contract, Exchange, Operation
 
@@ -67,6 +70,39 @@ class Report:
             f"401/429/5xx answers not held to an operation), "
             f"{len(self.mismatches)} mismatches"
         )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain lists and dicts, to travel from an xdist worker in a test report."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, set):
+                value = sorted(value)
+            elif isinstance(value, Counter):
+                value = dict(value)
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        report = cls()
+        for f in fields(cls):
+            # Each field's own type again (Counter, set, list, int) from its plain form.
+            setattr(report, f.name, type(getattr(report, f.name))(data[f.name]))
+        return report
+
+    def add(self, other: Report) -> None:
+        """Count ``other`` in too: the check of a disjoint part of the same log."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            setattr(self, f.name, mine | theirs if isinstance(mine, set) else mine + theirs)
+
+
+def part_of(exchange: Exchange, parts: int) -> int:
+    """Which of ``parts`` disjoint parts of a log this exchange belongs to: the same one for
+    every copy of it, in every process (so each part counts its distinct exchanges alone)."""
+    identity = json.dumps(exchange.identity()).encode()
+    return zlib.crc32(identity) % parts
 
 
 def _label(exchange: Exchange) -> str:

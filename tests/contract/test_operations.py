@@ -20,6 +20,9 @@ from tests.contract.spec import ERRATA, Exchange, shared_contract
 from triggers import TRIGGERS
 
 CONTRACT = shared_contract()
+# Loading the specs takes seconds of CPU in each process that reads them: under xdist
+# (--dist loadgroup) these tests share one worker, so one load serves them all.
+pytestmark = pytest.mark.xdist_group("contract-specs")
 
 
 def _calls(text: str) -> list[tuple[str, str]]:
