@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 
 import pytest
 import structlog
@@ -143,9 +144,11 @@ def test_asyncpg_reconnect_tracebacks_are_dropped_other_warnings_kept(
 def test_a_secret_registered_later_is_scrubbed_from_a_text_seen_before() -> None:
     # scrub() remembers what it made of texts it has seen; a new secret must not find a
     # remembered answer from before it was known.
-    text = "note with late-secret-value inside"
+    # Unique: other tests of the same process register secrets such as "secret-value".
+    secret = f"late-{uuid.uuid4().hex}"
+    text = f"note with {secret} inside"
     assert connector_logging.scrub(text) == text
-    connector_logging.register_secret("late-secret-value")
+    connector_logging.register_secret(secret)
     assert connector_logging.scrub(text) == f"note with {connector_logging.REDACTED} inside"
 
 
