@@ -174,14 +174,6 @@ UPDATE snapshot_items s SET fingerprint = d.fingerprint
 SELECT DISTINCT ON (item_key) kind, item_key, fingerprint, previous, payload
   FROM snapshot_delta WHERE item_key > $1 ORDER BY item_key, kind LIMIT $2;
 
--- name: snapshot_upsert_item
--- One item seen outside a poll (a webhook): the next poll must not report it again.
-INSERT INTO snapshot_items (flow_name, item_key, fingerprint) VALUES ($1, $2, $3)
-ON CONFLICT (flow_name, item_key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint;
-
--- name: snapshot_delete_item
-DELETE FROM snapshot_items WHERE flow_name = $1 AND item_key = $2;
-
 -- name: poll_start
 -- The start of a poll in one round trip. Takes the poll lease $1 for $2 (now $3, until $4)
 -- as lease_acquire does, unless a sibling poll of the same worker holds it already ($7

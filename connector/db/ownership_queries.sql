@@ -9,9 +9,6 @@ SELECT resource FROM leases WHERE owner = $1 AND resource LIKE 'own:%' AND expir
 -- name: release_owned
 DELETE FROM leases WHERE owner = $1 AND (resource LIKE 'own:%' OR resource = 'worker:' || $1);
 
--- name: connection_status
-SELECT status, account_fingerprint FROM connections WHERE id = $1;
-
 -- name: clear_orphaned_poll_lease
 -- A worker that died mid-poll leaves the connection's poll lease behind for up to its TTL.
 -- The new owner drops it when that worker's heartbeat is gone, so polling resumes at once; a

@@ -34,11 +34,6 @@ async def get(conn: asyncpg.Connection, *, connection_id: str) -> asyncpg.Record
     return await conn.fetchrow(q("connection_get"), connection_id)
 
 
-async def status(conn: asyncpg.Connection, *, connection_id: str) -> asyncpg.Record | None:
-    """status and account_fingerprint."""
-    return await conn.fetchrow(q("connection_status"), connection_id)
-
-
 async def mark_needs_reauth(conn: asyncpg.Connection, *, connection_id: str, reason: str) -> bool:
     """Flag an active connection; True only for the caller whose call flipped it."""
     return await conn.fetchval(q("connection_mark_needs_reauth"), connection_id, reason) is not None

@@ -17,13 +17,13 @@ from structlog.testing import capture_logs
 
 from connector import leases
 from connector.config import ActionSpec, Flow, TriggerSpec
-from connector.db.queries import q
 from connector.diff import snapshot_event_id
 from connector.engine import Poller, PollResult, poll_flow
 from connector.errors import FatalError
 from connector.events import NewEvent, record_events
 from connector.plugins import ApiClient, Item, PluginParams, SnapshotChange, Strategy, Trigger
 from connector.request_count import count_request
+from connector.store import snapshot_items
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -542,7 +542,7 @@ async def test_webhook_then_poll_is_one_event_and_ids_agree(
     async with db_pool.acquire() as conn, conn.transaction():
         eid = await snapshot_event_id(conn, "f1", ItemJoined.key, "a", "added")
         made = await record_events(conn, flow, [NewEvent(eid, "a", {"id": "a"})], source="webhook")
-        await conn.execute(q("snapshot_upsert_item"), "f1", "a", "")
+        await snapshot_items.upsert_keys(conn, flow_name="f1", item_keys=["a"], fingerprints=[""])
     result = await poll(ItemJoined)
     rows = await events(db_pool)
     assert made == 1
