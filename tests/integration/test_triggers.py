@@ -22,7 +22,7 @@ from aiolimiter import AsyncLimiter
 
 from connector.auth.tokens import StaticKey
 from connector.config import ActionSpec, Flow, TriggerSpec
-from connector.engine import PollResult, poll_flow
+from connector.engine import Poller, PollResult, poll_flow
 from connector.plugins import PluginParams, Trigger
 from connector.providers.sendpulse_client import SendPulseClient
 from connector.sandbox.channels import SmsCampaign
@@ -39,6 +39,9 @@ class Harness:
         self.sb = sb
         self.client = client
         self.pool = pool
+        # One poller, as a worker has: polls of two flows of one connection, at once, share
+        # its lease instead of each releasing it under the other.
+        self.poller = Poller()
 
     @property
     def state(self) -> State:
@@ -64,6 +67,7 @@ class Harness:
             pool=self.pool,
             worker="w1",
             clock=self.sb.clock.datetime,
+            poller=self.poller,
         )
 
     async def payloads(self, flow: Flow) -> list[dict[str, Any]]:
